@@ -1,0 +1,1 @@
+"""ecglens.analysis: delineation, intervals, ST measurement and STEMI rules."""

@@ -1,0 +1,260 @@
+"""Read and write :class:`~digitize.record.ECGRecord` as WFDB, CSV and JSON.
+
+WFDB goes through the ``wfdb`` package. NaN samples are written as WFDB's invalid sample
+value (-32768 in format 16) and come back as NaN; units are mV; age, sex, provenance and
+per-lead confidence are kept in header comments (``# ecglens: {...json...}``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitize.errors import InputError, RecordError
+from digitize.record import ECGRecord
+
+log = logging.getLogger(__name__)
+
+SIGNAL_SUFFIXES = {".hea", ".dat", ".csv", ".json", ""}
+_WFDB_INVALID_16 = -32768
+_ECGLENS_COMMENT = "ecglens:"
+
+
+def _record_stem(path: Path) -> Path:
+    """``rec``, ``rec.hea`` or ``rec.dat`` → ``rec`` (the WFDB record path without suffix)."""
+    if path.suffix.lower() in {".hea", ".dat", ".mat"}:
+        return path.with_suffix("")
+    return path
+
+
+def is_signal_file(path: str | Path) -> bool:
+    """True if ``path`` names a WFDB record (with or without ``.hea``), a CSV or a JSON record."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".json", ".hea"}:
+        return True
+    return suffix in {"", ".dat"} and _record_stem(path).with_suffix(".hea").exists()
+
+
+def read_record(path: str | Path, fs: float | None = None) -> ECGRecord:
+    """Read a record from WFDB (``rec``/``rec.hea``), CSV or JSON.
+
+    Parameters
+    ----------
+    path
+        The file. For WFDB the header suffix is optional.
+    fs
+        Sampling rate in Hz for CSV files that carry no time column (default 500 Hz).
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable or not a record; the message names the file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path, fs=fs)
+    if suffix == ".json":
+        return read_json(path)
+    return read_wfdb(path)
+
+
+# ---------------------------------------------------------------------------- WFDB
+def _parse_comments(comments: list[str]) -> dict[str, Any]:
+    info: dict[str, Any] = {"comments": list(comments)}
+    for line in comments:
+        text = line.strip()
+        if text.startswith(_ECGLENS_COMMENT):
+            try:
+                info["ecglens"] = json.loads(text[len(_ECGLENS_COMMENT):])
+            except json.JSONDecodeError:
+                log.warning("ignoring an unreadable ecglens header comment: %s", text[:80])
+            continue
+        match = re.match(r"^<?\s*(age|sex)\s*>?\s*:\s*(.+)$", text, flags=re.IGNORECASE)
+        if match:
+            key, value = match.group(1).lower(), match.group(2).strip()
+            if key == "age":
+                number = re.match(r"^\d+(\.\d+)?", value)
+                if number and float(number.group(0)) < 150:
+                    info["age"] = float(number.group(0))
+            else:
+                info["sex"] = value
+    return info
+
+
+def read_wfdb(path: str | Path) -> ECGRecord:
+    """Read a WFDB record in mV (any format wfdb reads, FLAC included)."""
+    import wfdb
+
+    stem = _record_stem(Path(path))
+    header = stem.with_suffix(".hea")
+    if not header.exists():
+        raise InputError("no such WFDB record (missing .hea header)", header)
+    try:
+        rec = wfdb.rdrecord(str(stem), return_res=64)
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename).name if getattr(exc, "filename", None) else "a signal file"
+        raise InputError(f"WFDB signal file missing: {missing}", header) from exc
+    except Exception as exc:  # wfdb raises many types for corrupt headers and data
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"corrupt or unreadable WFDB record ({reason})", header) from exc
+    if rec.p_signal is None:
+        raise InputError("WFDB record has no signal", header)
+    signal = np.asarray(rec.p_signal, dtype=np.float64)
+    units = [str(u or "mV").strip() for u in (rec.units or ["mV"] * signal.shape[1])]
+    for k, unit in enumerate(units):
+        scale = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}.get(unit.lower())
+        if scale is None:
+            log.warning("%s: lead %s has unit %r; read as mV", header, rec.sig_name[k], unit)
+            scale = 1.0
+        signal[:, k] *= scale
+    info = _parse_comments(list(rec.comments or []))
+    extra = info.get("ecglens") or {}
+    provenance = dict(extra.get("provenance") or {})
+    provenance.setdefault("source", str(stem))
+    provenance.setdefault("producer", "wfdb file")
+    confidence = extra.get("confidence")
+    if confidence is not None and len(confidence) != signal.shape[1]:
+        confidence = None
+    try:
+        return ECGRecord(
+            signal=signal, fs=float(rec.fs), leads=tuple(rec.sig_name),
+            age=extra.get("age", info.get("age")), sex=extra.get("sex", info.get("sex")),
+            provenance=provenance,
+            confidence=tuple(confidence) if confidence is not None else None,
+        )
+    except RecordError as exc:
+        raise InputError(exc.reason, header) from exc
+
+
+def write_wfdb(record: ECGRecord, path: str | Path) -> Path:
+    """Write ``record`` as a WFDB record (format 16, mV, NaN → invalid sample).
+
+    Returns the path of the header. The gain per lead is 1000 units/mV (1 µV) unless the
+    lead's range needs less to fit 16 bits.
+    """
+    import wfdb
+
+    stem = _record_stem(Path(path))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    signal = record.signal
+    gains = []
+    digital = np.empty(signal.shape, dtype=np.int32)
+    for k in range(signal.shape[1]):
+        column = signal[:, k]
+        finite = np.isfinite(column)
+        peak = float(np.max(np.abs(column[finite]))) if finite.any() else 0.0
+        gain = 1000.0 if peak * 1000.0 < 32000 else float(np.floor(32000.0 / peak))
+        gain = max(gain, 1.0)
+        gains.append(gain)
+        values = np.where(finite, np.round(np.nan_to_num(column) * gain), _WFDB_INVALID_16)
+        digital[:, k] = np.clip(values, _WFDB_INVALID_16, 32767)
+    meta = {
+        "age": record.age, "sex": record.sex, "provenance": dict(record.provenance),
+        "confidence": [round(c, 4) for c in record.confidence],
+    }
+    comments = []
+    if record.age is not None:
+        comments.append(f"age: {record.age:g}")
+    if record.sex is not None:
+        comments.append(f"sex: {record.sex}")
+    comments.append(_ECGLENS_COMMENT + " " + json.dumps(meta, default=str, separators=(",", ":")))
+    n_leads = signal.shape[1]
+    try:
+        wfdb.wrsamp(
+            record_name=stem.name, fs=record.fs, units=["mV"] * n_leads,
+            sig_name=list(record.leads), d_signal=digital.astype(np.int16), fmt=["16"] * n_leads,
+            adc_gain=gains, baseline=[0] * n_leads, comments=comments, write_dir=str(stem.parent),
+        )
+    except OSError as exc:
+        raise InputError(f"cannot write WFDB record ({exc.strerror or exc})", stem) from exc
+    return stem.with_suffix(".hea")
+
+
+# ---------------------------------------------------------------------------- CSV
+_TIME_COLUMNS = {"time", "t", "time_s", "seconds", "sec", "s"}
+
+
+def read_csv(path: str | Path, fs: float | None = None) -> ECGRecord:
+    """Read a CSV with one column per lead (header row of lead names), values in mV.
+
+    A first column named ``time``/``time_s``/``t`` gives the sampling rate; otherwise ``fs``
+    (default 500 Hz). Empty cells and ``nan`` are NaN.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    try:
+        with path.open(newline="") as handle:
+            rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"unreadable CSV ({exc})", path) from exc
+    if len(rows) < 2:
+        raise InputError("CSV has no data rows", path)
+    header = [cell.strip() for cell in rows[0]]
+    try:
+        values = np.array(
+            [[float(cell) if cell.strip() not in {"", "nan", "NaN", "NA"} else np.nan
+              for cell in row] for row in rows[1:]], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"CSV has a non-numeric cell ({exc})", path) from exc
+    if values.ndim != 2 or values.shape[1] != len(header):
+        raise InputError("CSV rows do not all have one value per header column", path)
+    if header[0].lower() in _TIME_COLUMNS:
+        steps = np.diff(values[:, 0])
+        if len(steps) == 0 or not np.all(steps > 0):
+            raise InputError("CSV time column is not increasing", path)
+        fs = 1.0 / float(np.median(steps))
+        header, values = header[1:], values[:, 1:]
+    elif fs is None:
+        log.info("%s: no time column; assuming 500 Hz", path)
+        fs = 500.0
+    try:
+        return ECGRecord(signal=values, fs=fs, leads=tuple(header),
+                         provenance={"source": str(path), "producer": "csv file"})
+    except RecordError as exc:
+        raise InputError(exc.reason, path) from exc
+
+
+def write_csv(record: ECGRecord, path: str | Path) -> Path:
+    """Write ``time_s`` plus one column per lead in mV; NaN as an empty cell."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["time_s", *record.leads])
+        for i, t in enumerate(record.time_s):
+            writer.writerow([f"{t:.6f}"] + ["" if not np.isfinite(v) else f"{v:.6f}"
+                                            for v in record.signal[i]])
+    return path
+
+
+# ---------------------------------------------------------------------------- JSON
+def read_json(path: str | Path) -> ECGRecord:
+    """Read a record written by :func:`write_json`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"unreadable JSON ({exc})", path) from exc
+    try:
+        return ECGRecord.from_dict(data)
+    except RecordError as exc:
+        raise InputError(exc.reason, path) from exc
+
+
+def write_json(record: ECGRecord, path: str | Path) -> Path:
+    """Write the record as JSON (NaN → ``null``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record.to_dict(), default=str))
+    return path

@@ -1,0 +1,154 @@
+"""How well a read record matches the truth: the PhysioNet/CinC Challenge 2024 SNR, r, RMSE.
+
+The SNR follows the Challenge scorer (``evaluation-2024``; see ``shared/research/anchors.md``
+§1.1): a 256-level binary image of each series, Gaussian blur σ = 0.5 px, 2-D
+cross-correlation to find a time lag and a vertical offset, applied only if the lag is at most
+0.5 s and the offset at most 1 mV; then 10·log10(signal power / error power) over samples
+finite in both, multiplied by the fraction α of finite reference samples the estimate covers
+(0 dB if it covers none).
+
+One deliberate difference: a perfect reconstruction (error power 0) scores ``max_snr_db``
+(120 dB) instead of the Challenge's NaN, which would silently drop it from a mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from digitize.record import ECGRecord
+
+MAX_SNR_DB = 120.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LeadScore:
+    """Agreement of one estimated lead with its reference.
+
+    Attributes
+    ----------
+    snr_db
+        Challenge-2024 SNR in dB (already multiplied by ``alpha``); NaN if the reference lead
+        has no finite sample or is all zero.
+    alpha
+        Fraction of finite reference samples that the estimate covers.
+    lag_samples, offset_mv
+        The alignment that was applied (0 if it was out of bounds and rejected).
+    pearson_r
+        Pearson correlation on the samples finite in both (after alignment); NaN if < 3.
+    rmse_uv
+        Root-mean-square error in µV on those samples.
+    """
+
+    snr_db: float
+    alpha: float
+    lag_samples: int
+    offset_mv: float
+    pearson_r: float
+    rmse_uv: float
+
+
+def _binary_image(x: np.ndarray, low: float, high: float, length: int) -> np.ndarray:
+    image = np.zeros((256, length))
+    finite = np.flatnonzero(np.isfinite(x))
+    if len(finite) == 0:
+        return image
+    span = high - low if high > low else 1.0
+    rows = np.clip(np.round(255.0 * (x[finite] - low) / span + 1.0), 1, 256).astype(int) - 1
+    image[rows, finite] = 1.0
+    return image
+
+
+def align(reference: np.ndarray, estimate: np.ndarray, fs: float) -> tuple[np.ndarray, int, float]:
+    """Align ``estimate`` to ``reference`` as the Challenge scorer does.
+
+    Returns the shifted and offset estimate, the lag in samples and the offset in mV
+    (both 0 when the found shift exceeds 0.5 s or 1 mV, or when either series is empty).
+    """
+    from scipy.ndimage import gaussian_filter
+    from scipy.signal import fftconvolve
+
+    estimate = np.asarray(estimate, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    both = np.concatenate([reference[np.isfinite(reference)], estimate[np.isfinite(estimate)]])
+    if not np.isfinite(reference).any() or not np.isfinite(estimate).any():
+        return estimate, 0, 0.0
+    low, high = float(both.min()), float(both.max())
+    length = max(len(reference), len(estimate))
+    image_ref = gaussian_filter(_binary_image(reference, low, high, length), 0.5)
+    image_est = gaussian_filter(_binary_image(estimate, low, high, length), 0.5)
+    cross = fftconvolve(image_ref, image_est[::-1, ::-1], mode="full")
+    auto = fftconvolve(image_ref, image_ref[::-1, ::-1], mode="full")
+    peak_cross = np.unravel_index(int(np.argmax(cross)), cross.shape)
+    peak_auto = np.unravel_index(int(np.argmax(auto)), auto.shape)
+    lag = int(peak_auto[1] - peak_cross[1])
+    offset = float((peak_auto[0] - peak_cross[0]) * (high - low) / 255.0)
+    if abs(lag) > round(0.5 * fs) or abs(offset) > 1.0:
+        return estimate, 0, 0.0
+    shifted = np.full(len(estimate), np.nan)
+    if lag >= 0:
+        shifted[: len(estimate) - lag] = estimate[lag:]
+    else:
+        shifted[-lag:] = estimate[: len(estimate) + lag]
+    return shifted - offset, lag, offset
+
+
+def score_lead(reference: np.ndarray, estimate: np.ndarray, fs: float, shift: bool = True,
+               max_snr_db: float = MAX_SNR_DB) -> LeadScore:
+    """Score one lead (both in mV at the same ``fs``); see :class:`LeadScore`."""
+    reference = np.asarray(reference, dtype=float)
+    estimate = np.asarray(estimate, dtype=float)
+    lag, offset = 0, 0.0
+    if shift:
+        estimate, lag, offset = align(reference, estimate, fs)
+    length = max(len(reference), len(estimate))
+    ref = np.full(length, np.nan)
+    est = np.full(length, np.nan)
+    ref[: len(reference)] = reference
+    est[: len(estimate)] = estimate
+    finite_ref = np.isfinite(ref)
+    both = finite_ref & np.isfinite(est)
+    n_ref, n_both = int(finite_ref.sum()), int(both.sum())
+    nan = float("nan")
+    if n_ref == 0:
+        return LeadScore(nan, nan, lag, offset, nan, nan)
+    alpha = n_both / n_ref
+    if n_both == 0:
+        return LeadScore(0.0, 0.0, lag, offset, nan, nan)
+    error = ref[both] - est[both]
+    signal_power = float(np.mean(ref[both] ** 2))
+    noise_power = float(np.mean(error**2))
+    if signal_power <= 0:
+        snr = nan
+    elif noise_power <= 0:
+        snr = max_snr_db
+    else:
+        snr = min(max_snr_db, 10.0 * math.log10(signal_power / noise_power))
+    r = nan
+    if n_both >= 3 and np.std(ref[both]) > 0 and np.std(est[both]) > 0:
+        r = float(np.corrcoef(ref[both], est[both])[0, 1])
+    rmse_uv = 1000.0 * math.sqrt(noise_power)
+    return LeadScore(snr * alpha, alpha, lag, offset, r, rmse_uv)
+
+
+def score_record(truth: ECGRecord, estimate: ECGRecord, shift: bool = True) -> dict[str, LeadScore]:
+    """Score every lead of ``truth`` that has a finite sample against ``estimate``.
+
+    The estimate is resampled to the truth's rate if needed; a lead missing from the estimate
+    scores 0 dB (α = 0). Returns ``{lead: LeadScore}``.
+    """
+    if abs(estimate.fs - truth.fs) > 1e-6:
+        estimate = estimate.resample(truth.fs)
+    scores: dict[str, LeadScore] = {}
+    for k, name in enumerate(truth.leads):
+        reference = truth.signal[:, k]
+        if not np.isfinite(reference).any():
+            continue
+        if name in estimate.leads:
+            est = estimate.signal[:, estimate.leads.index(name)]
+        else:
+            est = np.full(truth.n_samples, np.nan)
+        scores[name] = score_lead(reference, est, truth.fs, shift=shift)
+    return scores
