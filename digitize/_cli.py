@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUTDIR/<stem>.hea/.dat (12 leads, mV, 500 Hz, NaN where not printed), <stem>.json "
         "and <stem>_overlay.png. A bad file is reported and skipped; exit code 1 if any failed.",
     )
-    digitize.add_argument("inputs", nargs="+", metavar="INPUT", help="image or PDF files, or folders")
+    digitize.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="image or PDF files, or folders")
     digitize.add_argument("-o", "--outdir", required=True, help="output folder")
     digitize.add_argument("--json", action="store_true", help="print a JSON summary per page")
     digitize.add_argument("--dpi", type=float, default=None,
@@ -52,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        "benchmark set)")
     score.add_argument("read_dir", help="folder of read records (from `ecglens digitize`)")
     score.add_argument("--out", default=None, help="write score.json and score.md into this folder")
-    score.add_argument("--no-shift", action="store_true", help="score without the 0.5 s/1 mV alignment")
+    score.add_argument("--no-shift", action="store_true",
+                       help="score without the 0.5 s/1 mV alignment")
     score.set_defaults(func=_run_score)
 
 

@@ -151,7 +151,8 @@ class ECGRecord:
         if key == "-aVR" and "aVR" in self.leads:
             return -self.signal[:, self.leads.index("aVR")]
         if key not in self.leads:
-            raise RecordError(f"lead {name!r} is not in this record (leads: {', '.join(self.leads)})",
+            present = ", ".join(self.leads)
+            raise RecordError(f"lead {name!r} is not in this record (leads: {present})",
                               self.provenance.get("source"))
         return self.signal[:, self.leads.index(key)]
 
@@ -194,7 +195,7 @@ class ECGRecord:
         if abs(fs - self.fs) < 1e-9:
             return self
         ratio = Fraction(fs / self.fs).limit_denominator(1000)
-        n_out = int(round(self.n_samples * fs / self.fs))
+        n_out = round(self.n_samples * fs / self.fs)
         out = np.full((n_out, self.signal.shape[1]), np.nan)
         for k in range(self.signal.shape[1]):
             out[:, k] = _resample_nan_aware(self.signal[:, k], self.fs, fs, ratio, n_out)
@@ -211,7 +212,8 @@ class ECGRecord:
             "provenance": dict(self.provenance),
             "confidence": list(self.confidence),
             "signal": {
-                name: [None if not np.isfinite(v) else round(float(v), 6) for v in self.signal[:, k]]
+                name: [None if not np.isfinite(v) else round(float(v), 6)
+                       for v in self.signal[:, k]]
                 for k, name in enumerate(self.leads)
             },
         }
