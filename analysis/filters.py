@@ -56,7 +56,7 @@ class FilterSpec:
 
 def _filter_run(x: np.ndarray, fs: float, spec: FilterSpec) -> np.ndarray:
     nyq = fs / 2.0
-    pad = min(len(x) - 1, int(round(fs)))
+    pad = min(len(x) - 1, round(fs))
     y = x - np.median(x)
     if spec.highpass_hz > 0:
         sos = sps.butter(2, spec.highpass_hz / nyq, btype="highpass", output="sos")
@@ -86,7 +86,7 @@ def filter_lead(x: np.ndarray, fs: float, spec: FilterSpec | None = None) -> np.
     spec = spec or FilterSpec()
     x = np.asarray(x, dtype=float)
     out = np.full(x.shape, np.nan)
-    min_run = int(round(MIN_RUN_S * fs))
+    min_run = round(MIN_RUN_S * fs)
     for start, stop in finite_runs(np.isfinite(x)):
         if stop - start < max(min_run, 16):
             continue

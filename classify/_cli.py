@@ -7,3 +7,47 @@ import argparse
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's sub-commands to the ``ecglens`` parser."""
+    p = subparsers.add_parser(
+        "classify", help="PTB-XL superclass probabilities (NORM, MI, STTC, CD, HYP) of a record "
+        "or a paper ECG, and AAMI labels of the lead-II beats",
+        description="Classify a WFDB/CSV/JSON record or an image/PDF of a paper ECG (read by "
+        "`ecglens digitize` first) with the committed 1-D CNN: per-class probabilities, the "
+        "decision thresholds (max F1 on PTB-XL fold 9), the model version and the disclaimer. "
+        "Beats of lead II (a page's rhythm strip) are labelled N/S/V/F/Q.",
+    )
+    p.add_argument("input", metavar="INPUT", help="WFDB (.hea), CSV, JSON, PNG/JPEG/... or PDF")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--saliency", metavar="OUT.png", default=None,
+                   help="write an integrated-gradient saliency plot for the most probable "
+                   "class (for a page also OUT_overlay.png on the digitizer's overlay)")
+    p.add_argument("--no-beats", action="store_true", help="skip the beat labels")
+    p.set_defaults(func=_run_classify)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from classify.report import classify_input
+
+    reports = classify_input(Path(args.input), saliency_png=args.saliency,
+                             beats=not args.no_beats)
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1))
+        return 0
+    for rep in reports:
+        print(f"{rep['source']}" + (f" (page {rep['page']})" if rep.get("page") else ""))
+        print(f"  model {rep['model_version']}")
+        print("  class  probability  threshold  decision")
+        for c in rep["classes"]:
+            flag = "POSITIVE" if c in rep["positive"] else "-"
+            print(f"  {c:<5}  {rep['probabilities'][c]:11.3f}  {rep['thresholds'][c]:9.3f}  "
+                  f"{flag}")
+        beats = rep.get("beats")
+        if beats and beats.get("counts"):
+            counts = ", ".join(f"{k} {v}" for k, v in beats["counts"].items() if v)
+            print(f"  beats (lead {beats['lead']}, {beats['duration_s']:.1f} s): {counts}")
+        for path in rep.get("saliency_png", []):
+            print(f"  saliency: {path}")
+        print(f"  {rep['disclaimer']}")
+    return 0

@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--dpi", type=float, default=200.0, help="resolution (72-600 dpi)")
     render.add_argument("--grid", default="red", help="grid colour (red, pink, orange, green, "
                         "blue, grey, bw, none)")
+    render.add_argument("--font", default=None, help="label font (hershey_simplex, "
+                        "hershey_duplex, hershey_complex, hershey_triplex, sans, serif, mono, ...)")
+    render.add_argument("--label-position", default=None,
+                        help="lead label position: top-left, baseline or bottom-left")
     render.set_defaults(func=_run_render)
 
     # ---------------------------------------------------------------- digitize

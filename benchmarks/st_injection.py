@@ -1,0 +1,225 @@
+"""Known-truth ST test: add a J-to-T-end ST shift of known size to real LUDB records.
+
+Records: LUDB records with an empty Ischemia cell, no pacing, no complete bundle-branch block,
+and a baseline ecglens measurement with |ST at J| ≤ 0.05 mV in every lead (so the injected
+shift dominates). For every beat, the J point and T end found by ecglens on the un-injected
+record place the window (LUDB annotates only the middle beats); the shift is a plateau from J
+to T end, ramped up over the last 20 ms of the QRS and down over the last 20 ms of T,
+added to the raw signal of the chosen leads before any filtering. Sizes 0.05–0.4 mV, elevation
+and depression, in contiguous and non-contiguous lead sets.
+
+Scored:
+* ST error: measured ST at J − (baseline ST at J + shift) in the injected leads, and the change
+  in the other leads.
+* Rule firing: the ST-elevation rule must fire when every injected lead of a contiguous set is
+  ≥ 0.06 mV above its threshold, must not fire when ≥ 0.06 mV below it or when the set is not
+  contiguous (borderline sizes are reported, not scored); the territories must be the expected
+  ones. V1–V3 depression ≥ 0.1 mV must raise the posterior flag and never a STEMI call.
+
+Usage: ``.venv/bin/python benchmarks/st_injection.py [--records 20]`` (~1–2 min).
+Writes ``benchmarks/out/st_injection.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analysis.ludb import read_ludb_record  # noqa: E402
+from analysis.report import analyze_record  # noqa: E402
+from analysis.stemi import v2v3_threshold_mv  # noqa: E402
+from digitize.record import ECGRecord  # noqa: E402
+
+LEAD_SETS: dict[str, tuple[tuple[str, ...], bool, set[str]]] = {
+    # name: (leads, contiguous, expected territories)
+    "inferior II-III-aVF": (("II", "III", "aVF"), True, {"inferior"}),
+    "anterior V2-V3-V4": (("V2", "V3", "V4"), True, {"septal", "anterior"}),
+    "septal V1-V2": (("V1", "V2"), True, {"septal"}),
+    "lateral I-aVL-V5-V6": (("I", "aVL", "V5", "V6"), True, {"lateral"}),
+    "non-contiguous V1+V4": (("V1", "V4"), False, set()),
+    "non-contiguous I+III": (("I", "III"), False, set()),
+    "non-contiguous aVL+V3+V6": (("aVL", "V3", "V6"), False, set()),
+}
+SIZES_MV = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
+MARGIN_MV = 0.06
+
+
+def inject(record: ECGRecord, windows: list[tuple[int, int]], leads: tuple[str, ...],
+           shift_mv: float) -> ECGRecord:
+    """Add ``shift_mv`` from each J to T end in ``leads``.
+
+    Full size from the annotated J point to 20 ms before T end; raised-cosine ramps over the
+    last 20 ms of the QRS (as an injury current moves the terminal QRS) and the last 20 ms of T.
+    """
+    fs = record.fs
+    bump = np.zeros(record.n_samples)
+    ramp = max(2, int(0.02 * fs))
+    r = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, ramp))
+    for j, t_end in windows:
+        if t_end - j < 2 * ramp or j < ramp:
+            continue
+        bump[j:t_end] = 1.0
+        bump[j - ramp:j] = r
+        bump[t_end - ramp:t_end] = r[::-1]
+    signal = record.signal.copy()
+    for lead in leads:
+        signal[:, record.leads.index(lead)] += shift_mv * bump
+    return record.replace(signal=signal)
+
+
+def beat_windows(record: ECGRecord) -> list[tuple[int, int]]:
+    """(J, T end) sample pairs of every beat, from ecglens on the un-injected record.
+
+    LUDB's annotations cover only the middle beats and differ between leads by up to ~20 ms, so
+    the window is placed with the global J point and T end of the un-injected median beat,
+    applied to every detected beat. The injected size is then known exactly at that J point; the
+    J-point error against the experts is measured by ``ludb_delineation.py``.
+    """
+    from analysis import delineate
+    from analysis.filters import filter_record
+
+    x = filter_record(record)
+    beats = delineate.detect_beats(x, record.fs)
+    med = delineate.median_beats(x, record.fs, beats)
+    fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
+    j_off, t_off = fid.j_point - med.pre, fid.t_end - med.pre
+    return [(int(a + j_off), int(a + t_off)) for a in beats.anchors
+            if a + j_off >= 0 and a + t_off < record.n_samples]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ludb", type=Path, default=REPO.parent / "shared" / "data" / "ludb")
+    parser.add_argument("--records", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    import pandas as pd
+
+    table = pd.read_csv(args.ludb / "ludb.csv")
+    chosen = []
+    for _, row in table.iterrows():
+        if len(chosen) >= args.records:
+            break
+        if isinstance(row["Ischemia"], str) or isinstance(row["Cardiac pacing"], str):
+            continue
+        cond = row["Conduction abnormalities"] if isinstance(row["Conduction abnormalities"],
+                                                              str) else ""
+        if "Complete" in cond:
+            continue
+        rec = read_ludb_record(args.ludb / "data" / str(int(row["ID"]))).standard12()
+        base = analyze_record(rec)
+        if not base.measurable or base.stemi is None or base.stemi.confounders:
+            continue
+        if max(abs(lv.st_j_mv) for lv in base.st) > 0.05:
+            continue
+        chosen.append((int(row["ID"]), rec, base))
+    t0 = time.time()
+    st_err, other_err, outcomes = [], [], []
+    for rid, rec, base in chosen:
+        base_st = {lv.lead: lv.st_j_mv for lv in base.st}
+        windows = beat_windows(rec)
+        v23, _ = v2v3_threshold_mv(rec.sex, rec.age)
+        for set_name, (leads, contiguous, territories) in LEAD_SETS.items():
+            for size in SIZES_MV:
+                for sign in (+1, -1):
+                    shift = sign * size
+                    rep = analyze_record(inject(rec, windows, leads, shift))
+                    if not rep.measurable:
+                        outcomes.append({"id": rid, "set": set_name, "shift": shift,
+                                         "scored": True, "ok": False, "why": "not measurable"})
+                        continue
+                    st = rep.st_by_lead()
+                    for lead in rec.leads:
+                        delta = st[lead].st_j_mv - base_st[lead]
+                        if lead in leads:
+                            st_err.append({"lead": lead, "size": abs(shift),
+                                           "err": delta - shift})
+                        else:
+                            other_err.append(delta)
+                    rule = next(r for r in rep.stemi.rules if r.name.startswith("ST elevation"))
+                    margins = [base_st[x] + shift - (v23 if x in ("V2", "V3") else 0.1)
+                               for x in leads]
+                    if shift > 0 and contiguous and min(margins) >= MARGIN_MV:
+                        expect: bool | None = True
+                    elif not contiguous or max(margins) <= -MARGIN_MV:
+                        expect = False
+                    else:
+                        expect = None
+                    terr_ok = (set(t for t in rep.stemi.territories if t != "posterior")
+                               == territories) if expect else True
+                    posterior = next(r for r in rep.stemi.rules if r.name.startswith("posterior"))
+                    post_expect = (shift <= -0.1 and set(leads) & {"V1", "V2", "V3"}
+                                   and contiguous and set_name.startswith(("anterior", "septal")))
+                    outcomes.append({
+                        "id": rid, "set": set_name, "shift": shift, "expect": expect,
+                        "fired": bool(rule.fired), "territories": list(rep.stemi.territories),
+                        "territory_ok": terr_ok, "detected": rep.stemi.detected,
+                        "er_suppressed": bool(rule.fired and not rep.stemi.detected),
+                        "posterior_expected": bool(post_expect),
+                        "posterior_fired": bool(posterior.fired),
+                        "scored": expect is not None,
+                        "ok": (expect is None) or (rule.fired == expect and terr_ok)})
+    seconds = time.time() - t0
+    err = np.array([e["err"] for e in st_err])
+    scored = [o for o in outcomes if o.get("scored")]
+    should = [o for o in scored if o.get("expect")]
+    shouldnt = [o for o in scored if o.get("expect") is False]
+    fired_ok = sum(1 for o in should if o.get("fired"))
+    terr_ok = sum(1 for o in should if o.get("fired") and o.get("territory_ok"))
+    quiet_ok = sum(1 for o in shouldnt if not o.get("fired"))
+    dep_false = [o for o in outcomes if o.get("shift", 0) < 0 and o.get("detected")]
+    post = [o for o in outcomes if o.get("posterior_expected")]
+    post_ok = sum(1 for o in post if o.get("posterior_fired"))
+    er = sum(1 for o in should if o.get("er_suppressed"))
+    by_size = {}
+    for size in SIZES_MV:
+        e = np.array([x["err"] for x in st_err if abs(x["size"] - size) < 1e-9])
+        by_size[size] = (float(np.median(np.abs(e))), float(np.percentile(np.abs(e), 90)),
+                         float(np.mean(e)))
+    lines = [f"# ST injection on {len(chosen)} LUDB records ({[c[0] for c in chosen]}), "
+             f"{len(outcomes)} injected records, {seconds:.0f} s", "",
+             f"- ST error in injected leads (mV): median abs {np.median(np.abs(err)):.3f}, "
+             f"P90 abs {np.percentile(np.abs(err), 90):.3f}, mean {err.mean():+.3f} "
+             f"(n = {err.size} lead measurements)",
+             f"- change in non-injected leads (mV): median abs "
+             f"{np.median(np.abs(other_err)):.3f}, "
+             f"P90 abs {np.percentile(np.abs(other_err), 90):.3f}",
+             f"- ST-elevation rule fired when it should: {fired_ok}/{len(should)}; with exactly "
+             f"the expected territories: {terr_ok}/{len(should)}",
+             f"- stayed silent when it should: {quiet_ok}/{len(shouldnt)} "
+             f"(non-contiguous sets, sizes below threshold − {MARGIN_MV} mV, depressions)",
+             f"- borderline (within ±{MARGIN_MV} mV of a threshold, not scored): "
+             f"{len(outcomes) - len(scored)}",
+             f"- final STEMI call withheld by the early-repolarisation formula although the "
+             f"rule fired: {er}/{len(should)}",
+             f"- STEMI called on a depression-only injection: {len(dep_false)}",
+             f"- posterior flag on V1–V3 depression ≥ 0.1 mV: {post_ok}/{len(post)}", "",
+             "| size (mV) | median abs error | P90 abs error | mean error |", "|---|---|---|---|"]
+    for size, (med, p90, mean) in by_size.items():
+        lines.append(f"| {size:.2f} | {med:.3f} | {p90:.3f} | {mean:+.3f} |")
+    failures = [o for o in scored if not o["ok"]]
+    lines += ["", f"## Scored failures ({len(failures)})", ""]
+    for o in failures[:40]:
+        lines.append(f"- record {o['id']}, {o['set']}, {o['shift']:+.2f} mV: expected "
+                     f"{o.get('expect')}, fired {o.get('fired')}, territories "
+                     f"{o.get('territories')}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "st_injection.md").write_text("\n".join(lines) + "\n")
+    (args.out / "st_injection.json").write_text(json.dumps(
+        {"records": [c[0] for c in chosen], "outcomes": outcomes}, indent=1, default=str))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""What ``ecglens classify INPUT`` reports: one JSON-ready dict per record or page."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitize.record import ECGRecord, finite_runs
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pdf", ".webp"}
+MIN_BEAT_STRIP_S = 4.0
+
+
+def beat_summary(record: ECGRecord, lead: str = "II") -> dict[str, Any] | None:
+    """AAMI labels of the beats in the longest finite run of ``lead`` (≥ 4 s), or None."""
+    from classify.beats import BEAT_CLASSES, label_beats
+
+    if not record.has_lead(lead):
+        return None
+    x = record.lead(lead)
+    runs = finite_runs(np.isfinite(x))
+    if not runs:
+        return None
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    if (b - a) / record.fs < MIN_BEAT_STRIP_S:
+        return None
+    segment = x[a:b]
+    beats = label_beats(segment, record.fs)
+    counts = Counter(bt.label for bt in beats)
+    return {
+        "lead": lead, "start_s": a / record.fs, "duration_s": (b - a) / record.fs,
+        "counts": {c: int(counts.get(c, 0)) for c in BEAT_CLASSES},
+        "beats": [{"time_s": round(a / record.fs + bt.time_s, 3), "label": bt.label,
+                   "probability": round(bt.probability, 3)} for bt in beats],
+        "note": "MIT-BIH DS1-trained beat classifier (inter-patient); Q is never learnt "
+                "(8 DS1 beats)",
+    }
+
+
+def classify_one(record: ECGRecord, source: str, page: int | None = None,
+                 saliency_png: str | Path | None = None, digitized: Any = None,
+                 beats: bool = True) -> dict[str, Any]:
+    """Classification (+ beats, + saliency plots) of one record as a JSON-ready dict."""
+    from classify.predict import classify_record, draw_saliency_on_page, plot_saliency, saliency
+
+    result = classify_record(record)
+    out: dict[str, Any] = {"source": source, "page": page, **result.to_dict()}
+    out["input"] = {"fs_hz": record.fs, "duration_s": round(record.duration_s, 3),
+                    "from": "paper (ecglens digitize)" if digitized is not None else "file"}
+    if beats:
+        try:
+            out["beats"] = beat_summary(record)
+        except Exception as exc:  # the beat part must not sink the classification
+            log.warning("beat labelling failed: %s", exc)
+            out["beats"] = None
+    if saliency_png:
+        top = max(result.probabilities, key=lambda c: result.probabilities[c])
+        sal = saliency(record, classes=(top,))
+        base = Path(saliency_png)
+        if page is not None:
+            base = base.with_name(f"{base.stem}_p{page}{base.suffix or '.png'}")
+        paths = [plot_saliency(sal, base, top)]
+        if digitized is not None:
+            paths.append(draw_saliency_on_page(digitized, sal, top,
+                                               base.with_name(base.stem + "_overlay.png")))
+        out["saliency_png"] = [str(p) for p in paths]
+        out["saliency_spans"] = [
+            {"lead": lead, "t0_s": round(t0, 2), "t1_s": round(t1, 2), "weight": round(w, 4)}
+            for lead, t0, t1, w in sal.spans(top)[:10]]
+        out["saliency_class"] = top
+    return out
+
+
+def classify_input(path: Path, saliency_png: str | Path | None = None,
+                   beats: bool = True) -> list[dict[str, Any]]:
+    """Classify a record file or every page of an image/PDF."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        from digitize.pipeline import digitize_file
+
+        results = digitize_file(path)
+        multi = len(results) > 1
+        return [classify_one(r.record, str(path), r.page_index + 1 if multi else None,
+                             saliency_png, digitized=r, beats=beats) for r in results]
+    from digitize.io import read_record
+
+    record = read_record(path)
+    return [classify_one(record, str(path), None, saliency_png, beats=beats)]

@@ -1,0 +1,300 @@
+"""Calibration: the 1-mV pulse at the start of each row, and the printed settings line.
+
+A calibration pulse is a rectangle 1 mV tall (``gain`` mm) and 0.2 s wide (5 mm at 25 mm/s,
+10 mm at 50 mm/s) whose bottom is the row's 0 mV line. Each row's pulse is found by matching
+rectangle templates (every gain × speed × bottom line) against the ink darkness: all five
+sides (lead-in, rising edge, top, falling edge, lead-out) must be inked, so a 10-mm pulse
+is never read as 20 mm (its top is missing there) nor as 5 mm (no top line at 5 mm), even
+where pulses of neighbouring rows overlap. The settings line (``25 mm/s 10 mm/mV``) read by
+OCR confirms or contradicts the pulse; a disagreement is a warning and lowers confidence,
+because silent ×2 errors are the classic failure of digitizers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+GAINS_MM_MV: tuple[float, ...] = (5.0, 10.0, 20.0)
+SPEEDS_MM_S: tuple[float, ...] = (25.0, 50.0)
+DEFAULT_GAIN_MM_MV = 10.0
+DEFAULT_SPEED_MM_S = 25.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Pulse:
+    """One calibration pulse.
+
+    Attributes
+    ----------
+    row
+        Row index it belongs to.
+    x_left_px, x_right_px
+        Centres of the rising and falling edges (page px).
+    baseline_px
+        The pulse bottom: the row's 0 mV line (page px).
+    height_mm, width_mm
+        Measured size (edge centre to edge centre).
+    gain_mm_mv, speed_mm_s
+        Snapped values.
+    score
+        Template match in [0, 1] (weakest of the five sides).
+    """
+
+    row: int
+    x_left_px: float
+    x_right_px: float
+    baseline_px: float
+    height_mm: float
+    width_mm: float
+    gain_mm_mv: float
+    speed_mm_s: float
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingsText:
+    """Gain and speed read from the printed settings line (None where not read)."""
+
+    gain_mm_mv: float | None
+    speed_mm_s: float | None
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationResult:
+    """Gain, speed and 0-mV lines decided from pulses and text.
+
+    Attributes
+    ----------
+    gain_mm_mv, speed_mm_s
+        The page's gain and speed.
+    row_gain_mm_mv
+        Gain per row (a half-standard row may differ).
+    source
+        ``"pulse+text"``, ``"pulse"``, ``"text"`` or ``"default"``.
+    confidence
+        In [0, 1].
+    pulses
+        Pulses found (one per row at most).
+    text
+        What the settings line said.
+    warnings
+        Human-readable problems (disagreement, defaults assumed).
+    """
+
+    gain_mm_mv: float
+    speed_mm_s: float
+    row_gain_mm_mv: tuple[float, ...]
+    source: str
+    confidence: float
+    pulses: tuple[Pulse, ...]
+    text: SettingsText | None
+    warnings: tuple[str, ...]
+
+
+def _snap(value: float, choices: tuple[float, ...], tolerance: float = 0.18) -> float | None:
+    best = min(choices, key=lambda c: abs(np.log(value / c)))
+    return best if abs(np.log(value / best)) <= tolerance else None
+
+
+def _stroke_columns(dark: np.ndarray, min_len_px: int) -> list[float]:
+    """Centres of column groups that hold a vertical ink run of at least ``min_len_px``."""
+    import cv2
+
+    mask = (dark >= 0.4).astype(np.uint8)
+    kernel = np.ones((max(min_len_px, 3), 1), np.uint8)
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    strength = opened.sum(axis=0).astype(float)
+    on = strength > 0
+    centres = []
+    x = 0
+    n = len(on)
+    while x < n:
+        if on[x]:
+            start = x
+            while x < n and on[x]:
+                x += 1
+            w = strength[start:x]
+            centres.append(float(np.dot(np.arange(start, x), w) / w.sum()))
+        else:
+            x += 1
+    return centres
+
+
+def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: tuple[int, int],
+               px_per_mm_x: float, px_per_mm_y: float, row_pitch_px: float) -> Pulse | None:
+    """Find the calibration pulse of one row inside columns ``search_x``.
+
+    Parameters
+    ----------
+    darkness
+        Page ink darkness in [0, 1].
+    row_centre_px
+        Rough vertical position of the row's trace (the 0 mV line is searched ± half a pitch).
+    search_x
+        Columns to search (the row's leading ~35 mm).
+    """
+    h, w = darkness.shape
+    x0, x1 = max(0, int(search_x[0])), min(w, int(search_x[1]))
+    if x1 - x0 < 5 * px_per_mm_x:
+        return None
+    half_pitch = max(0.5 * row_pitch_px, 5 * px_per_mm_y)
+    y_lo = int(max(0, row_centre_px - half_pitch - max(GAINS_MM_MV) * px_per_mm_y - 3))
+    y_hi = int(min(h, row_centre_px + half_pitch + 3))
+    region = darkness[y_lo:y_hi, x0:x1]
+    if region.size == 0:
+        return None
+    # thicken by one pixel so 1-px misalignments still read as ink
+    from scipy.ndimage import maximum_filter
+
+    thick = maximum_filter(region, size=3)
+    strokes = _stroke_columns(region, int(round(3.5 * px_per_mm_y)))
+    if len(strokes) < 2:
+        return None
+    col_cum = np.vstack([np.zeros((1, thick.shape[1])), np.cumsum(thick, axis=0)])
+    row_cum = np.hstack([np.zeros((thick.shape[0], 1)), np.cumsum(thick, axis=1)])
+
+    def hmean(y: float, xa: float, xb: float) -> float:
+        yi = int(round(y))
+        a, b = int(round(xa)), int(round(xb))
+        if not (0 <= yi < thick.shape[0]) or b <= a or a < 0 or b > thick.shape[1]:
+            return 0.0
+        return float((row_cum[yi, b] - row_cum[yi, a]) / (b - a))
+
+    def vmean(x: float, ya: float, yb: float) -> float:
+        xi = int(round(x))
+        a, b = int(round(ya)), int(round(yb))
+        a, b = max(a, 0), min(b, thick.shape[0])
+        if not (0 <= xi < thick.shape[1]) or b <= a:
+            return 0.0
+        return float((col_cum[b, xi] - col_cum[a, xi]) / (b - a))
+
+    best: tuple[float, ...] | None = None
+    centre = row_centre_px - y_lo
+    for i, xl in enumerate(strokes):
+        for xr in strokes[i + 1:]:
+            width_mm = (xr - xl) / px_per_mm_x
+            speed = _snap(width_mm / 0.2, SPEEDS_MM_S, 0.15)
+            if speed is None:
+                continue
+            lead = 1.2 * px_per_mm_x
+            inset = 0.35 * (xr - xl)
+            for gain in GAINS_MM_MV:
+                height = gain * px_per_mm_y
+                for b in range(int(centre - half_pitch), int(centre + half_pitch) + 1):
+                    top = b - height
+                    if top < 0 or b >= thick.shape[0]:
+                        continue
+                    sides = (
+                        hmean(b, xl - lead, xl - 2),
+                        vmean(xl, top + 2, b - 2),
+                        hmean(top, xl + inset, xr - inset),
+                        vmean(xr, top + 2, b - 2),
+                        hmean(b, xr + 2, xr + lead),
+                    )
+                    score = min(sides)
+                    if best is None or score > best[0] + 1e-6:
+                        best = (score, xl, xr, b, gain, speed, width_mm)
+    if best is None or best[0] < 0.5:
+        return None
+    score, xl, xr, b, gain, speed, width_mm = best
+    # refine the bottom line to sub-pixel with the darkness centroid of the lead-in
+    yb = int(b)
+    xa, xb = int(max(0, xl - 1.2 * px_per_mm_x)), int(max(1, xl - 2))
+    prof = region[max(yb - 3, 0):yb + 4, xa:xb].sum(axis=1)
+    if prof.sum() > 0:
+        b_sub = max(yb - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum())
+    else:
+        b_sub = float(yb)
+    yt = int(round(b - gain * px_per_mm_y))
+    prof = region[max(yt - 3, 0):yt + 4, int(xl + 0.3 * (xr - xl)):int(xr - 0.3 * (xr - xl))].sum(
+        axis=1)
+    t_sub = max(yt - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum()) if \
+        prof.sum() > 0 else float(yt)
+    height_mm = (b_sub - t_sub) / px_per_mm_y
+    return Pulse(row=row, x_left_px=xl + x0, x_right_px=xr + x0, baseline_px=b_sub + y_lo,
+                 height_mm=round(height_mm, 3), width_mm=round(width_mm, 3),
+                 gain_mm_mv=gain, speed_mm_s=speed, score=round(score, 3))
+
+
+_SPEED_RE = re.compile(r"(\d{2}(?:[.,]\d+)?)\s*mm\s*/?\s*s(?:ec)?\b", re.IGNORECASE)
+_GAIN_RE = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*mm\s*/?\s*m\s*V", re.IGNORECASE)
+
+
+def parse_settings_text(text: str) -> SettingsText:
+    """Gain and speed from OCR text such as ``25 mm/s 10 mm/mV`` (None where absent)."""
+    gain = speed = None
+    for match in _GAIN_RE.finditer(text):
+        value = _snap(float(match.group(1).replace(",", ".")), GAINS_MM_MV + (2.5, 40.0), 0.05)
+        if value is not None:
+            gain = value
+            break
+    cleaned = _GAIN_RE.sub(" ", text)
+    for match in _SPEED_RE.finditer(cleaned):
+        value = _snap(float(match.group(1).replace(",", ".")), SPEEDS_MM_S + (12.5, 100.0), 0.05)
+        if value is not None:
+            speed = value
+            break
+    return SettingsText(gain_mm_mv=gain, speed_mm_s=speed, text=text.strip()[:200])
+
+
+def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | None
+                       ) -> CalibrationResult:
+    """Combine the row pulses and the settings text into one gain and speed (see module doc)."""
+    warnings: list[str] = []
+    pulse_gain = pulse_speed = None
+    if pulses:
+        gains = [p.gain_mm_mv for p in pulses]
+        speeds = [p.speed_mm_s for p in pulses]
+        pulse_gain = max(set(gains), key=gains.count)
+        pulse_speed = max(set(speeds), key=speeds.count)
+        if len(set(gains)) > 1:
+            warnings.append(f"calibration pulses disagree on gain: {sorted(set(gains))} mm/mV")
+    text_gain = text.gain_mm_mv if text else None
+    text_speed = text.speed_mm_s if text else None
+    confidence = 1.0
+    if pulse_gain is not None:
+        gain, source = pulse_gain, "pulse"
+        if text_gain is not None:
+            if text_gain == pulse_gain:
+                source = "pulse+text"
+            else:
+                warnings.append(f"pulse says {pulse_gain:g} mm/mV but the settings line says "
+                                f"{text_gain:g} mm/mV; using the pulse")
+                confidence -= 0.4
+    elif text_gain is not None:
+        gain, source = text_gain, "text"
+        confidence -= 0.2
+        warnings.append("no calibration pulse found; gain from the settings line")
+    else:
+        gain, source = DEFAULT_GAIN_MM_MV, "default"
+        confidence -= 0.6
+        warnings.append("no calibration pulse and no settings line: assumed 10 mm/mV")
+    if pulse_speed is not None:
+        speed = pulse_speed
+        if text_speed is not None and text_speed != pulse_speed:
+            warnings.append(f"pulse width says {pulse_speed:g} mm/s but the settings line says "
+                            f"{text_speed:g} mm/s; using the pulse")
+            confidence -= 0.4
+    elif text_speed is not None:
+        speed = text_speed
+    else:
+        speed = DEFAULT_SPEED_MM_S
+        confidence -= 0.3
+        warnings.append("paper speed not printed or not read: assumed 25 mm/s")
+    row_gain = [gain] * n_rows
+    for p in pulses:
+        if 0 <= p.row < n_rows:
+            row_gain[p.row] = p.gain_mm_mv
+    if pulses and len(pulses) < n_rows:
+        warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")
+        confidence -= 0.1
+    return CalibrationResult(gain_mm_mv=gain, speed_mm_s=speed, row_gain_mm_mv=tuple(row_gain),
+                             source=source, confidence=round(max(confidence, 0.05), 3),
+                             pulses=tuple(pulses), text=text, warnings=tuple(warnings))

@@ -1,0 +1,139 @@
+"""Deskew stage: rotate (scans) or rectify by a homography (photos) so the grid is axis-aligned.
+
+The output canvas is enlarged so no part of the page is cut off; uncovered corners are
+filled with the paper colour. ``DeskewResult.matrix`` maps input pixel coordinates
+``(x, y, 1)`` to output pixel coordinates (3x3 homography; affine for a pure rotation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digitize.grid import GridResult, find_grid
+
+log = logging.getLogger(__name__)
+
+#: rotations smaller than this (deg) are not resampled (saves time, avoids blur)
+MIN_ROTATION_DEG = 0.01
+
+
+@dataclass(frozen=True)
+class DeskewResult:
+    """The deskewed page.
+
+    Attributes
+    ----------
+    image
+        ``(H', W', 3)`` uint8 RGB, grid lines horizontal/vertical.
+    matrix
+        3x3 float64 homography, input pixel ``(x, y, 1)`` -> output pixel.
+    rotation_deg
+        Rotation that was removed (deg, CCW positive as displayed, as in ``GridResult``).
+    perspective_corrected
+        True if a full homography (not only a rotation) was applied.
+    grid
+        The grid on the deskewed image (rotation ~0, same px/mm for a pure rotation).
+    reason
+        Notes: why perspective was not corrected, residuals.
+    """
+
+    image: np.ndarray = dataclasses.field(repr=False)
+    matrix: np.ndarray = dataclasses.field(repr=False)
+    rotation_deg: float
+    perspective_corrected: bool
+    grid: GridResult
+    reason: str = ""
+
+    def to_output(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``(N, 2)`` input pixel coordinates to output coordinates."""
+        return _apply_h(self.matrix, xy)
+
+    def to_input(self, xy: np.ndarray) -> np.ndarray:
+        """Map ``(N, 2)`` output pixel coordinates back to input coordinates."""
+        return _apply_h(np.linalg.inv(self.matrix), xy)
+
+
+def _apply_h(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    hom = np.column_stack([pts, np.ones(len(pts))]) @ m.T
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def paper_colour(image_rgb: np.ndarray) -> tuple[int, int, int]:
+    """Typical paper colour (RGB): the median of the brightest half of a subsample."""
+    sub = image_rgb[::7, ::7].reshape(-1, 3)
+    lum = sub.astype(np.int32).sum(axis=1)
+    bright = sub[lum >= np.median(lum)]
+    med = np.median(bright, axis=0) if len(bright) else np.array([255, 255, 255])
+    return int(med[0]), int(med[1]), int(med[2])
+
+
+def rotation_matrix(shape: tuple[int, ...], rotation_deg: float) -> tuple[np.ndarray, int, int]:
+    """Homography that removes ``rotation_deg`` about the image centre on an enlarged canvas.
+
+    Returns
+    -------
+    matrix : (3, 3) float64
+        Input -> output pixel coordinates.
+    out_w, out_h : int
+        Size of the output canvas holding the whole rotated input.
+    """
+    h, w = shape[:2]
+    # content rotated CCW by theta is undone by rotating it by -theta (cv2: positive = CCW)
+    rot = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), -rotation_deg, 1.0)
+    c, s = abs(math.cos(math.radians(rotation_deg))), abs(math.sin(math.radians(rotation_deg)))
+    out_w = math.ceil(w * c + h * s)
+    out_h = math.ceil(h * c + w * s)
+    rot[0, 2] += out_w / 2.0 - w / 2.0
+    rot[1, 2] += out_h / 2.0 - h / 2.0
+    return np.vstack([rot, [0.0, 0.0, 1.0]]), out_w, out_h
+
+
+def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) -> DeskewResult:
+    """Remove the grid's rotation (and perspective, when measured) from a page image.
+
+    Parameters
+    ----------
+    image_rgb
+        ``(H, W, 3)`` uint8 RGB page image.
+    grid
+        Result of :func:`digitize.grid.find_grid` on the same image. If the grid was not
+        found its rotation is still used when non-zero (it comes from the spectral stage).
+    reestimate
+        Run :func:`find_grid` again on the output (costs about one more grid stage) instead of
+        carrying the px/mm over analytically (exact for a pure rotation).
+
+    Returns
+    -------
+    DeskewResult
+    """
+    rot = float(grid.rotation_deg) if np.isfinite(grid.rotation_deg) else 0.0
+    _h, _w = image_rgb.shape[:2]
+    if abs(rot) < MIN_ROTATION_DEG:
+        out_grid = dataclasses.replace(grid, rotation_deg=0.0)
+        if reestimate:
+            out_grid = find_grid(image_rgb)
+        return DeskewResult(image=image_rgb, matrix=np.eye(3), rotation_deg=rot,
+                            perspective_corrected=False, grid=out_grid,
+                            reason="rotation below resampling threshold")
+    matrix, out_w, out_h = rotation_matrix(image_rgb.shape, rot)
+    out = cv2.warpAffine(image_rgb, matrix[:2], (out_w, out_h), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=paper_colour(image_rgb))
+    if reestimate:
+        out_grid = find_grid(out)
+    else:
+        out_grid = dataclasses.replace(
+            grid, rotation_deg=0.0,
+            rotation_h_deg=grid.rotation_h_deg - rot if np.isfinite(grid.rotation_h_deg)
+            else float("nan"),
+            rotation_v_deg=grid.rotation_v_deg - rot if np.isfinite(grid.rotation_v_deg)
+            else float("nan"))
+    log.debug("deskew: rotated by %.4f deg to %dx%d", -rot, out_w, out_h)
+    return DeskewResult(image=out, matrix=matrix, rotation_deg=rot, perspective_corrected=False,
+                        grid=out_grid, reason="rotation only")

@@ -1,0 +1,933 @@
+"""Grid stage: px/mm per axis, rotation and colour of the ECG paper grid.
+
+Method (classical CV, no training)
+----------------------------------
+1. **Paper normalisation.** A large-scale background (paper colour and lighting) is estimated
+   on a heavily downscaled copy and divided out, so paper becomes white whatever its tint or
+   shading; per channel *darkness* is ``1 - I / background``.
+2. **Grid evidence maps.** A *colour* map (spread of darkness across R, G, B: coloured grid
+   lines are dark in some channels only, while black ink and paper are neutral) and a *grey*
+   map (mean darkness with ink capped, for grey or black-and-white grids). The map whose
+   spectrum is more periodic is used.
+3. **Coarse rotation and frequencies.** The 2-D power spectrum of the map on a ~1024-px copy
+   has sharp peaks at the grid line frequencies; their direction modulo 90 degrees gives the
+   rotation (to ~0.1 deg) and their radius the line frequency of each family.
+4. **Fine rotation and period (phase method).** For each line family the page is cut into
+   tiles along and across the lines; the projection of each tile on the line normal gives a
+   complex Fourier coefficient at the line frequency. The phase of that coefficient is the
+   sub-pixel position of the line lattice in the tile, so the change of phase along the lines
+   gives the residual rotation and the change across the lines the residual frequency. The
+   final fit uses the whole page: its precision is that of locating the k-th line hundreds of
+   periods away (typically < 0.05 % in px/mm and < 0.01 deg in rotation on scans).
+5. **Millimetre assignment.** The projection spectrum at the refined angle decides which
+   harmonic is the 1 mm (minor) line and which the 5 mm (major) line: minor lines make the
+   5th harmonic of the major frequency stand out. A one-level lattice (only 1 mm or only
+   5 mm lines, or dots) is resolved with the DPI prior or, failing that, the page-size prior
+   (a printout spans roughly 280 mm), and the confidence is lowered.
+
+Rotation is counter-clockwise positive as the image is displayed (y axis pointing down), the
+same convention as :func:`cv2.getRotationMatrix2D`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+GRID_COLOURS = ("red", "pink", "orange", "green", "blue", "grey", "bw", "none")
+#: long side (px) of the copy used for the coarse spectral analysis
+COARSE_LONG_SIDE = 1024
+#: a printout's grid usually spans about this many mm across the image's long side
+PAGE_WIDTH_PRIOR_MM = 280.0
+#: largest rotation searched (deg); the spectral method folds angles modulo 90 deg
+MAX_ROTATION_DEG = 45.0
+#: the fine stage works on a copy where the shortest grid period is about this long (px)
+WORK_PERIOD_PX = 5.5
+#: ... and at most about this many pixels (unless that makes the period < 3.2 px)
+MAX_WORK_PIXELS = 1.6e6
+#: below this tile-phase coherence of a straight lattice, a projective model is tried
+PERSPECTIVE_COHERENCE = 0.85
+
+
+@dataclass(frozen=True)
+class GridResult:
+    """What the grid stage found.
+
+    Attributes
+    ----------
+    found
+        True if a periodic ECG grid was detected.
+    px_per_mm_x, px_per_mm_y
+        Scale along the grid's horizontal (time) and vertical (voltage) lines in px/mm; from
+        the grid periodicity, or from ``dpi_prior`` when no grid is found, NaN if neither.
+    rotation_deg
+        Rotation of the grid lines, counter-clockwise positive as displayed (deg).
+    grid_colour
+        One of :data:`GRID_COLOURS`.
+    source
+        ``"grid"``, ``"dpi"`` or ``"none"``: where the px/mm came from.
+    confidence
+        0-1.
+    reason
+        Why the grid was not found, or caveats (one line).
+    rotation_h_deg, rotation_v_deg
+        Rotation measured on the horizontal and vertical line families separately (deg); they
+        differ under shear/perspective. NaN when not measured.
+    minor_visible
+        True if 1 mm lines (or dots) were resolved, False if only 5 mm lines were.
+    homography
+        For photos with perspective: 3x3 (row tuples) mapping input px to a rectified image
+        of ``rectified_size`` (w, h) in which the grid is square and axis-aligned; px/mm and
+        rotation above are then the local values at the grid centre. ``None`` for scans.
+    rectified_size
+        Canvas (width, height) in px for ``homography``.
+    """
+
+    found: bool
+    px_per_mm_x: float
+    px_per_mm_y: float
+    rotation_deg: float
+    grid_colour: str
+    source: str
+    confidence: float
+    reason: str = ""
+    rotation_h_deg: float = float("nan")
+    rotation_v_deg: float = float("nan")
+    minor_visible: bool = False
+    homography: tuple[tuple[float, float, float], ...] | None = None
+    rectified_size: tuple[int, int] | None = None
+
+    def __bool__(self) -> bool:  # a failed estimate is falsy (skimage FailedEstimation idiom)
+        return self.found
+
+    @property
+    def px_per_mm(self) -> float:
+        """Mean of the two axes' px/mm."""
+        return 0.5 * (self.px_per_mm_x + self.px_per_mm_y)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (NaN kept as float NaN)."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# ----------------------------------------------------------------------------------------
+# evidence maps
+
+
+@dataclass(frozen=True)
+class _Maps:
+    colour: np.ndarray  # float32 (H, W) grid evidence for coloured grids
+    grey: np.ndarray    # float32 (H, W) grid evidence for grey / bw grids
+    darkness: np.ndarray  # float32 (H, W) mean darkness after paper normalisation
+    achromatic: bool    # the whole image is (nearly) grey-scale
+
+
+def paper_background(image_rgb: np.ndarray, cell_px: float | None = None) -> np.ndarray:
+    """Large-scale paper colour/illumination estimate, same shape as the input (float32).
+
+    Parameters
+    ----------
+    image_rgb
+        ``(H, W, 3)`` uint8 or float image.
+    cell_px
+        Size of the smoothing cell in px (default: 1/40 of the long side, at least 8 px).
+        Grid lines and ink are removed by a max filter (they are darker than paper).
+    """
+    h, w = image_rgb.shape[:2]
+    cell = float(cell_px) if cell_px else max(8.0, max(h, w) / 40.0)
+    sw, sh = max(4, round(w / cell)), max(4, round(h / cell))
+    # brightest pixels per cell = paper (grid/ink are darker); use dilation of a mid-size copy
+    mid_w, mid_h = max(sw * 4, 16), max(sh * 4, 16)
+    mid = cv2.resize(image_rgb, (mid_w, mid_h), interpolation=cv2.INTER_AREA)
+    mid = cv2.dilate(mid, np.ones((5, 5), np.uint8))
+    small = cv2.resize(mid, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.GaussianBlur(small, (0, 0), 1.0)
+    bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(bg, 1.0)
+
+
+def normalised_darkness(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel darkness ``1 - I / paper`` (float32 planes R, G, B; paper ~ 0, ink ~ 1)."""
+    bg = paper_background(image_rgb)
+    img = image_rgb.astype(np.float32)
+    planes = []
+    for c in range(3):
+        planes.append(np.maximum(1.0 - img[:, :, c] / bg[:, :, c], 0.0))
+    return planes[0], planes[1], planes[2]
+
+
+def _evidence_maps(image_rgb: np.ndarray) -> _Maps:
+    d_r, d_g, d_b = normalised_darkness(image_rgb)
+    dmax = np.maximum(np.maximum(d_r, d_g), d_b)
+    dmin = np.minimum(np.minimum(d_r, d_g), d_b)
+    dmean = (d_r + d_g + d_b) * np.float32(1.0 / 3.0)
+    # ink (dark in every channel) is not grid: fade the colour evidence where dmin is large
+    ink_w = np.clip((dmin - 0.35) * np.float32(1.0 / 0.3), 0.0, 1.0)
+    colour = (dmax - dmin) * (1.0 - ink_w)
+    grey = np.minimum(dmean, np.float32(0.45))
+    sub = image_rgb[::4, ::4].astype(np.int16)
+    chroma = sub.max(axis=2) - sub.min(axis=2)
+    achromatic = float(np.percentile(chroma, 99)) < 12.0
+    return _Maps(colour=colour, grey=grey, darkness=dmean, achromatic=achromatic)
+
+
+# ----------------------------------------------------------------------------------------
+# coarse spectral analysis
+
+
+@dataclass(frozen=True)
+class _Peak:
+    fx: float  # cycles / px (x)
+    fy: float  # cycles / px (y)
+    power: float
+    ratio: float  # peak / local background
+
+    @property
+    def freq(self) -> float:
+        return math.hypot(self.fx, self.fy)
+
+    @property
+    def angle_deg(self) -> float:
+        return math.degrees(math.atan2(self.fy, self.fx))
+
+
+def _spectral_peaks(grid_map: np.ndarray, max_period_px: float, n_peaks: int = 40
+                    ) -> tuple[list[_Peak], float]:
+    """Strongest isolated peaks of the 2-D power spectrum, and a periodicity score."""
+    h, w = grid_map.shape
+    m = grid_map - float(grid_map.mean())
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    spec = np.fft.rfft2(m * win)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    power = np.fft.fftshift(power, axes=0)  # rows: fy from -0.5 .. 0.5
+    fy = (np.arange(h) - h // 2) / h
+    fx = np.arange(power.shape[1]) / w
+    fr = np.hypot(fx[None, :], fy[:, None])
+    band = (fr >= 1.0 / max_period_px) & (fr <= 0.45)
+    bgp = cv2.blur(power, (21, 21)) + 1e-12
+    local_max = power >= cv2.dilate(power, np.ones((5, 5), np.uint8))
+    ratio = power / bgp
+    cand = band & local_max & (ratio > 4.0)
+    iy, ix = np.nonzero(cand)
+    if iy.size == 0:
+        return [], 0.0
+    order = np.argsort(power[iy, ix])[::-1][:n_peaks]
+    peaks = []
+    for k in order:
+        y, x = int(iy[k]), int(ix[k])
+        # sub-bin refinement by parabolic interpolation of log power
+        dy = dx = 0.0
+        if 0 < y < h - 1:
+            a, b, c = np.log(power[y - 1:y + 2, x] + 1e-12)
+            den = a - 2 * b + c
+            dy = 0.5 * (a - c) / den if den < 0 else 0.0
+        if 0 < x < power.shape[1] - 1:
+            a, b, c = np.log(power[y, x - 1:x + 2] + 1e-12)
+            den = a - 2 * b + c
+            dx = 0.5 * (a - c) / den if den < 0 else 0.0
+        peaks.append(_Peak(fx=(x + dx) / w, fy=(y - h // 2 + dy) / h,
+                           power=float(power[y, x]), ratio=float(ratio[y, x])))
+    total = float(power[band].sum()) + 1e-12
+    score = float(sum(p.power for p in peaks) / total)
+    return peaks, score
+
+
+def _fold90(angle_deg: float) -> float:
+    """Fold an angle to [-45, 45)."""
+    return (angle_deg + 45.0) % 90.0 - 45.0
+
+
+def _split_families(peaks: list[_Peak], tol_deg: float = 1.5
+                    ) -> tuple[dict[str, list[_Peak]], dict[str, float]]:
+    """Assign spectral peaks to the horizontal (h) and vertical (v) line families.
+
+    Each family's rotation (deg, CCW positive) is the weighted mode of its peaks' directions;
+    a peak of lines rotated CCW by theta lies at direction ``90 - theta`` (h) or ``-theta``
+    (v). Peaks more than ``tol_deg`` from their family's mode are dropped (harmonic mixing
+    terms, text, noise).
+    """
+    out: dict[str, list[_Peak]] = {"h": [], "v": []}
+    theta: dict[str, float] = {}
+    for fam in ("h", "v"):
+        cand, ang = [], []
+        for p in peaks:
+            a = _fold180(p.angle_deg)  # -90..90
+            th = _fold180(90.0 - a) if fam == "h" else _fold180(-a)
+            if abs(th) <= MAX_ROTATION_DEG:
+                cand.append(p)
+                ang.append(th)
+        if not cand:
+            continue
+        ang_a = np.array(ang)
+        wts = np.array([math.sqrt(p.power) for p in cand])
+        best, best_w = 0.0, -1.0
+        for a in ang_a:
+            sel = np.abs(ang_a - a) < 1.0
+            if float(wts[sel].sum()) > best_w:
+                best, best_w = float(a), float(wts[sel].sum())
+        near = np.abs(ang_a - best) < 0.6
+        mode = float(np.sum(ang_a[near] * wts[near]) / np.sum(wts[near]))
+        theta[fam] = mode
+        out[fam] = [p for p, a in zip(cand, ang_a, strict=True) if abs(a - mode) <= tol_deg]
+    return out, theta
+
+
+def _wrap90(d: np.ndarray) -> np.ndarray:
+    return (d + 45.0) % 90.0 - 45.0
+
+
+# ----------------------------------------------------------------------------------------
+# fine phase method
+
+
+def _strip_profiles(grid_map: np.ndarray, theta_deg: float, family: str, n_along: int
+                    ) -> tuple[np.ndarray, float, float]:
+    """Projections of ``n_along`` strips on the normal of one line family.
+
+    Horizontal lines rotated CCW by theta satisfy ``y + x tan(theta) = const`` and vertical
+    lines ``x - y tan(theta) = const``; that sheared coordinate ``u`` is binned at 1 px with
+    linear interpolation, separately for strips cut along the lines.
+
+    Returns
+    -------
+    prof : (n_along, n_u) float64
+        Sum of the map per strip and ``u`` bin.
+    u_min : float
+        ``u`` of bin 0.
+    s_len : float
+        Length of the image along the lines (px).
+    """
+    h, w = grid_map.shape
+    t = np.float32(math.tan(math.radians(theta_deg)))
+    if family == "h":
+        across = np.arange(h, dtype=np.float32)[:, None]
+        along = np.arange(w, dtype=np.float32)[None, :]
+        u = across + along * t
+        s_len = w
+        strip_of = np.minimum((np.arange(w) * n_along) // w, n_along - 1)[None, :]
+    else:
+        across = np.arange(w, dtype=np.float32)[None, :]
+        along = np.arange(h, dtype=np.float32)[:, None]
+        u = across - along * t
+        s_len = h
+        strip_of = np.minimum((np.arange(h) * n_along) // h, n_along - 1)[:, None]
+    u_min = float(min(u[0, 0], u[0, -1], u[-1, 0], u[-1, -1]))
+    u -= np.float32(u_min)
+    iu = u.astype(np.int32)
+    frac = u - iu
+    n_u = int(iu.max()) + 2
+    idx = (iu + (strip_of * n_u).astype(np.int32)).ravel()
+    g = grid_map.ravel()
+    gf = (grid_map * frac).ravel()
+    size = n_along * n_u
+    prof = np.bincount(idx, weights=g - gf, minlength=size)[:size]
+    prof[1:] += np.bincount(idx, weights=gf, minlength=size)[:size - 1]
+    return prof.reshape(n_along, n_u), u_min, float(s_len)
+
+
+def _band_coefficients(prof: np.ndarray, u_min: float, freqs: tuple[float, ...],
+                       n_across: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Complex Fourier coefficients of each strip profile in overlapping Hann bands.
+
+    Returns one ``(n_along, n_across)`` array per frequency and the band centres (``u``).
+    """
+    n_u = prof.shape[1]
+    ub = np.arange(n_u, dtype=np.float64)
+    edges = np.linspace(0, n_u, n_across + 1)
+    half = edges[1] - edges[0]
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    x = (ub[None, :] - centres[:, None]) / half
+    win = np.where(np.abs(x) < 1.0, 0.5 + 0.5 * np.cos(np.pi * x), 0.0)
+    out = []
+    for f in freqs:
+        carrier = np.exp(-2j * np.pi * f * (ub + u_min))
+        out.append(prof @ (win * carrier[None, :]).T)
+    return out, centres + u_min
+
+
+@dataclass(frozen=True)
+class _FamilyFit:
+    freq: float        # refined line frequency (cycles/px along the sheared axis)
+    theta_deg: float   # refined rotation of this family (CCW +)
+    coherence: float   # 0-1, how well one straight lattice explains all tiles
+    snr: float         # sum |coef| relative to an off-frequency reference
+    residual_px: float  # rms misfit of the local lattice positions (px)
+    profile: np.ndarray  # whole-page projection at the final angle (for mm assignment)
+    coef: np.ndarray   # final tile coefficients (n_along, n_across)
+    s_centres: np.ndarray
+    u_centres: np.ndarray
+
+
+def _theta_from_slope(b: float, theta_deg: float, family: str) -> float:
+    """Line angle from the slope ``du/ds`` measured in sheared coordinates at ``theta``."""
+    t = math.tan(math.radians(theta_deg))
+    if family == "h":  # u = y + x t = a + b x  ->  dy/dx = b - t = -tan(theta)
+        return -math.degrees(math.atan(b - t))
+    return math.degrees(math.atan(b + t))  # u = x - y t = a + b y -> dx/dy = b + t
+
+
+def _refine_family(grid_map: np.ndarray, theta_deg: float, freq: float, family: str
+                   ) -> _FamilyFit:
+    """Refine frequency and angle of one line family by the tile phase method.
+
+    Pass 1 uses pulse-pair (neighbouring tile) phase differences, which tolerate a coarse
+    start; pass 2 fits a plane to the tile phases over the whole page.
+    """
+    h, w = grid_map.shape
+    u_len = h if family == "h" else w
+    th, f = float(theta_deg), float(freq)
+    n_across = max(3, min(10, int(u_len * f / 12)))
+    # pass 1: 8 strips along the lines, neighbour phase differences
+    prof, u_min, s_len = _strip_profiles(grid_map, th, family, 8)
+    (coef,), u_c = _band_coefficients(prof, u_min, (f,), n_across)
+    ds = s_len / 8
+    du = u_c[1] - u_c[0]
+    beta = float(np.angle(np.sum(coef[1:, :] * np.conj(coef[:-1, :])))) / ds
+    alpha = float(np.angle(np.sum(coef[:, 1:] * np.conj(coef[:, :-1])))) / du
+    f = f + alpha / (2 * np.pi)
+    th = _theta_from_slope(-beta / (2 * np.pi * f), th, family)
+    # pass 2: 12 strips, weighted least-squares plane through the (unwrapped) phases
+    n_along = 12
+    prof, u_min, s_len = _strip_profiles(grid_map, th, family, n_along)
+    (coef, off), u_c = _band_coefficients(prof, u_min, (f, f * 1.0731), n_across)
+    s_c = (np.arange(n_along) + 0.5) * s_len / n_along
+    mag = np.abs(coef)
+    ref = np.angle(np.sum(coef))
+    ph = np.angle(coef * np.exp(-1j * ref))
+    ss, uu = np.meshgrid(s_c - s_c.mean(), u_c - u_c.mean(), indexing="ij")
+    wts = mag.ravel() ** 2 + 1e-30
+    a_mat = np.column_stack([uu.ravel(), ss.ravel(), np.ones(uu.size)])
+    sw = np.sqrt(wts)
+    sol, *_ = np.linalg.lstsq(a_mat * sw[:, None], ph.ravel() * sw, rcond=None)
+    res = np.angle(np.exp(1j * (ph.ravel() - a_mat @ sol)))
+    residual = float(np.sqrt(np.sum(wts * res ** 2) / np.sum(wts)) / (2 * np.pi * f))
+    coherence = float(np.abs(np.sum(mag.ravel() * np.exp(1j * res))) / (mag.sum() + 1e-12))
+    f_new = f + float(sol[0]) / (2 * np.pi)
+    th = _theta_from_slope(-float(sol[1]) / (2 * np.pi * f_new), th, family)
+    snr = float(mag.sum() / (np.abs(off).sum() + 1e-12))
+    return _FamilyFit(freq=f_new, theta_deg=th, coherence=coherence, snr=snr,
+                      residual_px=residual, profile=prof.sum(axis=0), coef=coef,
+                      s_centres=s_c, u_centres=u_c)
+
+
+# ----------------------------------------------------------------------------------------
+# projection spectrum: which harmonic is 1 mm
+
+
+def _lattice_levels(prof: np.ndarray, f_h: float) -> tuple[int, bool, float]:
+    """Decide how the measured line frequency ``f_h`` relates to the 5 mm period.
+
+    Returns
+    -------
+    m : int
+        ``f_h = m * F`` with ``F`` the lattice fundamental (1 for a one-level lattice);
+        ``-5`` when ``f_h`` is itself the 5 mm fundamental of a two-level lattice.
+    two_level : bool
+        True if a 5 mm structure with 1 mm sub-lines was seen.
+    strength : float
+        Peak-to-noise ratio of ``f_h`` in the profile spectrum.
+    """
+    nz = np.nonzero(prof)[0]
+    x = prof[nz[0]: nz[-1] + 1] if nz.size else prof
+    n = x.size
+    if n < 16:
+        return 1, False, 0.0
+    x = x - np.convolve(x, np.ones(31) / 31, mode="same")
+    x = x * np.hanning(n)
+    pad = 8
+    amp = np.abs(np.fft.rfft(x, pad * n))
+    fgrid = np.arange(amp.size) / (pad * n)
+    band = (fgrid > 1.0 / 80.0) & (fgrid < 0.45)
+    noise = float(np.median(amp[band])) + 1e-12
+
+    def peak(f: float) -> float:
+        if f <= 2.0 / n or f >= 0.49:
+            return 0.0
+        k = round(f * pad * n)
+        return float(amp[max(0, k - 12): k + 13].max()) / noise
+
+    strength = peak(f_h)
+    best_m = 1
+    for m in (10, 5, 4, 3, 2):
+        fund = f_h / m
+        if fund * n < 3.0:
+            continue
+        hs = [peak(fund * k) for k in range(1, m)]
+        floor = max(3.0, 0.06 * strength)
+        # a 10-fold divisor is real only if f_h is the 2nd harmonic of the 1 mm lines
+        # (f_h / 2 is then the 1 mm fundamental, as strong as the lattice's other lines)
+        if m == 10 and (hs[4] < 0.3 * strength
+                        or np.median(hs[0::2]) < 0.3 * np.median(hs[1::2])):
+            continue
+        if min(hs) > floor and float(np.median(hs)) > max(4.0, 0.1 * strength):
+            best_m = m
+            break
+    two_level = best_m in (5, 10)
+    if best_m == 1 and 5 * f_h < 0.45:
+        # f_h may be the major line frequency; minor lines would show at 5 f_h
+        p5, p4 = peak(5 * f_h), peak(4 * f_h)
+        p6 = peak(6 * f_h) if 6 * f_h < 0.49 else 0.0
+        if p5 > 4.0 and p5 > 1.3 * max(p4, p6):
+            two_level, best_m = True, -5
+    return best_m, two_level, strength
+
+
+# ----------------------------------------------------------------------------------------
+# perspective: local wave vectors -> homography
+
+
+@dataclass(frozen=True)
+class _LocalWaves:
+    centres: np.ndarray  # (n, 2) tile centres (work px)
+    k: dict[str, np.ndarray]  # family -> (n, 2) measured wave vectors (cycles / work px)
+    w: dict[str, np.ndarray]  # family -> (n,) weights (peak-to-background ratio)
+
+
+def _tile_stack(gmap: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = gmap.shape
+    ny, nx = h // tile, w // tile
+    oy, ox = (h - ny * tile) // 2, (w - nx * tile) // 2
+    crop = gmap[oy:oy + ny * tile, ox:ox + nx * tile]
+    stack = crop.reshape(ny, tile, nx, tile).transpose(0, 2, 1, 3).reshape(-1, tile, tile)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    centres = np.column_stack([ox + (xx.ravel() + 0.5) * tile, oy + (yy.ravel() + 0.5) * tile])
+    return stack, centres
+
+
+def _measure_local_waves(spec_power: np.ndarray, centres: np.ndarray, n_fft: int,
+                         predict: dict[str, np.ndarray], window_rel: float) -> _LocalWaves:
+    """Strongest spectral peak near the predicted wave vector, per tile and family."""
+    ks: dict[str, np.ndarray] = {}
+    ws: dict[str, np.ndarray] = {}
+    n = spec_power.shape[0]
+    mean_power = spec_power.reshape(n, -1).mean(axis=1) + 1e-12
+    for fam, pred in predict.items():
+        k_out = np.full((n, 2), np.nan)
+        w_out = np.zeros(n)
+        for i in range(n):
+            kx, ky = pred[i]
+            if kx < 0:
+                kx, ky = -kx, -ky
+            bx, by = kx * n_fft, ky * n_fft
+            r = max(2.0, window_rel * math.hypot(bx, by))
+            x0, x1 = max(0, int(math.floor(bx - r))), int(math.ceil(bx + r)) + 1
+            y0, y1 = int(math.floor(by - r)), int(math.ceil(by + r)) + 1
+            x1 = min(x1, spec_power.shape[2])
+            if x1 <= x0:
+                continue
+            rows = np.arange(y0, y1) % n_fft
+            patch = spec_power[i][rows][:, x0:x1]
+            j = int(np.argmax(patch))
+            py, px = divmod(j, patch.shape[1])
+            peak = float(patch[py, px])
+            dx = dy = 0.0
+            if 0 < px < patch.shape[1] - 1:
+                a, b, c = np.log(patch[py, px - 1:px + 2] + 1e-12)
+                den = a - 2 * b + c
+                dx = 0.5 * (a - c) / den if den < 0 else 0.0
+            if 0 < py < patch.shape[0] - 1:
+                a, b, c = np.log(patch[py - 1:py + 2, px] + 1e-12)
+                den = a - 2 * b + c
+                dy = 0.5 * (a - c) / den if den < 0 else 0.0
+            mx = (x0 + px + dx) / n_fft
+            my = (y0 + py + dy) / n_fft
+            if mx * pred[i][0] + my * pred[i][1] < 0:
+                mx, my = -mx, -my
+            k_out[i] = (mx, my)
+            w_out[i] = peak / mean_power[i]
+        ks[fam], ws[fam] = k_out, w_out
+    return _LocalWaves(centres=centres, k=ks, w=ws)
+
+
+def _lattice_gradients(params: np.ndarray, q: np.ndarray, scale: float
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (per work px) of X and Y of the projective lattice model at ``q``."""
+    a = params[0:2]
+    b = params[2:4]
+    c = params[4:6]
+    den = 1.0 + q @ c
+    xa, yb = q @ a, q @ b
+    grad_x = (a[None, :] * den[:, None] - xa[:, None] * c[None, :]) / (den ** 2)[:, None]
+    grad_y = (b[None, :] * den[:, None] - yb[:, None] * c[None, :]) / (den ** 2)[:, None]
+    return grad_x / scale, grad_y / scale
+
+
+@dataclass(frozen=True)
+class _Projective:
+    params: np.ndarray  # a1 a2 b1 b2 c1 c2 (normalised coordinates)
+    origin: np.ndarray  # (2,) work px
+    scale: float        # work px per normalised unit
+    n_tiles: int
+    residual_rel: float  # weighted rms relative wave-vector misfit
+    region: np.ndarray   # (4,) x0 y0 x1 y1 of the tiles with a grid (work px)
+
+    def to_lattice(self) -> np.ndarray:
+        """3x3 matrix: work px -> lattice coordinates (periods)."""
+        a1, a2, b1, b2, c1, c2 = self.params
+        norm = np.array([[1 / self.scale, 0, -self.origin[0] / self.scale],
+                         [0, 1 / self.scale, -self.origin[1] / self.scale], [0, 0, 1.0]])
+        return np.array([[a1, a2, 0.0], [b1, b2, 0.0], [c1, c2, 1.0]]) @ norm
+
+
+def _fit_projective(gmap: np.ndarray, k_h: np.ndarray, k_v: np.ndarray,
+                    iterations: int = 4) -> _Projective | None:
+    """Fit a projective lattice (homography) to local wave vectors of both line families.
+
+    ``k_h``, ``k_v`` are the global wave vectors (cycles / work px) used as the start.
+    """
+    from scipy.optimize import least_squares
+
+    h, w = gmap.shape
+    period = 1.0 / max(float(np.hypot(*k_h)), float(np.hypot(*k_v)))
+    tile = int(2 ** math.ceil(math.log2(max(32.0, 10.0 * period))))
+    if min(h, w) < 3 * tile:
+        return None
+    stack, centres = _tile_stack(gmap, tile)
+    stack = stack - stack.mean(axis=(1, 2), keepdims=True)
+    win = np.outer(np.hanning(tile), np.hanning(tile)).astype(np.float32)
+    n_fft = 2 * tile
+    spec = np.fft.rfft2(stack * win, s=(n_fft, n_fft))
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+    origin = np.array([w / 2.0, h / 2.0])
+    scale = float(max(h, w))
+    q = (centres - origin) / scale
+    params = np.array([k_v[0] * scale, k_v[1] * scale, k_h[0] * scale, k_h[1] * scale, 0.0, 0.0])
+    n = len(centres)
+    waves = None
+    res_rel = float("nan")
+    for it in range(iterations):
+        gx, gy = _lattice_gradients(params, q, scale)
+        waves = _measure_local_waves(power, centres, n_fft, {"v": gx, "h": gy},
+                                     window_rel=0.15 if it == 0 else 0.1)
+        good = {f: np.isfinite(waves.k[f][:, 0]) & (waves.w[f] > 8.0) for f in ("h", "v")}
+        both = good["h"] & good["v"]
+        if both.sum() < 8:
+            return None
+        wh = np.sqrt(np.where(good["h"], np.log(np.maximum(waves.w["h"], 1.0)), 0.0))
+        wv = np.sqrt(np.where(good["v"], np.log(np.maximum(waves.w["v"], 1.0)), 0.0))
+        kh = np.nan_to_num(waves.k["h"])
+        kv = np.nan_to_num(waves.k["v"])
+
+        def resid(p: np.ndarray, kh=kh, kv=kv, wh=wh, wv=wv) -> np.ndarray:
+            gx, gy = _lattice_gradients(p, q, scale)
+            rx = (gx - kv) * (wv[:, None] * period)
+            ry = (gy - kh) * (wh[:, None] * period)
+            return np.concatenate([rx.ravel(), ry.ravel()])
+
+        sol = least_squares(resid, params, loss="soft_l1", f_scale=0.02 * math.sqrt(3.0),
+                            x_scale="jac", max_nfev=200)
+        params = sol.x
+        r = resid(params)
+        wts = np.concatenate([np.repeat(wv, 2), np.repeat(wh, 2)]) + 1e-12
+        res_rel = float(np.sqrt(np.sum(r ** 2) / np.sum(wts ** 2)))
+    assert waves is not None
+    sel = both
+    cs = centres[sel]
+    region = np.array([cs[:, 0].min() - tile / 2, cs[:, 1].min() - tile / 2,
+                       cs[:, 0].max() + tile / 2, cs[:, 1].max() + tile / 2])
+    return _Projective(params=params, origin=origin, scale=scale, n_tiles=int(sel.sum()),
+                       residual_rel=res_rel, region=region)
+
+
+def _apply_h(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    hom = np.column_stack([pts, np.ones(len(pts))]) @ m.T
+    return hom[:, :2] / hom[:, 2:3]
+
+
+def _rectifying_homography(proj: _Projective, sw: float, image_shape: tuple[int, ...],
+                           max_area_factor: float = 2.0) -> tuple[np.ndarray, int, int, float]:
+    """Full-res input px -> rectified px (square, axis-aligned grid), canvas size, scale.
+
+    The output scale (px per lattice period) equals the input's at the image centre.
+    """
+    h0, w0 = image_shape[:2]
+    to_work = np.array([[sw, 0, 0.5 * sw - 0.5], [0, sw, 0.5 * sw - 0.5], [0, 0, 1.0]])
+    lat = proj.to_lattice() @ to_work  # full px -> lattice
+    a = proj.params
+    f_c = math.sqrt(abs(a[0] * a[3] - a[1] * a[2])) / proj.scale  # cycles / work px at centre
+    s_full = 1.0 / f_c / sw  # full px per period
+    m = np.diag([s_full, s_full, 1.0]) @ lat
+    # canvas: the grid region (work px -> full px), grown by 12 % of the image, inside it
+    x0, y0, x1, y1 = proj.region / sw
+    gx, gy = 0.12 * w0, 0.12 * h0
+    x0, y0 = max(0.0, x0 - gx), max(0.0, y0 - gy)
+    x1, y1 = min(w0 - 1.0, x1 + gx), min(h0 - 1.0, y1 + gy)
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    den = np.column_stack([corners, np.ones(4)]) @ m[2]
+    if np.any(den <= 0):
+        raise ValueError("grid region crosses the horizon of the fitted homography")
+    out = _apply_h(m, corners)
+    lo = out.min(axis=0)
+    span = out.max(axis=0) - lo
+    area_factor = span[0] * span[1] / (w0 * h0)
+    k = 1.0
+    if area_factor > max_area_factor:
+        k = math.sqrt(max_area_factor / area_factor)
+    m = np.array([[k, 0, -lo[0] * k], [0, k, -lo[1] * k], [0, 0, 1.0]]) @ m
+    out_w, out_h = int(math.ceil(span[0] * k)) + 1, int(math.ceil(span[1] * k)) + 1
+    return m / m[2, 2], out_w, out_h, s_full * k
+
+
+# ----------------------------------------------------------------------------------------
+# colour naming
+
+
+def _name_colour(image_rgb: np.ndarray, evidence: np.ndarray, use_colour: bool,
+                 achromatic: bool) -> str:
+    """Name the grid colour from the pixels with the strongest grid evidence."""
+    if not use_colour:
+        return "bw" if achromatic else "grey"
+    thr = float(np.percentile(evidence, 97))
+    sel = evidence >= max(thr, 1e-3)
+    if sel.sum() < 20:
+        return "grey"
+    bg = paper_background(image_rgb)
+    norm = np.clip(image_rgb.astype(np.float32) / bg, 0, 1)
+    pix = norm[sel]
+    rgb = np.median(pix, axis=0)
+    hsv = cv2.cvtColor(np.uint8([[np.clip(rgb * 255, 0, 255)]]), cv2.COLOR_RGB2HSV_FULL)[0, 0]
+    hue = float(hsv[0]) * 360.0 / 256.0
+    sat = float(hsv[1]) / 255.0
+    if sat < 0.08:
+        return "grey"
+    if 70 <= hue < 170:
+        return "green"
+    if 170 <= hue < 270:
+        return "blue"
+    if 15 <= hue < 70:
+        return "orange"
+    # reds: pink is lighter/less saturated, or purplish
+    if sat < 0.35 or (hue >= 320 and hue < 345):
+        return "pink"
+    return "red"
+
+
+# ----------------------------------------------------------------------------------------
+# main entry
+
+
+def _no_grid(reason: str, dpi_prior: float | None, colour: str = "none",
+             rotation_deg: float = 0.0, confidence: float = 0.0) -> GridResult:
+    if dpi_prior:
+        ppm = float(dpi_prior) / 25.4
+        return GridResult(False, ppm, ppm, rotation_deg, colour, "dpi", confidence,
+                          reason + f"; px/mm from dpi prior {dpi_prior:g}")
+    nan = float("nan")
+    return GridResult(False, nan, nan, rotation_deg, colour, "none", confidence,
+                      reason + "; no dpi prior, px/mm unknown")
+
+
+def _choose_mm(candidates_ppm: list[float], prior_ppm: float) -> float:
+    return min(candidates_ppm, key=lambda c: abs(math.log(c / prior_ppm)))
+
+
+def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
+              perspective: bool = True) -> GridResult:
+    """Find the ECG paper grid: px/mm per axis, rotation and colour.
+
+    Parameters
+    ----------
+    image_rgb
+        ``(H, W, 3)`` uint8 RGB page image.
+    dpi_prior
+        Known raster resolution (dpi), used to resolve the 1 mm / 5 mm ambiguity of a
+        one-level grid and as the px/mm fallback when no grid is found.
+    perspective
+        Try a projective (photo) model when one straight lattice does not explain the grid.
+
+    Returns
+    -------
+    GridResult
+        ``found=False`` with a reason when no periodic grid is present (blank page, plain
+        paper, text page, photo of something else).
+    """
+    if image_rgb.ndim == 2:
+        image_rgb = np.repeat(image_rgb[:, :, None], 3, axis=2)
+    image_rgb = np.ascontiguousarray(image_rgb[:, :, :3])
+    if image_rgb.dtype != np.uint8:
+        image_rgb = np.clip(image_rgb, 0, 255).astype(np.uint8)
+    h0, w0 = image_rgb.shape[:2]
+    if min(h0, w0) < 32:
+        return _no_grid("image too small", dpi_prior)
+
+    # ---- coarse: spectral peaks on a ~1024 px copy
+    sc = min(1.0, COARSE_LONG_SIDE / max(h0, w0))
+    small = cv2.resize(image_rgb, (max(1, round(w0 * sc)), max(1, round(h0 * sc))),
+                       interpolation=cv2.INTER_AREA) if sc < 1.0 else image_rgb
+    maps_s = _evidence_maps(small)
+    max_period = min(small.shape[:2]) / 6.0
+    best = None
+    for name, m in (("colour", maps_s.colour), ("grey", maps_s.grey)):
+        if name == "colour" and maps_s.achromatic:
+            continue
+        peaks, score = _spectral_peaks(m, max_period)
+        cand_score = score * (1.0 if name == "colour" else 0.8)
+        log.debug("coarse %s: %d peaks, periodicity %.3f", name, len(peaks), score)
+        if best is None or cand_score > best[2]:
+            best = (name, peaks, cand_score)
+    assert best is not None
+    map_name, peaks, periodicity = best
+    if len(peaks) < 2 or periodicity < 0.02:
+        return _no_grid(f"no periodic grid (periodicity {periodicity:.3f})", dpi_prior)
+    fam_peaks, theta_fam = _split_families(peaks)
+    if not fam_peaks["h"] or not fam_peaks["v"]:
+        which = "horizontal" if not fam_peaks["h"] else "vertical"
+        return _no_grid(f"no {which} grid lines (only one periodic direction)", dpi_prior,
+                        rotation_deg=theta_fam.get("h", theta_fam.get("v", 0.0)))
+    theta_c = 0.5 * (theta_fam["h"] + theta_fam["v"])
+
+    # ---- fine: phase method on a working copy where the chosen line period is >= ~4 px
+    f_coarse = {k: max(v, key=lambda p: math.sqrt(p.power * min(p.ratio, 50.0)) * p.freq).freq * sc
+                for k, v in fam_peaks.items()}  # cycles / full-res px
+    shortest_period = 1.0 / max(f_coarse.values())
+    sw = min(1.0, WORK_PERIOD_PX / shortest_period,
+             max(math.sqrt(MAX_WORK_PIXELS / (h0 * w0)), 3.2 / shortest_period))
+    if sw < 0.9:
+        work = cv2.resize(image_rgb, (round(w0 * sw), round(h0 * sw)),
+                          interpolation=cv2.INTER_AREA)
+    else:
+        sw, work = 1.0, image_rgb
+    maps_w = _evidence_maps(work)
+    gmap = maps_w.colour if map_name == "colour" else maps_w.grey
+    cos_c = math.cos(math.radians(theta_c))
+    fits = {k: _refine_family(gmap, theta_c, f_coarse[k] / sw * cos_c, k) for k in ("h", "v")}
+    coh = min(f.coherence for f in fits.values())
+    disagree = abs(fits["h"].theta_deg - fits["v"].theta_deg)
+    if perspective and (coh < PERSPECTIVE_COHERENCE or disagree > 0.3):
+        t = math.radians(theta_c)
+        k_h = f_coarse["h"] / sw * np.array([math.sin(t), math.cos(t)])
+        k_v = f_coarse["v"] / sw * np.array([math.cos(t), -math.sin(t)])
+        persp = _perspective_grid(image_rgb, work, gmap, sw, k_h, k_v, dpi_prior)
+        if persp is not None:
+            return persp
+
+    # ---- mm assignment per axis
+    ppm: dict[str, float] = {}
+    notes: list[str] = []
+    two_levels = []
+    for k, fit in fits.items():
+        m, two_level, _strength = _lattice_levels(fit.profile, fit.freq)
+        # the projection runs along the sheared axis: perpendicular period = u-period * cos
+        period_full = math.cos(math.radians(fit.theta_deg)) / fit.freq / sw  # px, full res
+        if m == -5:
+            ppm_k = period_full / 5.0
+        elif two_level:
+            ppm_k = period_full * m / 5.0
+        else:
+            # one-level lattice: the measured period is 1 mm or 5 mm (or m-th of it)
+            base = period_full * m
+            prior = (dpi_prior / 25.4) if dpi_prior else max(h0, w0) / PAGE_WIDTH_PRIOR_MM
+            ppm_k = _choose_mm([base, base / 5.0], prior)
+            notes.append(f"{k}: one-level lattice, 1/5 mm resolved by "
+                         f"{'dpi' if dpi_prior else 'page-size'} prior")
+        two_levels.append(two_level)
+        ppm[k] = ppm_k
+        log.debug("family %s: f=%.6f theta=%.4f coh=%.3f snr=%.2f m=%d two=%s ppm=%.4f",
+                  k, fit.freq, fit.theta_deg, fit.coherence, fit.snr, m, two_level, ppm_k)
+
+    snr = min(f.snr for f in fits.values())
+    ratio_xy = ppm["h"] / ppm["v"]
+    # the vertical line family is periodic along x -> px_per_mm_x
+    px_x, px_y = ppm["v"], ppm["h"]
+    theta_h, theta_v = fits["h"].theta_deg, fits["v"].theta_deg
+    rotation = 0.5 * (theta_h + theta_v) if abs(theta_h - theta_v) < 2.0 else theta_h
+    if abs(theta_h - theta_v) > 0.3:
+        notes.append(f"line families disagree by {theta_h - theta_v:+.2f} deg (shear/perspective)")
+    if not (0.8 < ratio_xy < 1.25):
+        # one axis probably resolved 1 mm as 5 mm: reconcile to the more confident axis
+        if 0.8 < ratio_xy * 5 < 1.25 or 0.8 < ratio_xy / 5 < 1.25:
+            if two_levels[0] and not two_levels[1]:
+                px_x = px_x * 5 if ratio_xy > 1 else px_x / 5
+            elif two_levels[1] and not two_levels[0]:
+                px_y = px_y * 5 if ratio_xy < 1 else px_y / 5
+            notes.append("x/y 1-5 mm ambiguity reconciled")
+        else:
+            notes.append(f"px/mm x/y ratio {px_x / px_y:.2f} far from 1")
+    conf = float(np.clip((coh - 0.3) / 0.5, 0, 1) * np.clip((snr - 1.5) / 3.0, 0, 1))
+    if not all(two_levels):
+        conf *= 0.7
+    found = coh > 0.35 and snr > 2.0 and 0.7 < px_x / px_y < 1.43
+    colour = _name_colour(small, maps_s.colour if map_name == "colour" else maps_s.grey,
+                          map_name == "colour", maps_s.achromatic)
+    if not found:
+        return _no_grid(f"grid evidence too weak (coherence {coh:.2f}, snr {snr:.1f}, "
+                        f"x/y {px_x / px_y:.2f})", dpi_prior, colour="none",
+                        rotation_deg=rotation, confidence=conf)
+    if dpi_prior:
+        ratio = 0.5 * (px_x + px_y) / (dpi_prior / 25.4)
+        if abs(ratio - 1) > 0.1:
+            notes.append(f"grid px/mm is {ratio:.2f}x the dpi prior")
+    return GridResult(True, float(px_x), float(px_y), float(rotation), colour, "grid", conf,
+                      "; ".join(notes), rotation_h_deg=float(theta_h),
+                      rotation_v_deg=float(theta_v), minor_visible=bool(all(two_levels)))
+
+
+def _fold180(a: float) -> float:
+    return (a + 90.0) % 180.0 - 90.0
+
+
+def _perspective_grid(image_rgb: np.ndarray, work_rgb: np.ndarray, gmap: np.ndarray, sw: float,
+                      k_h: np.ndarray, k_v: np.ndarray, dpi_prior: float | None
+                      ) -> GridResult | None:
+    """Grid of a photographed page: fit a homography, measure on the rectified copy.
+
+    Returns ``None`` when no projective lattice fits (the caller keeps its own result).
+    """
+    proj = _fit_projective(gmap, k_h, k_v)
+    if proj is None:
+        log.debug("perspective: no projective lattice")
+        return None
+    try:
+        m_full, out_w, out_h, _s = _rectifying_homography(proj, sw, image_rgb.shape)
+    except ValueError as exc:
+        log.debug("perspective: %s", exc)
+        return None
+    to_work = np.array([[sw, 0, 0.5 * sw - 0.5], [0, sw, 0.5 * sw - 0.5], [0, 0, 1.0]])
+    d = np.diag([sw, sw, 1.0])
+    m_work = d @ m_full @ np.linalg.inv(to_work)
+    rw, rh = max(8, round(out_w * sw)), max(8, round(out_h * sw))
+    rect = cv2.warpPerspective(work_rgb, m_work, (rw, rh), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    inner = find_grid(rect, None, perspective=False)
+    log.debug("perspective: %d tiles, residual %.3f, rectified grid %s", proj.n_tiles,
+              proj.residual_rel, inner)
+    if not inner.found:
+        return None
+    # local scale and rotation at the grid centre of the input image
+    x0, y0, x1, y1 = proj.region / sw
+    centre = np.array([[0.5 * (x0 + x1), 0.5 * (y0 + y1)]])
+    f_map = d @ m_full  # full input px -> rectified work px
+    rot = math.radians(inner.rotation_deg)
+    # rectified -> mm (undo the small residual rotation, then scale per axis)
+    undo = np.array([[math.cos(rot), -math.sin(rot), 0], [math.sin(rot), math.cos(rot), 0],
+                     [0, 0, 1.0]])
+    to_mm = np.diag([1 / inner.px_per_mm_x, 1 / inner.px_per_mm_y, 1.0]) @ undo @ f_map
+    eps = 1.0
+    pts = _apply_h(to_mm, np.vstack([centre, centre + [eps, 0], centre + [0, eps]]))
+    grad_x = (pts[1] - pts[0]) / eps  # d(X_mm, Y_mm)/dx
+    grad_y = (pts[2] - pts[0]) / eps  # d(X_mm, Y_mm)/dy
+    g_xmm = np.array([grad_x[0], grad_y[0]])  # gradient of X_mm in the image
+    g_ymm = np.array([grad_x[1], grad_y[1]])
+    px_x, px_y = 1.0 / float(np.hypot(*g_xmm)), 1.0 / float(np.hypot(*g_ymm))
+    theta_h = math.degrees(math.atan2(g_ymm[0], g_ymm[1]))
+    theta_v = math.degrees(math.atan2(-g_xmm[1], g_xmm[0]))
+    corners = _apply_h(m_full, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+    notes = [f"perspective corrected by homography ({proj.n_tiles} tiles, wave-vector misfit "
+             f"{100 * proj.residual_rel:.1f} %); px/mm and rotation are local at the grid "
+             "centre"]
+    if inner.reason:
+        notes.append("rectified: " + inner.reason)
+    del corners
+    h_rows = tuple(tuple(float(v) for v in row) for row in (m_full / m_full[2, 2]))
+    conf = float(inner.confidence * np.clip(1.0 - 5.0 * proj.residual_rel, 0.3, 1.0))
+    return GridResult(True, px_x, px_y, 0.5 * (theta_h + theta_v), inner.grid_colour, "grid",
+                      conf, "; ".join(notes), rotation_h_deg=theta_h, rotation_v_deg=theta_v,
+                      minor_visible=inner.minor_visible, homography=h_rows,
+                      rectified_size=(int(out_w), int(out_h)))

@@ -1,0 +1,278 @@
+"""Rows, time axis and layout of a page, decided by evidence.
+
+Rows come from the horizontal ink projection (a trace row inks most columns across the page;
+a text line does not). The layout is chosen among the templates of :mod:`digitize.layouts`
+by the number of rows, the separator ticks at cell boundaries, the positions and texts of the
+lead labels read by OCR, and — between templates that only differ in lead order (12x1 vs
+Cabrera) — Einthoven's law on the read signals. A page whose evidence fits no template is
+reported as unknown, never silently forced into one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from digitize.layouts import LAYOUTS, Layout
+
+log = logging.getLogger(__name__)
+
+STANDARD_AXIS_MM = 250.0
+"""Printed time axis of a standard page: 10 s at 25 mm/s."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One printed trace row.
+
+    Attributes
+    ----------
+    index
+        Row number, top to bottom.
+    centre_px
+        Vertical centre of the row's ink (page px); the 0 mV line comes from calibration.
+    coverage
+        Fraction of the page's trace columns that hold ink near ``centre_px``.
+    x_first_px, x_last_px
+        First and last inked column of the row (pulse included).
+    """
+
+    index: int
+    centre_px: float
+    coverage: float
+    x_first_px: int
+    x_last_px: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RowsResult:
+    """Rows found on the page."""
+
+    rows: tuple[Row, ...]
+    pitch_px: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeAxis:
+    """Where the printed time axis lies (page px) and how long it is."""
+
+    x0_px: float
+    x1_px: float
+    duration_s: float
+    n_samples: int
+    source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutResult:
+    """The chosen layout.
+
+    Attributes
+    ----------
+    name
+        Layout name from :data:`digitize.layouts.LAYOUTS`, or ``"unknown"``.
+    confidence
+        In [0, 1].
+    scores
+        Evidence score per candidate template.
+    evidence
+        What was seen: rows, cells per row from ticks, labels matched.
+    warnings
+        Problems (unknown layout, weak evidence).
+    """
+
+    name: str
+    confidence: float
+    scores: dict[str, float]
+    evidence: dict[str, object]
+    warnings: tuple[str, ...]
+
+    @property
+    def layout(self) -> Layout | None:
+        """The template, or None when unknown."""
+        return LAYOUTS.get(self.name)
+
+
+def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45) -> RowsResult:
+    """Trace rows from the horizontal ink projection.
+
+    Parameters
+    ----------
+    darkness
+        Page ink darkness in [0, 1].
+    px_per_mm
+        Vertical scale.
+    min_coverage
+        Least fraction of inked columns (within ±2.5 mm of the row) to count as a trace row.
+    """
+    import cv2
+    from scipy.ndimage import gaussian_filter1d
+    from scipy.signal import find_peaks
+
+    mask = (darkness >= 0.5).astype(np.uint8)
+    h, w = mask.shape
+    profile = gaussian_filter1d(mask.sum(axis=1).astype(float), 1.2 * px_per_mm)
+    if profile.max() <= 0:
+        return RowsResult(rows=(), pitch_px=float("nan"))
+    peaks, _ = find_peaks(profile, distance=max(3, int(7 * px_per_mm)),
+                          prominence=0.08 * profile.max())
+    # coverage: fraction of columns with ink within ±2.5 mm (vertical dilation then any)
+    reach = max(1, int(round(2.5 * px_per_mm)))
+    dil = cv2.dilate(mask, np.ones((2 * reach + 1, 1), np.uint8))
+    cols = mask.any(axis=0)
+    span = np.flatnonzero(cols)
+    if len(span) == 0:
+        return RowsResult(rows=(), pitch_px=float("nan"))
+    rows = []
+    for y in peaks:
+        line = dil[y].astype(bool)
+        inked = np.flatnonzero(line)
+        if len(inked) == 0:
+            continue
+        coverage = float(line[inked[0]:inked[-1] + 1].mean()) * (inked[-1] - inked[0]) / max(
+            1, 0.8 * w)
+        coverage = min(coverage, 1.0)
+        if coverage >= min_coverage:
+            rows.append((float(y), coverage, int(inked[0]), int(inked[-1])))
+    rows = _merge_close(rows, 5 * px_per_mm)
+    pitch = float(np.median(np.diff([r[0] for r in rows]))) if len(rows) > 1 else float("nan")
+    return RowsResult(rows=tuple(Row(i, y, round(c, 3), a, b) for i, (y, c, a, b) in
+                                 enumerate(rows)), pitch_px=pitch)
+
+
+def _merge_close(rows: list[tuple[float, float, int, int]], min_gap: float
+                 ) -> list[tuple[float, float, int, int]]:
+    out: list[tuple[float, float, int, int]] = []
+    for row in sorted(rows):
+        if out and row[0] - out[-1][0] < min_gap:
+            if row[1] > out[-1][1]:
+                out[-1] = row
+            continue
+        out.append(row)
+    return out
+
+
+def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: float,
+                   speed_mm_s: float, fs: float = 500.0, line_width_px: float = 0.0,
+                   last_ink_px: list[float] | None = None) -> TimeAxis:
+    """The printed time axis: it ends at the rows' common right end (the last inked column
+    less half a line width); it starts 250 mm earlier (a standard 10-s page at 25 mm/s) when
+    that is right of the pulse, else just after it."""
+    ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
+                    dtype=float)
+    starts = np.array([r.x_first_px for r in rows.rows], dtype=float)
+    x1 = float(np.median(ends)) + 0.5 - 0.5 * line_width_px + 0.5 * speed_mm_s * px_per_mm_x / fs
+    standard = x1 - STANDARD_AXIS_MM * px_per_mm_x
+    left = float(np.median(starts))
+    if pulse_right_px is not None:
+        left = pulse_right_px + 1.0 * px_per_mm_x
+    if standard >= left - 2.5 * px_per_mm_x:
+        x0, source = max(standard, left - 2.5 * px_per_mm_x), "standard 250-mm axis"
+        if x0 != standard:
+            source = "pulse end"
+    else:
+        x0, source = left, "first ink after the pulse" if pulse_right_px is not None else \
+            "first ink"
+    duration = (x1 - x0) / (px_per_mm_x * speed_mm_s)
+    # snap to the standard duration when within 2 %
+    standard_s = STANDARD_AXIS_MM / speed_mm_s
+    if abs(duration - standard_s) < 0.02 * standard_s:
+        duration = standard_s
+        x0 = x1 - STANDARD_AXIS_MM * px_per_mm_x
+    return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(duration, 4),
+                    n_samples=int(round(duration * fs)), source=source)
+
+
+def tick_evidence(darkness: np.ndarray, baselines_px: list[float], axis: TimeAxis,
+                  px_per_mm: float) -> list[dict[float, float]]:
+    """For each row, how much a separator tick (a short vertical stroke through the 0 mV line,
+    ±2 mm) is seen at each candidate cell boundary (fractions 1/4, 1/2, 3/4 of the axis)."""
+    out = []
+    h, w = darkness.shape
+    for base in baselines_px:
+        seen: dict[float, float] = {}
+        for frac in (0.25, 0.5, 0.75):
+            x = axis.x0_px + frac * (axis.x1_px - axis.x0_px)
+            xa, xb = int(max(0, x - 0.8 * px_per_mm)), int(min(w, x + 0.8 * px_per_mm + 1))
+            above = [int(base - 1.7 * px_per_mm), int(base - 1.2 * px_per_mm)]
+            below = [int(base + 1.2 * px_per_mm), int(base + 1.7 * px_per_mm)]
+            if xb <= xa or above[0] < 0 or below[1] >= h:
+                seen[frac] = 0.0
+                continue
+            up = darkness[above[0]:above[1] + 1, xa:xb].max(axis=0)
+            down = darkness[below[0]:below[1] + 1, xa:xb].max(axis=0)
+            seen[frac] = float(np.max(np.minimum(up, down)))
+        out.append(seen)
+    return out
+
+
+def _template_boundaries(layout: Layout, row: int) -> set[float]:
+    cells = layout.row_cells(row)
+    return {round(c.t0, 3) for c in cells[1:]}
+
+
+def choose_layout(n_rows: int, ticks: list[dict[float, float]],
+                  labels: list[tuple[int, float, str]], einthoven: dict[str, float] | None = None
+                  ) -> LayoutResult:
+    """Score every template against the evidence and pick the best.
+
+    Parameters
+    ----------
+    n_rows
+        Number of trace rows found.
+    ticks
+        Per row, tick strength at fractions 0.25/0.5/0.75 (see :func:`tick_evidence`).
+    labels
+        OCR'd lead labels as ``(row, x_fraction_of_axis, lead)``.
+    einthoven
+        Residual of Einthoven's law per template name (lower is better), for templates that
+        differ only in lead order.
+    """
+    scores: dict[str, float] = {}
+    details: dict[str, dict[str, float]] = {}
+    for name, layout in LAYOUTS.items():
+        if layout.n_rows != n_rows:
+            continue
+        tick_score = 0.0
+        tick_n = 0
+        for r in range(n_rows):
+            want = _template_boundaries(layout, r)
+            for frac, strength in (ticks[r].items() if r < len(ticks) else ()):
+                expected = round(frac, 3) in want
+                tick_score += strength if expected else -strength
+                tick_n += 1
+        label_score = 0.0
+        for row, xfrac, lead in labels:
+            if row >= n_rows:
+                continue
+            cells = layout.row_cells(row)
+            match = [c for c in cells if c.t0 - 0.04 <= xfrac < c.t1 - 0.02]
+            if match and match[0].lead.lstrip("-").lower() == lead.lstrip("-").lower():
+                label_score += 1.0
+            elif match:
+                label_score -= 0.5
+        score = tick_score / max(tick_n, 1) + 0.5 * label_score
+        if einthoven and name in einthoven and np.isfinite(einthoven[name]):
+            score -= 2.0 * einthoven[name]
+        scores[name] = round(float(score), 3)
+        details[name] = {"ticks": round(tick_score, 3), "labels": label_score}
+    warnings: list[str] = []
+    evidence: dict[str, object] = {"rows": n_rows, "ticks": ticks, "labels": labels,
+                                   "einthoven": einthoven or {}, "details": details}
+    if not scores:
+        warnings.append(f"{n_rows} trace rows fit no known layout "
+                        f"({', '.join(f'{k}: {v.n_rows}' for k, v in LAYOUTS.items())})")
+        return LayoutResult("unknown", 0.0, {}, evidence, tuple(warnings))
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    best, best_score = ranked[0]
+    if len(ranked) == 1:
+        confidence = 0.9
+    else:
+        margin = best_score - ranked[1][1]
+        confidence = float(np.clip(0.5 + margin, 0.3, 0.95))
+        if margin < 0.15:
+            warnings.append(f"layout {best} only narrowly preferred to {ranked[1][0]} "
+                            f"(scores {best_score:.2f} vs {ranked[1][1]:.2f})")
+    return LayoutResult(best, round(confidence, 3), scores, evidence, tuple(warnings))

@@ -1,0 +1,229 @@
+"""Load paper-ECG files (PNG/JPEG/BMP/TIFF, multi-page TIFF, PDF) as RGB page images.
+
+Every page becomes one :class:`PageImage` (``H x W x 3`` uint8 RGB). PDF pages are rasterised
+through ``pdf2image`` (poppler) at a known DPI, which is then a reliable px/mm prior for the
+grid stage; for raster files the DPI stored in the file is passed on only when plausible
+(72 and 96 dpi are screen defaults written by most software and say nothing about the paper).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from digitize.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: DPI used to rasterise PDF pages when the caller gives none.
+DEFAULT_PDF_DPI = 300.0
+#: File DPI metadata outside this range, or equal to a screen default, is ignored.
+PLAUSIBLE_DPI_RANGE = (100.0, 1200.0)
+_SCREEN_DEFAULT_DPI = (72.0, 96.0)
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+#: Refuse absurd rasters (decompression bombs, 100k-px PDFs at silly DPIs).
+MAX_PIXELS = 120_000_000
+
+
+@dataclass(frozen=True)
+class PageImage:
+    """One page of an input file.
+
+    Attributes
+    ----------
+    image
+        ``(H, W, 3)`` uint8 RGB, EXIF orientation applied, alpha composited over white.
+    source
+        Path of the file the page came from.
+    page_index
+        0-based page number inside the file.
+    n_pages
+        Number of pages in the file.
+    dpi_prior
+        Raster resolution in dots per inch when known: the PDF rasterisation DPI, or the
+        file's DPI metadata when plausible; ``None`` otherwise.
+    kind
+        ``"pdf"`` or ``"image"``.
+    """
+
+    image: np.ndarray = field(repr=False)
+    source: str
+    page_index: int
+    n_pages: int
+    dpi_prior: float | None
+    kind: str
+
+    @property
+    def px_per_mm_prior(self) -> float | None:
+        """``dpi_prior / 25.4`` (px/mm), or ``None``."""
+        return None if self.dpi_prior is None else self.dpi_prior / 25.4
+
+
+def _plausible_dpi(info_dpi: object) -> float | None:
+    """The DPI from PIL's ``info['dpi']`` if it is plausible for a scan, else ``None``."""
+    if info_dpi is None:
+        return None
+    try:
+        values = [float(v) for v in info_dpi] if isinstance(info_dpi, (tuple, list)) else [
+            float(info_dpi)]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not values or not all(np.isfinite(values)):
+        return None
+    dpi = float(np.mean(values))
+    if len(values) == 2 and abs(values[0] - values[1]) > 0.01 * dpi:
+        return None
+    if any(abs(dpi - d) < 0.5 for d in _SCREEN_DEFAULT_DPI):
+        return None
+    lo, hi = PLAUSIBLE_DPI_RANGE
+    return dpi if lo <= dpi <= hi else None
+
+
+def _to_rgb(frame) -> np.ndarray:  # frame: PIL.Image.Image
+    """Convert any PIL mode to uint8 RGB, compositing transparency over white."""
+    from PIL import Image
+
+    if frame.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(frame, dtype=np.float64)
+        top = float(arr.max()) or 1.0
+        grey = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if frame.mode == "F":
+        arr = np.asarray(frame, dtype=np.float64)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        grey = ((arr - lo) / ((hi - lo) or 1.0) * 255.0).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    has_alpha = frame.mode in ("RGBA", "LA", "PA") or (
+        frame.mode == "P" and "transparency" in frame.info)
+    if has_alpha:
+        rgba = frame.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy()
+    return np.asarray(frame.convert("RGB")).copy()
+
+
+def _load_pdf(path: Path, dpi: float | None) -> list[PageImage]:
+    import pdf2image
+    from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
+
+    raster_dpi = float(dpi) if dpi else DEFAULT_PDF_DPI
+    try:
+        info = pdf2image.pdfinfo_from_path(str(path))
+        n_pages = int(info.get("Pages", 0))
+    except PDFInfoNotInstalledError as exc:
+        raise InputError("cannot read PDF: poppler (pdfinfo) is not installed", path) from exc
+    except (PDFPageCountError, PDFSyntaxError, ValueError, KeyError) as exc:
+        raise InputError(f"corrupt or empty PDF ({_first_line(exc)})", path) from exc
+    if n_pages <= 0:
+        raise InputError("empty PDF (0 pages)", path)
+    try:
+        frames = pdf2image.convert_from_path(str(path), dpi=raster_dpi, fmt="png",
+                                             thread_count=1)
+    except Exception as exc:  # poppler failures come as assorted exception types
+        raise InputError(f"cannot rasterise PDF ({_first_line(exc)})", path) from exc
+    if not frames:
+        raise InputError("PDF produced no pages when rasterised", path)
+    pages = []
+    for i, frame in enumerate(frames):
+        if frame.width * frame.height > MAX_PIXELS:
+            raise InputError(f"PDF page {i + 1} too large at {raster_dpi:g} dpi", path)
+        pages.append(PageImage(image=_to_rgb(frame), source=str(path), page_index=i,
+                               n_pages=len(frames), dpi_prior=raster_dpi, kind="pdf"))
+    return pages
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _load_raster(path: Path, dpi: float | None) -> list[PageImage]:
+    from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError as exc:
+        raise InputError("not an image file (format not recognised)", path) from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"cannot open image ({_first_line(exc)})", path) from exc
+    pages: list[PageImage] = []
+    try:
+        with img:
+            n_frames = int(getattr(img, "n_frames", 1) or 1)
+            for i, frame in enumerate(ImageSequence.Iterator(img)):
+                if frame.width * frame.height > MAX_PIXELS:
+                    raise InputError(f"image too large ({frame.width}x{frame.height} px)", path)
+                frame.load()  # raises OSError on truncated data
+                dpi_prior = float(dpi) if dpi else _plausible_dpi(frame.info.get("dpi"))
+                oriented = ImageOps.exif_transpose(frame) if i == 0 else frame
+                rgb = _to_rgb(oriented)
+                if rgb.shape[0] < 16 or rgb.shape[1] < 16:
+                    raise InputError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)", path)
+                pages.append(PageImage(image=rgb, source=str(path), page_index=i,
+                                       n_pages=n_frames, dpi_prior=dpi_prior, kind="image"))
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise InputError(f"truncated or corrupt image ({_first_line(exc)})", path) from exc
+    if not pages:
+        raise InputError("image file holds no frames", path)
+    if len(pages) != n_frames:
+        pages = [PageImage(image=p.image, source=p.source, page_index=p.page_index,
+                           n_pages=len(pages), dpi_prior=p.dpi_prior, kind=p.kind)
+                 for p in pages]
+    return pages
+
+
+def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:
+    """Read every page of an image or PDF file.
+
+    Parameters
+    ----------
+    path
+        PNG, JPEG, BMP, TIFF (multi-page too), GIF, WebP or PDF file.
+    dpi
+        For PDFs, the rasterisation resolution (default 300 dpi). For raster files, the
+        known scan resolution, which overrides the file's metadata. Either way it becomes
+        ``PageImage.dpi_prior``.
+
+    Returns
+    -------
+    list of PageImage
+        One per page, in file order.
+
+    Raises
+    ------
+    InputError
+        Naming the file: missing, empty, truncated/corrupt, not an image, or a PDF with no
+        pages.
+    """
+    p = Path(path)
+    if dpi is not None and not (np.isfinite(dpi) and 10.0 <= float(dpi) <= 2400.0):
+        raise InputError(f"implausible dpi {dpi!r} (expected 10-2400)", p)
+    if not p.exists():
+        raise InputError("file not found", p)
+    if p.is_dir():
+        raise InputError("is a directory, not a file", p)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read file ({_first_line(exc)})", p) from exc
+    if size == 0:
+        raise InputError("empty file (0 bytes)", p)
+    is_pdf = head.startswith(b"%PDF") or p.suffix.lower() == ".pdf"
+    if is_pdf:
+        if not head.startswith(b"%PDF"):
+            raise InputError("not a PDF (missing %PDF header)", p)
+        pages = _load_pdf(p, dpi)
+    else:
+        if p.suffix.lower() not in _IMAGE_SUFFIXES:
+            log.debug("%s: unusual suffix, trying to read it as an image", p)
+        pages = _load_raster(p, dpi)
+    log.debug("%s: %d page(s), dpi prior %s", p, len(pages), pages[0].dpi_prior)
+    return pages

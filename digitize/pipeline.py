@@ -1,0 +1,508 @@
+"""The digitizer, end to end: a file (or an image array) → calibrated 12-lead records.
+
+Stages, each a function with a frozen-dataclass result that can be called, swapped or
+inspected on its own:
+
+1. ``load``     :func:`digitize.load.load_pages`      → ``PageImage``
+2. ``grid``     :func:`digitize.grid.find_grid`       → ``GridResult`` (px/mm per axis, rotation)
+3. ``deskew``   :func:`digitize.deskew.deskew`        → ``DeskewResult``
+4. ``ink``      :func:`digitize.ink.find_ink`         → ``InkResult`` (darkness without grid)
+5. ``rows``     :func:`digitize.layout_detect.find_rows`
+6. ``text``     :func:`digitize.labels.read_text`     (labels + settings line, one OCR call)
+7. ``calibration`` :func:`digitize.calibration.find_pulse` / ``decide_calibration``
+8. ``trace``    :func:`digitize.trace.extract_traces`
+9. ``layout``   :func:`digitize.layout_detect.choose_layout` (ticks, labels, Einthoven)
+10. ``convert`` :func:`digitize.convert.build_record`
+
+Where the geometry helper's modules (grid, deskew, ink) are not importable, small local
+fallbacks with the same signatures are used (px/mm from the DPI, no rotation, darkness from
+the darkest channel) and the result says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitize.calibration import (
+    CalibrationResult,
+    Pulse,
+    decide_calibration,
+    find_pulse,
+    parse_settings_text,
+)
+from digitize.convert import ConvertResult, build_record, einthoven_residual
+from digitize.errors import DigitizeError
+from digitize.labels import TextResult, read_text
+from digitize.layout_detect import (
+    LayoutResult,
+    RowsResult,
+    TimeAxis,
+    choose_layout,
+    find_rows,
+    find_time_axis,
+    tick_evidence,
+)
+from digitize.layouts import LAYOUTS, get_layout
+from digitize.record import ECGRecord
+from digitize.trace import TraceResult, extract_traces
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+# ---------------------------------------------------------------------------- fallbacks
+@dataclasses.dataclass(frozen=True)
+class _FallbackGrid:
+    found: bool
+    px_per_mm_x: float
+    px_per_mm_y: float
+    rotation_deg: float
+    grid_colour: str
+    source: str
+    confidence: float
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _FallbackDeskew:
+    image: np.ndarray
+    matrix: np.ndarray
+    rotation_deg: float
+    perspective_corrected: bool
+    grid: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _FallbackInk:
+    darkness: np.ndarray
+    mask: np.ndarray
+    threshold: float
+
+
+def _fallback_find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None) -> Any:
+    dpi = dpi_prior or 200.0
+    ppmm = dpi / 25.4
+    return _FallbackGrid(False, ppmm, ppmm, 0.0, "none", "dpi", 0.3,
+                         "geometry stage unavailable; px/mm from dpi")
+
+
+def _fallback_deskew(image_rgb: np.ndarray, grid: Any) -> Any:
+    return _FallbackDeskew(image_rgb, np.eye(3), 0.0, False, grid)
+
+
+def _fallback_find_ink(image_rgb: np.ndarray, grid: Any) -> Any:
+    darkest = image_rgb.max(axis=2).astype(np.float32)
+    darkness = np.clip((105.0 - darkest) / 60.0, 0.0, 1.0)
+    return _FallbackInk(darkness, darkness >= 0.5, 0.5)
+
+
+def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
+    """(load_pages, find_grid, deskew, find_ink): the geometry helper's, else fallbacks."""
+    from digitize.load import load_pages
+
+    try:
+        from digitize.grid import find_grid
+    except ImportError:
+        find_grid = _fallback_find_grid
+    try:
+        from digitize.deskew import deskew
+    except ImportError:
+        deskew = _fallback_deskew
+    try:
+        from digitize.ink import find_ink
+    except ImportError:
+        find_ink = _fallback_find_ink
+    return load_pages, find_grid, deskew, find_ink
+
+
+# ---------------------------------------------------------------------------- result
+@dataclasses.dataclass(frozen=True)
+class DigitizeResult:
+    """Everything read from one page.
+
+    Attributes
+    ----------
+    source, page_index, n_pages
+        Where the page came from.
+    grid, deskew, ink
+        Geometry stages (``GridResult``, ``DeskewResult``, ``InkResult``).
+    rows
+        Trace rows found.
+    text
+        Text components, lead labels and settings line.
+    calibration
+        Gain, speed, pulses and 0 mV lines.
+    time_axis
+        Printed time axis.
+    traces
+        Per-row traces in page pixels.
+    layout
+        Chosen layout and its evidence.
+    convert
+        The record and per-lead details.
+    baselines_px
+        Each row's 0 mV line (page px, deskewed).
+    warnings
+        Everything that lowered confidence.
+    timings_s
+        Seconds per stage.
+    """
+
+    source: str
+    page_index: int
+    n_pages: int
+    grid: Any
+    deskew: Any
+    ink: Any
+    rows: RowsResult
+    text: TextResult
+    calibration: CalibrationResult
+    time_axis: TimeAxis
+    traces: TraceResult
+    layout: LayoutResult
+    convert: ConvertResult
+    baselines_px: tuple[float, ...]
+    warnings: tuple[str, ...]
+    timings_s: dict[str, float]
+
+    @property
+    def record(self) -> ECGRecord:
+        """The 12-lead, 500-Hz record in mV (NaN where not printed or not read)."""
+        return self.convert.record
+
+    @property
+    def stem(self) -> str:
+        """Output name: the file stem, plus ``_p<N>`` (1-based) for multi-page files."""
+        base = Path(self.source).stem
+        return f"{base}_p{self.page_index + 1}" if self.n_pages > 1 else base
+
+    def summary(self) -> dict[str, Any]:
+        """A short JSON-ready summary (for ``--json``)."""
+        conf = self.record.confidence
+        return {
+            "source": self.source, "page": self.page_index + 1, "stem": self.stem,
+            "layout": self.layout.name, "gain_mm_mv": self.calibration.gain_mm_mv,
+            "speed_mm_s": self.calibration.speed_mm_s,
+            "px_per_mm": [round(_f(self.grid.px_per_mm_x), 4), round(_f(self.grid.px_per_mm_y), 4)],
+            "rotation_deg": round(_f(self.deskew.rotation_deg), 3),
+            "mean_confidence": round(float(np.mean([c for c in conf if c > 0] or [0.0])), 3),
+            "leads_read": int(sum(c > 0 for c in conf)), "warnings": len(self.warnings),
+            "seconds": round(sum(self.timings_s.values()), 3),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The full JSON description of the page (written as ``<stem>.json``)."""
+        import cv2
+        import pytesseract
+
+        cal = self.calibration
+        return _clean({
+            "source": self.source, "page": self.page_index + 1, "n_pages": self.n_pages,
+            "layout": self.layout.name,
+            "layout_detail": {"confidence": self.layout.confidence, "scores": self.layout.scores,
+                              "evidence": self.layout.evidence},
+            "gain_mm_mv": cal.gain_mm_mv, "speed_mm_s": cal.speed_mm_s,
+            "calibration": {
+                "source": cal.source, "confidence": cal.confidence,
+                "row_gain_mm_mv": list(cal.row_gain_mm_mv),
+                "pulses": [dataclasses.asdict(p) for p in cal.pulses],
+                "settings_text": dataclasses.asdict(cal.text) if cal.text else None,
+            },
+            "px_per_mm_x": _f(self.grid.px_per_mm_x), "px_per_mm_y": _f(self.grid.px_per_mm_y),
+            "grid": {"found": bool(self.grid.found), "colour": self.grid.grid_colour,
+                     "source": self.grid.source, "confidence": _f(self.grid.confidence),
+                     "reason": self.grid.reason},
+            "rotation_deg": _f(self.deskew.rotation_deg),
+            "perspective_corrected": bool(self.deskew.perspective_corrected),
+            "rows": [{"row": r.index, "baseline_px": round(self.baselines_px[r.index], 3),
+                      "centre_px": r.centre_px, "coverage": r.coverage,
+                      "trace_confidence": self.traces.rows[r.index].confidence}
+                     for r in self.rows.rows],
+            "time_axis": dataclasses.asdict(self.time_axis),
+            "labels": [{"text": lab.text, "lead": lab.lead, "box": list(lab.box)}
+                       for lab in self.text.labels],
+            "leads": {lead.lead: {"confidence": lead.confidence, "rows": list(lead.rows),
+                                  "t_start_s": lead.t_start_s, "t_end_s": lead.t_end_s,
+                                  "finite_fraction": lead.finite_fraction,
+                                  "reasons": list(lead.reasons)} for lead in self.convert.leads},
+            "einthoven": self.convert.einthoven,
+            "warnings": list(self.warnings),
+            "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
+            "versions": {"ecglens": VERSION, "numpy": np.__version__, "opencv": cv2.__version__,
+                         "tesseract": _tesseract_version(pytesseract)},
+        })
+
+
+def _tesseract_version(pytesseract: Any) -> str:
+    try:
+        return str(pytesseract.get_tesseract_version())
+    except Exception:  # not installed
+        return "unavailable"
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf → None, numpy → Python, recursively (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return None if not math.isfinite(obj) else obj
+    return obj
+
+
+# ---------------------------------------------------------------------------- the pipeline
+def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
+    ink_fraction = float(np.mean(darkness >= 0.5))
+    if ink_fraction < 1e-4:
+        raise DigitizeError("blank page: no ink found", source)
+    if ink_fraction > 0.25:
+        raise DigitizeError(f"not a paper ECG: {100 * ink_fraction:.0f} % of the page is dark "
+                            "(a photo or a dark image, not traces on paper)", source)
+    if not rows.rows:
+        raise DigitizeError("no ECG trace rows found (no line of ink runs across the page; "
+                            "a page of text or not an ECG)", source)
+
+
+def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int = 0,
+                   n_pages: int = 1, dpi_prior: float | None = None, use_ocr: bool = True,
+                   layout_hint: str | None = None) -> DigitizeResult:
+    """Read one page image (``(H, W, 3)`` uint8 RGB) into a :class:`DigitizeResult`.
+
+    Parameters
+    ----------
+    image
+        The page.
+    source
+        Name used in messages and outputs.
+    dpi_prior
+        Raster resolution if known (px/mm prior for the grid stage).
+    use_ocr
+        Read lead labels and the settings line with tesseract.
+    layout_hint
+        Force a layout name instead of deciding it (the result says so).
+
+    Raises
+    ------
+    DigitizeError
+        The page is blank, mostly dark, or holds no trace rows.
+    """
+    _, find_grid, deskew, find_ink = _stage_functions()
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    image = np.ascontiguousarray(image[..., :3]) if image.ndim == 3 else np.repeat(
+        image[..., None], 3, axis=2)
+    grid = find_grid(image, dpi_prior)
+    lap("grid")
+    desk = deskew(image, grid)
+    grid2 = getattr(desk, "grid", None) or grid
+    if not getattr(grid2, "found", False) and getattr(grid, "found", False):
+        grid2 = grid
+    lap("deskew")
+    ppmm_x, ppmm_y = float(grid2.px_per_mm_x), float(grid2.px_per_mm_y)
+    if not (math.isfinite(ppmm_x) and math.isfinite(ppmm_y) and ppmm_x > 0 and ppmm_y > 0):
+        # no grid and no dpi: assume a 200-dpi scan and say so
+        ppmm_x = ppmm_y = 200.0 / 25.4
+        warnings.append("no grid and no dpi: scale assumed 200 dpi (low confidence)")
+    if not getattr(grid2, "found", False):
+        warnings.append(f"grid not found ({getattr(grid2, 'reason', '')}); px/mm from "
+                        f"{getattr(grid2, 'source', 'dpi')}")
+    page = desk.image
+    ink = find_ink(page, grid2)
+    darkness = np.asarray(ink.darkness, dtype=np.float32)
+    lap("ink")
+    rows = find_rows(darkness, ppmm_y)
+    _check_is_ecg(darkness, rows, source)
+    lap("rows")
+    pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40 * ppmm_y
+    rows_top = rows.rows[0].centre_px - 0.6 * pitch
+    rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
+    text = read_text(darkness, ppmm_y, rows_top, rows_bottom, use_ocr=use_ocr)
+    if use_ocr and not text.ocr_ok and text.word_boxes:
+        warnings.append("OCR unavailable: lead labels and settings line not read")
+    lap("text")
+    clean = darkness.copy()
+    clean[text.text_mask] = 0.0
+    pulses: list[Pulse] = []
+    for row in rows.rows:
+        search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
+        pulse = find_pulse(clean, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
+        if pulse is not None:
+            pulses.append(pulse)
+    settings = parse_settings_text(text.settings_text) if text.settings_text else None
+    cal = decide_calibration(pulses, len(rows.rows), settings)
+    warnings.extend(cal.warnings)
+    pulse_right = max((p.x_right_px for p in pulses), default=None)
+    lap("calibration")
+    pulse_of = {p.row: p for p in pulses}
+    x_ranges = []
+    for row in rows.rows:
+        # read from just right of the pulse (or the row's first ink) to its last ink
+        start = pulse_right + 1.0 * ppmm_x if pulse_right is not None else row.x_first_px
+        x_ranges.append((max(int(start), 0), min(int(row.x_last_px) + 2, page.shape[1])))
+    baselines0 = [pulse_of[r.index].baseline_px if r.index in pulse_of else r.centre_px
+                  for r in rows.rows]
+    traces = extract_traces(clean, baselines0, x_ranges, ppmm_y)
+    last_ink = []
+    for trace in traces.rows:
+        ok = np.flatnonzero(np.isfinite(trace.y_px))
+        last_ink.append(float(trace.x_px[ok[-1]]) if len(ok) else float(trace.x_px[-1]))
+    axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
+                          line_width_px=traces.line_width_px, last_ink_px=last_ink)
+    lap("trace")
+    baselines = []
+    for row, trace in zip(rows.rows, traces.rows, strict=True):
+        if row.index in pulse_of:
+            baselines.append(pulse_of[row.index].baseline_px)
+        else:
+            finite = trace.y_px[np.isfinite(trace.y_px)]
+            # no pulse: the most common trace level (isoelectric line), not the mean
+            baselines.append(_mode(finite) if len(finite) else row.centre_px)
+    if len(pulses) < len(rows.rows):
+        warnings.append("rows without a pulse use their most common level as 0 mV")
+    ticks = tick_evidence(clean, baselines, axis, ppmm_x)
+    label_positions = []
+    span = axis.x1_px - axis.x0_px
+    for lab in text.labels:
+        if lab.lead is None:
+            continue
+        cy = 0.5 * (lab.box[1] + lab.box[3])
+        row_index = int(np.argmin([abs(cy - b) for b in baselines]))
+        xfrac = (lab.box[0] - axis.x0_px) / span
+        label_positions.append((row_index, round(float(xfrac), 3), lab.lead))
+    einthoven_scores = _einthoven_by_layout(len(rows.rows), traces, baselines, cal, ppmm_x,
+                                            ppmm_y, axis)
+    if layout_hint:
+        layout_result = LayoutResult(get_layout(layout_hint).name, 1.0, {}, {"hint": layout_hint},
+                                     ("layout given by the caller",))
+    else:
+        layout_result = choose_layout(len(rows.rows), ticks, label_positions, einthoven_scores)
+    warnings.extend(layout_result.warnings)
+    lap("layout")
+    layout = layout_result.layout
+    if layout is None:
+        raise DigitizeError(f"unknown layout: {len(rows.rows)} trace rows fit no template", source)
+    row_conf = [t.confidence for t in traces.rows]
+    extra = min(1.0, 0.5 + 0.5 * cal.confidence) * min(1.0, 0.5 + 0.5 * layout_result.confidence)
+    conv = build_record(traces.rows, layout, baselines, list(cal.row_gain_mm_mv), cal.speed_mm_s,
+                        ppmm_x, ppmm_y, axis.x0_px, axis.n_samples, row_conf, extra,
+                        provenance={"source": source, "page": page_index + 1,
+                                    "producer": f"ecglens digitize {VERSION}",
+                                    "layout": layout.name, "gain_mm_mv": cal.gain_mm_mv,
+                                    "speed_mm_s": cal.speed_mm_s},
+                        guard_px=traces.line_width_px + 1.0)
+    for name, value in conv.einthoven.items():
+        if math.isfinite(value) and value > 0.35:
+            warnings.append(f"Einthoven check ({name}) residual {value:.2f} of signal rms: "
+                            "leads may be mislabelled or misread")
+    lap("convert")
+    return DigitizeResult(
+        source=source, page_index=page_index, n_pages=n_pages, grid=grid2, deskew=desk, ink=ink,
+        rows=rows, text=text, calibration=cal, time_axis=axis, traces=traces,
+        layout=layout_result, convert=conv, baselines_px=tuple(float(b) for b in baselines),
+        warnings=tuple(dict.fromkeys(warnings)), timings_s=timings)
+
+
+def _mode(values: np.ndarray) -> float:
+    """Most common value (histogram peak at 0.5 px, refined by the mean around it)."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1:
+        return float(np.median(values))
+    hist, edges = np.histogram(values, bins=max(2, int((hi - lo) / 0.5)))
+    k = int(np.argmax(hist))
+    centre = 0.5 * (edges[k] + edges[k + 1])
+    near = values[np.abs(values - centre) <= 1.5]
+    return float(near.mean()) if len(near) else centre
+
+
+def _einthoven_by_layout(n_rows: int, traces: TraceResult, baselines: list[float],
+                         cal: CalibrationResult, ppmm_x: float, ppmm_y: float,
+                         axis: TimeAxis) -> dict[str, float]:
+    """Einthoven residual for templates that only differ in lead order (12x1 vs Cabrera)."""
+    candidates = [name for name, lay in LAYOUTS.items() if lay.n_rows == n_rows]
+    if len(candidates) < 2 or not all(
+            len(LAYOUTS[c].row_cells(0)) == 1 for c in candidates):
+        return {}
+    out = {}
+    for name in candidates:
+        conv = build_record(traces.rows, LAYOUTS[name], baselines, list(cal.row_gain_mm_mv),
+                            cal.speed_mm_s, ppmm_x, ppmm_y, axis.x0_px, axis.n_samples)
+        res = einthoven_residual(conv.record.signal)
+        vals = [v for v in res.values() if math.isfinite(v)]
+        out[name] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True
+                  ) -> list[DigitizeResult]:
+    """Read every page of an image or PDF file (see :func:`digitize_image`).
+
+    Raises
+    ------
+    InputError
+        Missing, truncated or unreadable file, empty PDF.
+    DigitizeError
+        A page cannot be read as an ECG.
+    """
+    load_pages, *_ = _stage_functions()
+    t0 = time.perf_counter()
+    pages = load_pages(path, dpi=dpi)
+    load_s = time.perf_counter() - t0
+    results = []
+    for page in pages:
+        result = digitize_image(page.image, source=str(path), page_index=page.page_index,
+                                n_pages=page.n_pages, dpi_prior=page.dpi_prior, use_ocr=use_ocr)
+        timings = {"load": load_s / len(pages), **result.timings_s}
+        results.append(dataclasses.replace(result, timings_s=timings))
+    return results
+
+
+def write_outputs(result: DigitizeResult, outdir: str | Path, overlay: bool = True
+                  ) -> dict[str, Path]:
+    """Write ``<stem>.hea/.dat``, ``<stem>.json`` and ``<stem>_overlay.png`` into ``outdir``."""
+    from digitize.io import write_wfdb
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    stem = outdir / result.stem
+    paths = {"header": write_wfdb(result.record, stem)}
+    t0 = time.perf_counter()
+    if overlay:
+        from digitize.overlay import draw_overlay, save_overlay
+
+        paths["overlay"] = save_overlay(draw_overlay(result), stem.with_name(
+            stem.name + "_overlay.png"))
+    overlay_s = time.perf_counter() - t0
+    data = result.to_json()
+    data["timings_s"]["overlay"] = round(overlay_s, 4)
+    json_path = stem.with_name(stem.name + ".json")
+    json_path.write_text(json.dumps(data, indent=1))
+    paths["json"] = json_path
+    return paths

@@ -1,0 +1,346 @@
+"""Trace extraction: one continuity-weighted path per printed row, read to sub-pixel rows.
+
+For each row a Viterbi path runs over the pixel rows of a search band (wider than the row, so
+QRS complexes that reach into the neighbouring row stay with their own trace). The cost of a
+column is the lack of ink under the path; the cost of moving between columns is small along
+ink (steep QRS strokes are drawn ink) and large across blank paper, so the path follows its
+own trace and never jumps to text, ticks or another row unless its own trace is gone. Pixels
+of text boxes and calibration pulses can be masked out beforehand.
+
+The path only says *which* ink run a column's signal is in. The value is then read from that
+run: a short run (flat trace) gives its darkness-weighted centroid; a tall run (steep segment)
+is read from where the trace enters and leaves the column — both at the same end → a peak,
+whose tip is the far edge of the run less half a line width (QRS peaks are kept, not
+flattened); opposite ends → a stroke, read at its middle; neither → another trace crosses
+here, read near the row's own path and flagged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RowTrace:
+    """The trace read in one row.
+
+    Attributes
+    ----------
+    row
+        Row index (top to bottom).
+    x_px
+        Column coordinates (deskewed page pixels), one per read column.
+    y_px
+        Sub-pixel row coordinate of the signal per column; NaN where the trace was lost.
+    shared
+        True where the column's ink run is shared with another trace (crossing).
+    confidence
+        Fraction of columns read cleanly (not lost, not shared), in [0, 1].
+    line_width_px
+        Estimated stroke width of the trace.
+    """
+
+    row: int
+    x_px: np.ndarray
+    y_px: np.ndarray
+    shared: np.ndarray
+    confidence: float
+    line_width_px: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceResult:
+    """Traces of all rows plus the parameters used."""
+
+    rows: tuple[RowTrace, ...]
+    ink_threshold: float
+    line_width_px: float
+
+
+def _band_stack(darkness: np.ndarray, centres: np.ndarray, half_px: int, x0: int,
+                x1: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_rows, n_cols, band) darkness slices around each row centre (zero outside the page)."""
+    height = darkness.shape[0]
+    tops = np.round(centres).astype(int) - half_px
+    band = 2 * half_px + 1
+    out = np.zeros((len(centres), x1 - x0, band), dtype=np.float32)
+    for k, top in enumerate(tops):
+        lo, hi = max(top, 0), min(top + band, height)
+        if hi > lo:
+            out[k, :, lo - top:hi - top] = darkness[lo:hi, x0:x1].T
+    return out, tops
+
+
+def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
+                  start_col: np.ndarray | None = None) -> np.ndarray:
+    """Continuity-weighted best path through each band.
+
+    Parameters
+    ----------
+    bands
+        ``(n_rows, n_cols, band_px)`` darkness in [0, 1].
+    start_px
+        ``(n_rows,)`` expected position (band pixel) at the start: a weak prior.
+    px_per_mm
+        Vertical scale, which sets the jump costs per mm.
+    start_col
+        ``(n_rows,)`` first column of each row (columns before it are free).
+
+    Returns
+    -------
+    ``(n_rows, n_cols)`` int path positions (band pixels).
+    """
+    n_rows, n_cols, band = bands.shape
+    y = np.arange(band, dtype=np.float32)
+    gap_cost = np.float32(0.6 / px_per_mm)      # per px of blank paper crossed between columns
+    move_cost = np.float32(0.015 / px_per_mm)   # per px of any vertical move
+    prior_cost = np.float32(0.002 / px_per_mm)  # per px from the start position, per column
+    prior = prior_cost * np.abs(y[None, :] - start_px[:, None].astype(np.float32))
+    back = np.empty((n_cols, n_rows, band), dtype=np.int16)
+    cost = 1.0 - bands[:, 0, :] + 50 * prior
+    idx = np.arange(band, dtype=np.int32)
+    idx_b = idx[None, :].repeat(n_rows, 0)
+    previous = bands[:, 0, :]
+    if start_col is None:
+        start_col = np.zeros(n_rows, dtype=int)
+    for x in range(n_cols):
+        current = bands[:, x, :]
+        union = np.maximum(current, previous)
+        c = np.cumsum(gap_cost * (1.0 - union) + move_cost, axis=1, dtype=np.float32)
+        # forward: min over y' <= y of (D(y') - c(y')) + c(y)
+        f = cost - c
+        fmin = np.minimum.accumulate(f, axis=1)
+        farg = np.maximum.accumulate(np.where(f <= fmin, idx_b, 0), axis=1)
+        a = fmin + c
+        g = (cost + c)[:, ::-1]
+        gmin = np.minimum.accumulate(g, axis=1)
+        garg = np.maximum.accumulate(np.where(g <= gmin, idx_b, 0), axis=1)
+        b = gmin[:, ::-1] - c
+        barg = band - 1 - garg[:, ::-1]
+        take_a = a <= b
+        best = np.where(take_a, a, b)
+        back[x] = np.where(take_a, farg, barg)
+        free = x < start_col
+        emission = 1.0 - current + prior
+        emission[free] = 50 * prior[free]
+        cost = best + emission
+        cost -= cost.min(axis=1, keepdims=True)
+        previous = current
+    path = np.empty((n_rows, n_cols), dtype=np.int32)
+    path[:, -1] = np.argmin(cost, axis=1)
+    rows = np.arange(n_rows)
+    for x in range(n_cols - 1, 0, -1):
+        path[:, x - 1] = back[x, rows, path[:, x]]
+    return path
+
+
+def _runs_at(column: np.ndarray, y: int, threshold: float) -> tuple[int, int] | None:
+    """The ink run [a, b] of ``column`` (darkness, or a 0/1 mask) containing ``y`` (or within
+    two pixels of it), else None."""
+    n = len(column)
+    if not (0 <= y < n):
+        return None
+    if column[y] < threshold:
+        # allow one pixel of slack (anti-aliased thin lines)
+        for dy in (-1, 1, -2, 2):
+            if 0 <= y + dy < n and column[y + dy] >= threshold:
+                y = y + dy
+                break
+        else:
+            return None
+    a = y
+    while a > 0 and column[a - 1] >= threshold:
+        a -= 1
+    b = y
+    while b < n - 1 and column[b + 1] >= threshold:
+        b += 1
+    return a, b
+
+
+def _centroid(column: np.ndarray, a: int, b: int) -> float:
+    lo, hi = max(a - 1, 0), min(b + 2, len(column))
+    w = column[lo:hi].astype(np.float64)
+    s = w.sum()
+    if s <= 0:
+        return 0.5 * (a + b)
+    return float(np.dot(np.arange(lo, hi), w) / s)
+
+
+def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -> float:
+    """Median ink-run height along the paths (flat parts dominate), in px."""
+    heights = []
+    n_rows, n_cols, _ = bands.shape
+    step = max(1, n_cols // 400)
+    for k in range(n_rows):
+        for x in range(0, n_cols, step):
+            col = bands[k, x]
+            run = _runs_at(col, int(path[k, x]), threshold)
+            if run is not None:
+                a, b = run
+                heights.append(float(col[max(a - 1, 0):b + 2].sum()))
+    if not heights:
+        return 2.0
+    return float(max(1.0, np.median(heights)))
+
+
+def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshold: float,
+                 line_width_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel value per column from the ink runs under the path (see module docstring).
+
+    A pen of width ``w`` draws every point of the signal as a disc of radius ``R = w/2``, so
+    the top edge ``U`` and bottom edge ``L`` of a column's run bound the signal:
+    ``U + R <= y <= L - R``. Flat runs give their darkness centroid; tall runs (steep
+    strokes) the middle ``(U + L)/2``; at a peak (``U`` lowest within the pen's reach) the
+    tip is ``U + R`` (``L - R`` for a downward peak), which keeps QRS amplitudes; the columns
+    under the pen's cap beside a tip are interpolated between the tip and the strokes.
+
+    Returns ``(y_band_px, shared)``: NaN where the column has no ink under the path; ``shared``
+    marks columns whose run is claimed by another row's path too (a crossing).
+    """
+    from scipy.ndimage import maximum_filter1d, minimum_filter1d
+
+    n_rows, n_cols, band = bands.shape
+    values = np.full((n_rows, n_cols), np.nan)
+    shared = np.zeros((n_rows, n_cols), dtype=bool)
+    tall = 1.5 * line_width_px + 1.5
+    radius = 0.5 * line_width_px
+    reach = int(np.ceil(radius)) + 1
+    slack = max(1.5 * line_width_px, 2.0)
+    page_runs = np.full((n_rows, n_cols, 2), -1, dtype=np.int64)
+    upper = np.full((n_rows, n_cols), np.nan)
+    lower = np.full((n_rows, n_cols), np.nan)
+    for k in range(n_rows):
+        for x in range(n_cols):
+            col = bands[k, x]
+            run = _runs_at(col, int(path[k, x]), threshold)
+            if run is None:
+                continue
+            a, b = run
+            page_runs[k, x] = (a + tops[k], b + tops[k])
+            upper[k, x] = a - 0.5 + (1.0 - float(col[a])) + (float(col[a - 1]) if a > 0 else 0.0
+                                                            ) * -1.0
+            lower[k, x] = b + 0.5 - (1.0 - float(col[b])) + (float(col[b + 1]) if b + 1 < band
+                                                            else 0.0)
+            if b - a + 1 <= tall:
+                values[k, x] = _centroid(col, a, b)
+            else:
+                values[k, x] = 0.5 * (upper[k, x] + lower[k, x])
+    for k in range(n_rows):
+        others = [j for j in range(n_rows) if j != k]
+        height = page_runs[k, :, 1] - page_runs[k, :, 0] + 1
+        is_tall = (page_runs[k, :, 0] >= 0) & (height > tall)
+        # crossings: a tall run claimed by another row while our path sits inside it
+        anchor = ~is_tall & np.isfinite(values[k])
+        for x in np.flatnonzero(is_tall):
+            claimed = any(page_runs[j, x, 0] == page_runs[k, x, 0]
+                          and page_runs[j, x, 1] == page_runs[k, x, 1] for j in others)
+            if not claimed:
+                continue
+            shared[k, x] = True
+            a, b = page_runs[k, x] - tops[k]
+            state = int(path[k, x])
+            if state - a > slack and b - state > slack:
+                w = int(np.ceil(line_width_px))
+                values[k, x] = _centroid(bands[k, x], max(state - w, a), min(state + w, b))
+                anchor[x] = True
+                is_tall[x] = False
+        u = np.where(np.isfinite(upper[k]), upper[k], np.inf)
+        lo = np.where(np.isfinite(lower[k]), lower[k], -np.inf)
+        u_min = minimum_filter1d(u, 2 * reach + 1, mode="nearest")
+        l_max = maximum_filter1d(lo, 2 * reach + 1, mode="nearest")
+        u_side = np.minimum(np.roll(u, reach + 1), np.roll(u, -(reach + 1)))
+        l_side = np.maximum(np.roll(lo, reach + 1), np.roll(lo, -(reach + 1)))
+        up_apex = is_tall & (u <= u_min) & (u + 1.0 < u_side)
+        down_apex = is_tall & (lo >= l_max) & (lo - 1.0 > l_side)
+        # one apex per plateau of equal extremes
+        up_apex[1:] &= ~(up_apex[:-1] & (u[1:] == u[:-1]))
+        down_apex[1:] &= ~(down_apex[:-1] & (lo[1:] == lo[:-1]))
+        near = np.zeros(n_cols, dtype=bool)
+        for x in np.flatnonzero(up_apex):
+            values[k, x] = u[x] + radius
+            near[max(0, x - reach):x + reach + 1] = True
+        for x in np.flatnonzero(down_apex):
+            values[k, x] = lo[x] - radius
+            near[max(0, x - reach):x + reach + 1] = True
+        anchor |= up_apex | down_apex | (is_tall & ~near)
+        anchor &= np.isfinite(values[k])
+        fill = near & ~anchor & np.isfinite(values[k])
+        if fill.any() and anchor.sum() >= 2:
+            xs = np.flatnonzero(anchor)
+            values[k, fill] = np.interp(np.flatnonzero(fill), xs, values[k, xs])
+    return values, shared
+
+
+def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
+        tuple[int, int]], px_per_mm: float, half_band_px: int | None = None,
+        threshold: float = 0.35, max_gap_s_px: int | None = None) -> TraceResult:
+    """Read every row's trace.
+
+    Parameters
+    ----------
+    darkness
+        ``(H, W)`` ink darkness in [0, 1] with text/pulse/grid already suppressed.
+    baselines_px
+        Approximate vertical centre of each row's trace (page px).
+    x_ranges_px
+        ``(x_start, x_stop)`` per row: the columns to read.
+    px_per_mm
+        Vertical px/mm (sets jump costs and the default band).
+    half_band_px
+        Half height of each search band; default 1.3 × the median row spacing (≥ 12 mm).
+    threshold
+        Darkness at which a pixel counts as ink in a run.
+    max_gap_s_px
+        Gaps in the read trace up to this many columns are interpolated; longer ones stay NaN.
+    """
+    n_rows = len(baselines_px)
+    centres = np.asarray(baselines_px, dtype=float)
+    if half_band_px is None:
+        spacing = float(np.median(np.diff(np.sort(centres)))) if n_rows > 1 else 40 * px_per_mm
+        half_band_px = int(max(12 * px_per_mm, 1.3 * spacing))
+    x0 = int(min(r[0] for r in x_ranges_px))
+    x1 = int(max(r[1] for r in x_ranges_px))
+    bands, tops = _band_stack(darkness, centres, half_band_px, x0, x1)
+    # columns outside a row's own range carry no ink for it
+    for k, (a, b) in enumerate(x_ranges_px):
+        bands[k, : max(a - x0, 0)] = 0
+        bands[k, b - x0:] = 0
+    start = centres - tops
+    path = viterbi_paths(bands, start, px_per_mm,
+                         start_col=np.array([r[0] - x0 for r in x_ranges_px]))
+    line_width = estimate_line_width(bands, path, threshold)
+    values, shared = read_columns(bands, path, tops, threshold, line_width)
+    if max_gap_s_px is None:
+        max_gap_s_px = max(2, int(round(0.6 * px_per_mm)))
+    rows = []
+    for k, (a, b) in enumerate(x_ranges_px):
+        xs = np.arange(a, b)
+        ys = values[k, a - x0:b - x0] + tops[k]
+        sh = shared[k, a - x0:b - x0]
+        ys = _fill_short_gaps(ys, max_gap_s_px)
+        n = max(len(xs), 1)
+        lost = float(np.mean(~np.isfinite(ys))) if len(ys) else 1.0
+        confidence = max(0.0, 1.0 - lost - 0.5 * float(np.mean(sh)) if len(sh) else 0.0)
+        rows.append(RowTrace(row=k, x_px=xs, y_px=ys, shared=sh, confidence=round(confidence, 3),
+                             line_width_px=line_width))
+        log.debug("row %d: %d columns, %.1f%% lost, %.1f%% shared", k, n, 100 * lost,
+                  100 * float(np.mean(sh)) if len(sh) else 0.0)
+    return TraceResult(rows=tuple(rows), ink_threshold=threshold, line_width_px=line_width)
+
+
+def _fill_short_gaps(y: np.ndarray, max_gap: int) -> np.ndarray:
+    y = y.copy()
+    finite = np.isfinite(y)
+    if finite.sum() < 2:
+        return y
+    idx = np.flatnonzero(finite)
+    gaps = np.diff(idx)
+    for i in np.flatnonzero((gaps > 1) & (gaps <= max_gap + 1)):
+        lo, hi = idx[i], idx[i + 1]
+        y[lo + 1:hi] = np.interp(np.arange(lo + 1, hi), [lo, hi], [y[lo], y[hi]])
+    return y

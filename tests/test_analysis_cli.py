@@ -1,0 +1,31 @@
+"""``ecglens analyze`` on a real record: JSON with the disclaimer, text report, errors."""
+
+from __future__ import annotations
+
+import json
+
+from analysis.ludb import read_ludb_record
+from cli import DISCLAIMER, main
+from digitize.io import write_wfdb
+
+
+def test_analyze_json_has_disclaimer_and_fields(shared_data, tmp_path, capsys):
+    record = read_ludb_record(shared_data / "ludb" / "data" / "1")
+    header = write_wfdb(record, tmp_path / "rec1")
+    assert main(["analyze", str(header), "--json", "--sex", "F", "--age", "51"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["disclaimer"] == DISCLAIMER
+    assert out["measurable"] is True
+    assert out["stemi"]["detected"] is False
+    assert out["patient"] == {"sex": "F", "age": 51.0}
+    assert {lv["lead"] for lv in out["st"]} >= {"I", "V6"}
+    assert out["intervals"]["qtc_bazett_ms"] > 300
+    assert any(r["rule"].startswith("ST elevation") for r in out["rules"])
+
+
+def test_analyze_text_and_missing_image(shared_data, tmp_path, capsys):
+    assert main(["analyze", str(shared_data / "ludb" / "data" / "1")]) == 0
+    text = capsys.readouterr().out
+    assert "STEMI" in text and DISCLAIMER in text
+    assert main(["analyze", str(tmp_path / "nothing.png")]) == 1
+    assert "no such file" in capsys.readouterr().err
