@@ -48,6 +48,8 @@ ALIGN_S = 0.012
 MIN_BEAT_CORR = 0.7
 K_ONSET = 0.03
 K_OFFSET = 0.085
+K_LATE = 0.3
+K_REACT = 0.10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,10 +332,21 @@ def delineate_median(med: MedianBeats, rr_samples: float,
     onset = _crossing_back(v, peak, a - int(0.20 * fs), thr_on)
     # J: after the last velocity sample above 30 % of the peak within 160 ms after the peak
     span = v[peak:a + int(0.20 * fs)]
-    big = np.flatnonzero(span > 0.3 * vmax)
+    big = np.flatnonzero(span > K_LATE * vmax)
     last_big = peak + (int(big[-1]) if big.size else 0)
     thr_off = iso_v + k_offset * (vmax - iso_v)
-    j = _crossing_fwd(v, last_big, a + int(0.24 * fs), thr_off)
+    j_limit = a + int(0.24 * fs)
+    j = _crossing_fwd(v, last_big, j_limit, thr_off)
+    # a slow terminal wave (the R' of a right bundle-branch block) can dip below the threshold
+    # and rise again: continue past any re-activation above K_REACT of the peak within 40 ms
+    look = int(0.04 * fs)
+    for _ in range(4):
+        if not np.isfinite(j):
+            break
+        ahead = v[int(j):min(int(j) + look, j_limit)]
+        if ahead.size == 0 or ahead.max() <= K_REACT * vmax:
+            break
+        j = _crossing_fwd(v, int(j) + int(np.argmax(ahead)), j_limit, thr_off)
     if not np.isfinite(onset) or not np.isfinite(j):
         return Fiducials(np.nan, onset, j, np.nan, nan_leads, nan_leads, "QRS limits not found")
     on_i, j_i = int(onset), int(j)

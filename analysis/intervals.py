@@ -45,7 +45,8 @@ class QRSAmplitudes:
 
     ``r_mv`` the largest positive deflection, ``s_mv`` the depth (positive number) of the largest
     negative deflection after R, ``q_mv`` the depth of a negative deflection before R,
-    ``net_mv`` = max + min, ``t_mv`` the T-wave extreme (signed).
+    ``net_mv`` = max + min, ``t_mv`` the T-wave extreme (signed), ``terminal_mv`` the mean of
+    the last 30 ms of the QRS (positive for the R' of a right bundle-branch block in V1).
     """
 
     r_mv: float
@@ -53,6 +54,7 @@ class QRSAmplitudes:
     q_mv: float
     net_mv: float
     t_mv: float
+    terminal_mv: float = float("nan")
 
     @property
     def neg_mv(self) -> float:
@@ -67,7 +69,7 @@ def _ms(samples: float, fs: float) -> float:
 def qrs_amplitudes(med: MedianBeats, fid: Fiducials) -> list[QRSAmplitudes]:
     """Per-lead QRS and T amplitudes (mV) between the global QRS onset and J point."""
     n_leads = med.beats.shape[1]
-    nan = QRSAmplitudes(np.nan, np.nan, np.nan, np.nan, np.nan)
+    nan = QRSAmplitudes(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
     if not (np.isfinite(fid.qrs_onset) and np.isfinite(fid.j_point)):
         return [nan] * n_leads
     on, j = int(fid.qrs_onset), int(fid.j_point)
@@ -88,7 +90,8 @@ def qrs_amplitudes(med: MedianBeats, fid: Fiducials) -> list[QRSAmplitudes]:
             tseg = med.beats[j + int(0.06 * med.fs):int(t_end), k] - iso
             if tseg.size and np.isfinite(tseg).all():
                 t_mv = float(tseg[int(np.argmax(np.abs(tseg)))])
-        out.append(QRSAmplitudes(r, s, q, float(seg.max() + seg.min()), t_mv))
+        terminal = float(np.mean(seg[-max(2, int(0.03 * med.fs)):]))
+        out.append(QRSAmplitudes(r, s, q, float(seg.max() + seg.min()), t_mv, terminal))
     return out
 
 

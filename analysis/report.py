@@ -143,13 +143,16 @@ def _cannot(reason: str, record: ECGRecord, warnings: list[str], filt: str, n_be
                           record.sex, record.age, record.provenance.get("source"))
 
 
-def detect_pacing(raw_mv: np.ndarray, fs: float, anchors: np.ndarray) -> RuleOutcome:
-    """Ventricular pacing spikes: a sharp deflection shortly before most QRS complexes.
+def detect_pacing(raw_mv: np.ndarray, fs: float, anchors: np.ndarray,
+                  qrs_ms: float = float("nan")) -> RuleOutcome:
+    """Ventricular pacing: a sharp spike shortly before most QRS complexes, and a wide QRS.
 
     Per beat, the largest absolute second difference (over the leads) 120–10 ms before the QRS
-    energy maximum, against the median second difference around it. Paced if, in the median
-    beat, that spike is ≥ 0.25 mV and ≥ 10× the local median. Needs the raw signal at
-    ≥ 250 Hz; a spike lost by digitizing paper is not seen.
+    energy maximum, against the median second difference around it. A spike if, in the median
+    beat, it is ≥ 0.25 mV and ≥ 10× the local median; ventricular pacing if, in addition, the
+    QRS is ≥ 120 ms (a spike before a narrow QRS is atrial pacing or an artefact, which does
+    not confound the ST segment). Needs the raw signal at ≥ 250 Hz; a spike lost by
+    digitizing paper is not seen.
     """
     name = "ventricular pacing"
     if fs < 250 or len(anchors) < 2:
@@ -171,11 +174,13 @@ def detect_pacing(raw_mv: np.ndarray, fs: float, anchors: np.ndarray) -> RuleOut
     if not spikes:
         return RuleOutcome(name, None, (), "no beat with signal around it")
     spike, ratio = float(np.median(spikes)), float(np.median(ratios))
-    fired = spike >= PACING_SPIKE_MV and ratio >= PACING_SPIKE_RATIO
-    return RuleOutcome(name, fired, (),
+    has_spike = spike >= PACING_SPIKE_MV and ratio >= PACING_SPIKE_RATIO
+    wide = bool(np.isfinite(qrs_ms) and qrs_ms >= 120)
+    return RuleOutcome(name, has_spike and wide, (),
                        f"pre-QRS spike {spike:.2f} mV (≥ {PACING_SPIKE_MV}), "
-                       f"{ratio:.0f}× local (≥ {PACING_SPIKE_RATIO:.0f})",
-                       {"spike_mv": spike, "spike_ratio": ratio})
+                       f"{ratio:.0f}× local (≥ {PACING_SPIKE_RATIO:.0f}), QRS {qrs_ms:.0f} ms "
+                       "(≥ 120 for ventricular pacing)",
+                       {"spike_mv": spike, "spike_ratio": ratio, "qrs_ms": qrs_ms})
 
 
 def _beat_noise(signal_mv: np.ndarray, anchors: np.ndarray, med: delineate.MedianBeats,
@@ -248,7 +253,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     if len(empty) + len(flat) == len(rec.leads):
         reason = "flat line in every lead" if flat else "no lead has a usable signal"
         return _cannot(reason, rec, warnings, filt)
-    low_conf = [name for name, c in zip(rec.leads, rec.confidence, strict=True) if 0 < c < 0.5]
+    lead_conf = tuple(rec.confidence or (1.0,) * len(rec.leads))
+    low_conf = [name for name, c in zip(rec.leads, lead_conf, strict=True) if 0 < c < 0.5]
     if low_conf:
         warnings.append(f"low reading confidence in {', '.join(low_conf)}")
 
@@ -287,8 +293,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     noisy = [lv.lead for lv in st if math.isfinite(lv.noise_mv) and lv.noise_mv > 0.05]
     if noisy:
         warnings.append(f"beat-to-beat ST variation > 0.05 mV in {', '.join(noisy)}")
-    paced = detect_pacing(rec.signal, fs, beats.anchors[beats.kept])
-    conf = [c for c in rec.confidence if c > 0]
+    paced = detect_pacing(rec.signal, fs, beats.anchors[beats.kept], intervals.qrs_ms)
+    conf = [c for c in lead_conf if c > 0]
     quality_penalty = min(0.5, 0.5 * (1.0 - float(np.mean(conf))) if conf else 0.5)
     quality_penalty += 0.1 if len(noisy) >= 3 else 0.0
     stemi = evaluate_stemi({lv.lead: lv for lv in st}, amps, intervals, sex, age, paced,

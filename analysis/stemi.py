@@ -9,9 +9,10 @@ was tuned on LUDB.
   the most sensitive applicable threshold, and the report says so. Contiguity: V1…V6 in order;
   limb leads in Cabrera order aVL, I, −aVR, II, aVF, III.
 * **Territories**: septal V1–V2, anterior V3–V4, lateral I, aVL, V5–V6, inferior II, III, aVF;
-  posterior from ≥ 0.05 mV depression in ≥ 2 contiguous leads of V1–V3.
+  posterior from horizontal or down-sloping depression ≥ 0.05 mV with upright T in ≥ 2
+  contiguous leads of V1–V3 (isolated: flagged as an equivalent, record V7–V9).
 * **Reciprocal depression** (≥ 0.05 mV) in the opposite territory raises confidence.
-* **Confounders**: LBBB (QRS ≥ 120 ms, V1 mainly negative, I/V6 mainly positive without q) and
+* **Confounders**: LBBB (QRS ≥ 120 ms, V1 mainly negative, monophasic R in I or V6) and
   ventricular pacing switch the decision to **Sgarbossa** (≥ 3 points) and the
   **Smith-modified** Sgarbossa rule (discordant ST/S ≤ −0.25); **LVH** (Sokolow-Lyon, Cornell)
   applies the proportional rule in V1–V3 (ST elevation < 25 % of the S depth is attributed to
@@ -180,7 +181,8 @@ class Flags:
 
 
 def lbbb_rule(intervals: Intervals, amps: Mapping[str, QRSAmplitudes]) -> RuleOutcome:
-    """LBBB: QRS ≥ 120 ms, V1 mainly negative (S > R), I or V6 mainly positive without q."""
+    """LBBB: QRS ≥ 120 ms, V1 mainly negative (S/QS > R), and a monophasic R in I or V6
+    (no q, S < 25 % of R; the broad S of a right bundle-branch block fails this)."""
     qrs = intervals.qrs_ms
     if not math.isfinite(qrs):
         return RuleOutcome("LBBB", None, (), "QRS duration not measurable")
@@ -194,11 +196,12 @@ def lbbb_rule(intervals: Intervals, amps: Mapping[str, QRSAmplitudes]) -> RuleOu
         if amp is not None and math.isfinite(amp.r_mv):
             values[f"r_{name.lower()}_mv"] = amp.r_mv
             values[f"q_{name.lower()}_mv"] = amp.q_mv
-            if amp.r_mv > amp.neg_mv and amp.q_mv < 0.1:
+            # monophasic R: no q and no S deeper than a quarter of R (RBBB has a broad S here)
+            if amp.r_mv > 0 and amp.q_mv < 0.1 and amp.s_mv < 0.25 * amp.r_mv:
                 left_pos.append(name)
     fired = qrs >= 120 and v1.neg_mv > v1.r_mv and bool(left_pos)
     detail = (f"QRS {qrs:.0f} ms (≥ 120 needed), V1 S/QS {v1.neg_mv:.2f} vs R {v1.r_mv:.2f} mV, "
-              f"upright without q in: {', '.join(left_pos) or 'none'}")
+              f"monophasic R (no q, S < R/4) in: {', '.join(left_pos) or 'none'}")
     return RuleOutcome("LBBB", fired, ("V1", *left_pos) if fired else (), detail, values)
 
 
@@ -298,13 +301,13 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
 
     # --- posterior (V1–V3 depression)
     depressed_v13 = {lead for lead in ("V1", "V2", "V3")
-                     if math.isfinite(per_lead[lead]) and per_lead[lead] <= -DEPRESSION_MV}
+                     if _posterior_depression(st.get(lead), amps.get(lead))}
     post_pairs = _contiguous(("V1", "V2", "V3"), depressed_v13)
     posterior = bool(post_pairs) and not lbbb.fired and not paced.fired
     rules.append(RuleOutcome(
         "posterior (V1–V3 depression)", posterior,
         tuple(sorted(depressed_v13, key=_lead_order)) if posterior else (),
-        f"ST depression ≥ 0.05 mV in contiguous V1–V3: "
+        f"horizontal/down-sloping ST depression ≥ 0.05 mV with upright T in contiguous V1–V3: "
         f"{', '.join(f'{a}+{b}' for a, b in post_pairs) or 'none'} (record V7–V9 to confirm)",
         {lead: per_lead[lead] for lead in ("V1", "V2", "V3")}))
 
@@ -341,6 +344,9 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
         detected = bool(pairs) and not er.fired
     if detected and posterior:
         territories = [*territories, "posterior"]
+    if not detected:
+        # the leads that met the voltage criteria stay in the rule outcomes
+        territories, ste_leads = [], []
 
     confidence = _confidence(detected, st, ste_leads, per_lead, threshold, bool(recip_leads),
                              confounders, quality_penalty)
@@ -355,6 +361,16 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
 def _lead_order(lead: str) -> int:
     order = (*CABRERA_LIMB, *PRECORDIAL, "aVR")
     return order.index(lead) if lead in order else 99
+
+
+def _posterior_depression(level: STLevel | None, amp: QRSAmplitudes | None) -> bool:
+    """ST depression ≥ 0.05 mV at J, horizontal or down-sloping to J+60 ms (rise ≤ 0.02 mV),
+    with an upright T wave (the mirror image of posterior ST elevation)."""
+    if level is None or amp is None:
+        return False
+    j, j60, t = level.st_j_mv, level.st_j60_mv, amp.t_mv
+    return (math.isfinite(j) and math.isfinite(j60) and math.isfinite(t)
+            and j <= -DEPRESSION_MV and j60 - j <= 0.02 and t > 0)
 
 
 def _early_repolarisation(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],

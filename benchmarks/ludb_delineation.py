@@ -15,6 +15,7 @@ Usage::
 
     .venv/bin/python benchmarks/ludb_delineation.py            # all 200 records, ~5 min
     .venv/bin/python benchmarks/ludb_delineation.py --no-neurokit --records 1-40
+    .venv/bin/python benchmarks/ludb_delineation.py --figure docs/analysis_median_beats.png
 
 Writes ``benchmarks/out/ludb_delineation.{json,md}``.
 """
@@ -98,14 +99,57 @@ def summarise(errors: list[float], missed: int, extra: int) -> dict[str, float]:
     return out
 
 
+def figure(ludb: Path, record_id: int, path: Path) -> None:
+    """Median beats of one record with ecglens' and the experts' fiducials (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    record = read_ludb_record(ludb / "data" / str(record_id)).standard12()
+    fs = record.fs
+    _, med, fid, beats = ecglens_predictions(record, fs)
+    ms = (np.arange(med.beats.shape[0]) - fid.qrs_onset) / fs * 1000.0
+    fig, axes = plt.subplots(3, 4, figsize=(12, 7), sharex=True)
+    for k, ax in enumerate(axes.flat):
+        ann = read_fiducials(ludb, record_id, LUDB_LEADS[k])
+        ax.plot(ms, med.beats[:, k] - fid.iso_mv[k], color="black", lw=1)
+        ax.axhline(0, color="0.7", lw=0.5)
+        for off, colour in ((fid.qrs_onset, "tab:green"), (fid.j_point, "tab:red"),
+                            (fid.j_point + 0.06 * fs, "tab:orange"),
+                            (fid.t_end_lead[k], "tab:blue")):
+            if np.isfinite(off):
+                ax.axvline((off - fid.qrs_onset) / fs * 1000.0, color=colour, lw=1)
+        for name in ("qrs_onset", "j_point", "t_end"):
+            for t in ann[name]:
+                a = beats.anchors[np.argmin(np.abs(beats.anchors - t))]
+                x = (t - a + med.pre - fid.qrs_onset) / fs * 1000.0
+                ax.plot([x], [ax.get_ylim()[0]], marker="^", color="tab:purple", ms=4)
+        ax.set_title(record.leads[k], fontsize=9)
+        ax.set_xlim(-250, 550)
+    fig.suptitle(f"LUDB {record_id}: median beats vs PR level (mV); lines = ecglens QRS onset "
+                 "(green), J (red), J+60 ms (orange), T end (blue); ▲ = expert fiducials per beat",
+                 fontsize=9)
+    fig.supxlabel("ms from QRS onset")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ludb", type=Path, default=REPO.parent / "shared" / "data" / "ludb")
     parser.add_argument("--records", default="1-200")
     parser.add_argument("--no-neurokit", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    parser.add_argument("--figure", type=Path, default=None,
+                        help="only draw the median beats of --figure-record to this PNG")
+    parser.add_argument("--figure-record", type=int, default=1)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
+    if args.figure:
+        figure(args.ludb, args.figure_record, args.figure)
+        return 0
     ids = parse_ids(args.records)
     methods = ["ecglens"] + ([] if args.no_neurokit else ["nk_dwt", "nk_cwt", "nk_peak"])
     acc = {(m, f, split): {"e": [], "fn": 0, "fp": 0} for m in methods for f in FIDUCIALS

@@ -48,7 +48,10 @@ GAINS_MM_MV = (5.0, 10.0, 20.0)
 SPEEDS_MM_S = (25.0, 50.0)
 INDEX_COLUMNS = ("id", "source_record", "layout", "profile", "seed", "gain_mm_mv", "speed_mm_s",
                  "dpi", "grid", "rotation_deg", "font", "label_position", "paper", "start_s",
-                 "width_px", "height_px")
+                 "width_px", "height_px", "image_dpi", "px_per_mm_x", "px_per_mm_y")
+"""``dpi`` is the render (print/scan) resolution; ``image_dpi`` and px/mm describe the final
+image (a fax is resampled to 204 x 196 or 204 x 98 dpi, a photo's scale varies over the page:
+px/mm is taken at the grid centre)."""
 
 
 def find_records(data: Path) -> list[Path]:
@@ -126,10 +129,12 @@ def make_page(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
     return {
         "id": spec["id"], "source_record": spec["record"], "layout": spec["layout"],
         "profile": spec["profile"], "seed": spec["seed"], "gain_mm_mv": spec["gain_mm_mv"],
-        "speed_mm_s": spec["speed_mm_s"], "dpi": round(float(geo["dpi"]), 1),
+        "speed_mm_s": spec["speed_mm_s"], "dpi": spec["dpi"],
         "grid": spec["grid"], "rotation_deg": round(float(geo.get("rotation_deg", 0.0)), 2),
         "font": spec["font"], "label_position": spec["label_position"], "paper": spec["paper"],
         "start_s": start_s, "width_px": geo["image_size"][0], "height_px": geo["image_size"][1],
+        "image_dpi": round(float(geo["dpi"]), 1), "px_per_mm_x": round(geo["px_per_mm_x"], 4),
+        "px_per_mm_y": round(geo["px_per_mm_y"], 4),
     }
 
 
@@ -182,7 +187,7 @@ def contact_sheet(records: list[Path], out: Path, seed: int = 0, thumb_w: int = 
         row = []
         for c, profile in enumerate(profiles):
             record = _load(str(records[(r * len(profiles) + c) % len(records)]))
-            settings = RenderSettings(layout=layout, dpi=100.0,
+            settings = RenderSettings(layout=layout, dpi=150.0,
                                       grid=grids[(r + 2 * c) % len(grids)],
                                       font=FONT_NAMES[(r + c) % len(FONT_NAMES)],
                                       gain_mm_mv=5.0 if layout.startswith("12x1") else 10.0)

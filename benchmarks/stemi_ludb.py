@@ -9,13 +9,20 @@ Usage::
 
     .venv/bin/python benchmarks/stemi_ludb.py                 # 1 µV/unit (physical) scale
     .venv/bin/python benchmarks/stemi_ludb.py --scale header  # LUDB's per-lead min-max gains
+    .venv/bin/python benchmarks/stemi_ludb.py --at j60        # exploratory: rules at J+60 ms
 
-Writes ``benchmarks/out/stemi_ludb_<scale>.{json,md}``.
+``--at j60`` re-applies the same rules to the ST level at J+60 ms instead of the J point. This
+is NOT the published criterion and NOT what ``ecglens analyze`` does; it is reported only to
+show how far LUDB's STEMI records are from the J-point criteria.
+
+Writes ``benchmarks/out/stemi_ludb_<scale>[_j60].{json,md}``. Misses also list the ST level at
+each lead's annotated J point (LUDB experts), to separate J-point detection from the criteria.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -28,8 +35,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis.ludb import read_ludb_record  # noqa: E402
+from analysis import delineate  # noqa: E402
+from analysis.filters import filter_record  # noqa: E402
+from analysis.ludb import LUDB_LEADS, read_fiducials, read_ludb_record  # noqa: E402
 from analysis.report import analyze_record  # noqa: E402
+from analysis.st import measure_st  # noqa: E402
+from analysis.stemi import evaluate_stemi  # noqa: E402
 from digitize.io import read_record  # noqa: E402
 
 TERRITORY_MAP = {"anterior wall": "anterior", "apical": "anterior", "septal": "septal",
@@ -60,6 +71,31 @@ def truth_table(ludb: Path):  # -> pandas.DataFrame
     return pd.DataFrame(rows)
 
 
+def st_at_annotated_j(ludb: Path, rid: int, record) -> str:
+    """ST at J (mV) per lead measured at each lead's annotated J point (median over beats)."""
+    rec = record.standard12()
+    x = filter_record(rec)
+    beats = delineate.detect_beats(x, rec.fs)
+    med = delineate.median_beats(x, rec.fs, beats)
+    fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
+    parts = []
+    for k, lead in enumerate(LUDB_LEADS):
+        ann = read_fiducials(ludb, rid, lead)
+        if ann["j_point"].size == 0:
+            continue
+        offs = [j - beats.anchors[np.argmin(np.abs(beats.anchors - j))] for j in ann["j_point"]]
+        level = measure_st(med, fid, rec.leads, j_point=med.pre + float(np.median(offs)))[k]
+        parts.append(f"{rec.leads[k]}{level.st_j_mv:+.2f}")
+    return " ".join(parts)
+
+
+def at_j60(rep):  # -> StemiResult
+    """The same rules applied to ST at J+60 ms (exploratory)."""
+    shifted = {lv.lead: dataclasses.replace(lv, st_j_mv=lv.st_j60_mv) for lv in rep.st}
+    paced = next(r for r in rep.stemi.rules if r.name == "ventricular pacing")
+    return evaluate_stemi(shifted, rep.amplitudes, rep.intervals, rep.sex, rep.age, paced)
+
+
 def _fmt_st(rep) -> str:
     return " ".join(f"{lv.lead}{lv.st_j_mv:+.2f}" for lv in rep.st if lv.measured)
 
@@ -68,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ludb", type=Path, default=REPO.parent / "shared" / "data" / "ludb")
     parser.add_argument("--scale", choices=["uv", "header"], default="uv")
+    parser.add_argument("--at", choices=["j", "j60"], default="j")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -76,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     t0 = time.time()
     for _, row in truth.iterrows():
-        rep = analyze_record(reader(args.ludb / "data" / str(row.id)))
+        record = reader(args.ludb / "data" / str(row.id))
+        rep = analyze_record(record)
         s = rep.stemi
+        if args.at == "j60" and s is not None:
+            s = at_j60(rep)
         records.append({
             "id": int(row.id), "truth": bool(row.stemi),
             "truth_territories": sorted(row.territories),
@@ -87,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             "equivalents": [] if s is None else list(s.equivalents),
             "confounders": [] if s is None else list(s.confounders),
             "confidence": None if s is None else s.confidence,
-            "statement": rep.to_dict()["stemi"]["statement"], "st": _fmt_st(rep),
+            "statement": "" if s is None else s.statement, "st": _fmt_st(rep),
+            "st_at_annotated_j": st_at_annotated_j(args.ludb, int(row.id), record)
+            if row.stemi else "",
             "label_lbbb": bool(row.lbbb), "label_paced": bool(row.paced),
             "label_lvh": bool(row.lvh), "ischemia": row.ischemia})
     seconds = time.time() - t0
@@ -104,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         found = [r for r in lab if name in r["confounders"]]
         extra = [r for r in records if not r[f"label_{label}"] and name in r["confounders"]]
         return (f"{name}: flagged {len(found)}/{len(lab)} labelled records "
-                f"(ids {[r['id'] for r in found]}), {len(extra)} flagged without the label")
+                f"(ids {[r['id'] for r in found]}), {len(extra)} flagged without the label "
+                f"(ids {[r['id'] for r in extra]})")
 
     terr_rows = []
     for r in tp:
@@ -112,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         terr_rows.append(f"| {r['id']} | {', '.join(sorted(truth_t))} | "
                          f"{', '.join(sorted(pred_t)) or '–'} | "
                          f"{len(truth_t & pred_t)}/{len(truth_t)} |")
-    lines = [f"# STEMI vs LUDB ({args.scale} scale), {len(records)} records, {seconds:.0f} s", "",
+    lines = [f"# STEMI vs LUDB ({args.scale} scale, ST at {args.at}), {len(records)} records, "
+             f"{seconds:.0f} s", "",
              f"- sensitivity {len(tp)}/{len(pos)} = {sens:.1%}",
              f"- specificity {len(neg) - len(fp)}/{len(neg)} = {spec:.1%}",
              f"- counting STEMI-equivalent flags as positive: sensitivity {len(tp_eq)}/{len(pos)}, "
@@ -123,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
              "## Territory agreement (true positives)", "",
              "| id | LUDB | ecglens | agree |", "|---|---|---|---|", *terr_rows, "",
              "## Misses (LUDB STEMI, not called)", "",
-             "| id | LUDB ischemia | confounders | equivalents | ST at J (mV) | statement |",
-             "|---|---|---|---|---|---|"]
+             "| id | LUDB ischemia | confounders | equivalents | ST at J (mV) "
+             "| ST at annotated J (mV) | statement |",
+             "|---|---|---|---|---|---|---|"]
     for r in pos:
         if not r["detected"]:
             lines.append(f"| {r['id']} | {r['ischemia'].replace(chr(10), '; ')} | "
                          f"{', '.join(r['confounders']) or '–'} | "
-                         f"{', '.join(r['equivalents']) or '–'} | {r['st']} | {r['statement']} |")
+                         f"{', '.join(r['equivalents']) or '–'} | {r['st']} | "
+                         f"{r['st_at_annotated_j']} | {r['statement']} |")
     lines += ["", "## False alarms (called STEMI, LUDB not STEMI)", "",
               "| id | LUDB ischemia | territories | leads | confounders | ST at J (mV) |",
               "|---|---|---|---|---|---|"]
@@ -142,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["equivalents"] and not r["detected"]:
             lines.append(f"- {r['id']}: {', '.join(r['equivalents'])}")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"stemi_ludb_{args.scale}"
+    stem = args.out / f"stemi_ludb_{args.scale}{'_j60' if args.at == 'j60' else ''}"
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     stem.with_suffix(".json").write_text(json.dumps(
         {"sensitivity": sens, "specificity": spec, "records": records}, indent=1,

@@ -150,26 +150,30 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     region = darkness[y_lo:y_hi, x0:x1]
     if region.size == 0:
         return None
+    # a thin anti-aliased line splits its ink over two pixels: add neighbour pairs, then
     # thicken by one pixel so 1-px misalignments still read as ink
     from scipy.ndimage import maximum_filter
 
-    thick = maximum_filter(region, size=3)
-    strokes = _stroke_columns(region, int(round(3.5 * px_per_mm_y)))
+    pair_x = np.clip(region + np.roll(region, 1, axis=1), 0, 1)
+    pair_y = np.clip(region + np.roll(region, 1, axis=0), 0, 1)
+    joined = np.maximum(pair_x, pair_y)
+    thick = maximum_filter(joined, size=3)
+    strokes = _stroke_columns(pair_x, round(3.5 * px_per_mm_y))
     if len(strokes) < 2:
         return None
     col_cum = np.vstack([np.zeros((1, thick.shape[1])), np.cumsum(thick, axis=0)])
     row_cum = np.hstack([np.zeros((thick.shape[0], 1)), np.cumsum(thick, axis=1)])
 
     def hmean(y: float, xa: float, xb: float) -> float:
-        yi = int(round(y))
-        a, b = int(round(xa)), int(round(xb))
+        yi = round(y)
+        a, b = round(xa), round(xb)
         if not (0 <= yi < thick.shape[0]) or b <= a or a < 0 or b > thick.shape[1]:
             return 0.0
         return float((row_cum[yi, b] - row_cum[yi, a]) / (b - a))
 
     def vmean(x: float, ya: float, yb: float) -> float:
-        xi = int(round(x))
-        a, b = int(round(ya)), int(round(yb))
+        xi = round(x)
+        a, b = round(ya), round(yb)
         a, b = max(a, 0), min(b, thick.shape[0])
         if not (0 <= xi < thick.shape[1]) or b <= a:
             return 0.0
@@ -183,7 +187,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
             speed = _snap(width_mm / 0.2, SPEEDS_MM_S, 0.15)
             if speed is None:
                 continue
-            lead = 1.2 * px_per_mm_x
+            lead = max(1.2 * px_per_mm_x, 5.0)
             inset = 0.35 * (xr - xl)
             for gain in GAINS_MM_MV:
                 height = gain * px_per_mm_y
@@ -212,7 +216,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
         b_sub = max(yb - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum())
     else:
         b_sub = float(yb)
-    yt = int(round(b - gain * px_per_mm_y))
+    yt = round(b - gain * px_per_mm_y)
     prof = region[max(yt - 3, 0):yt + 4, int(xl + 0.3 * (xr - xl)):int(xr - 0.3 * (xr - xl))].sum(
         axis=1)
     t_sub = max(yt - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum()) if \
@@ -231,13 +235,13 @@ def parse_settings_text(text: str) -> SettingsText:
     """Gain and speed from OCR text such as ``25 mm/s 10 mm/mV`` (None where absent)."""
     gain = speed = None
     for match in _GAIN_RE.finditer(text):
-        value = _snap(float(match.group(1).replace(",", ".")), GAINS_MM_MV + (2.5, 40.0), 0.05)
+        value = _snap(float(match.group(1).replace(",", ".")), (*GAINS_MM_MV, 2.5, 40.0), 0.05)
         if value is not None:
             gain = value
             break
     cleaned = _GAIN_RE.sub(" ", text)
     for match in _SPEED_RE.finditer(cleaned):
-        value = _snap(float(match.group(1).replace(",", ".")), SPEEDS_MM_S + (12.5, 100.0), 0.05)
+        value = _snap(float(match.group(1).replace(",", ".")), (*SPEEDS_MM_S, 12.5, 100.0), 0.05)
         if value is not None:
             speed = value
             break

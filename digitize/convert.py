@@ -123,7 +123,7 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
         if cell.row >= len(traces):
             continue
         trace = traces[cell.row]
-        i0, i1 = int(round(cell.t0 * n_samples)), int(round(cell.t1 * n_samples))
+        i0, i1 = round(cell.t0 * n_samples), round(cell.t1 * n_samples)
         mv = row_to_mv(trace, baselines_px[cell.row], px_per_mm_y, row_gain_mm_mv[cell.row])
         if len(trace.x_px) < 2:
             continue

@@ -113,8 +113,9 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
     -------
     DeskewResult
     """
+    if grid.homography is not None and grid.rectified_size is not None:
+        return _deskew_perspective(image_rgb, grid)
     rot = float(grid.rotation_deg) if np.isfinite(grid.rotation_deg) else 0.0
-    _h, _w = image_rgb.shape[:2]
     if abs(rot) < MIN_ROTATION_DEG:
         out_grid = dataclasses.replace(grid, rotation_deg=0.0)
         if reestimate:
@@ -137,3 +138,39 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
     log.debug("deskew: rotated by %.4f deg to %dx%d", -rot, out_w, out_h)
     return DeskewResult(image=out, matrix=matrix, rotation_deg=rot, perspective_corrected=False,
                         grid=out_grid, reason="rotation only")
+
+
+def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult) -> DeskewResult:
+    """Warp a photographed page with the grid's homography, then remove any residual rotation.
+
+    The grid is re-measured on the output (rectification changes the scale); if it is not
+    found there, the homography is rejected and only the rotation is removed.
+    """
+    assert grid.homography is not None and grid.rectified_size is not None
+    hom = np.asarray(grid.homography, dtype=np.float64)
+    out_w, out_h = grid.rectified_size
+    fill = paper_colour(image_rgb)
+    out = cv2.warpPerspective(image_rgb, hom, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    out_grid = find_grid(out, perspective=False)
+    if not out_grid.found:
+        log.info("deskew: rectified page has no coherent grid; falling back to rotation only")
+        plain = dataclasses.replace(grid, homography=None, rectified_size=None)
+        res = deskew(image_rgb, plain)
+        return dataclasses.replace(res, reason="perspective rejected (no grid after "
+                                   "rectification); rotation only")
+    matrix = hom
+    resid = out_grid.rotation_deg
+    if abs(resid) >= MIN_ROTATION_DEG:
+        rot_m, rw, rh = rotation_matrix(out.shape, resid)
+        out = cv2.warpAffine(out, rot_m[:2], (rw, rh), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+        matrix = rot_m @ hom
+        out_grid = dataclasses.replace(out_grid, rotation_deg=0.0,
+                                       rotation_h_deg=out_grid.rotation_h_deg - resid,
+                                       rotation_v_deg=out_grid.rotation_v_deg - resid)
+    bend = abs(out_grid.rotation_h_deg - out_grid.rotation_v_deg)
+    reason = (f"perspective corrected; residual rotation {resid:+.3f} deg removed; "
+              f"line families {bend:.2f} deg from square")
+    return DeskewResult(image=out, matrix=matrix / matrix[2, 2], rotation_deg=grid.rotation_deg,
+                        perspective_corrected=True, grid=out_grid, reason=reason)

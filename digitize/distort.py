@@ -114,6 +114,18 @@ def _update_scale(geo: dict[str, Any]) -> None:
     geo["rotation_deg"] = round(math.degrees(math.atan2(jx[1], jx[0])), 4)
 
 
+def _page_mask(geo: dict[str, Any], shape_hw: tuple[int, int], scale: float) -> np.ndarray:
+    """Where the page is, at ``scale`` times the current image size (float32 0..1)."""
+    h = np.asarray(geo["page_to_image"], dtype=np.float64)
+    clean_w, clean_h = geo["page_size_px"]
+    corners = np.array([[0, 0], [clean_w - 1, 0], [clean_w - 1, clean_h - 1], [0, clean_h - 1]],
+                       dtype=np.float64)
+    quad = _apply_h(h, corners) * scale
+    mask = np.zeros(shape_hw, dtype=np.float32)
+    cv2.fillConvexPoly(mask, np.round(quad * 16).astype(np.int32), 1.0, cv2.LINE_AA, 4)
+    return mask
+
+
 # ============================================================================ base class
 @dataclasses.dataclass(frozen=True)
 class Distortion:
@@ -127,14 +139,14 @@ class Distortion:
 
     def record(self) -> dict[str, Any]:
         """``{"name": ..., params...}`` for the geometry's ``distortions`` list."""
-        params = {}
-        for key, value in dataclasses.asdict(self).items():
+        def clean(value: Any) -> Any:
             if isinstance(value, float):
-                value = round(value, 6)
-            elif isinstance(value, tuple):
-                value = [round(v, 6) if isinstance(v, float) else v for v in value]
-            params[key] = value
-        return {"name": self.name, **params}
+                return round(value, 6)
+            if isinstance(value, (tuple, list)):
+                return [clean(v) for v in value]
+            return value
+
+        return {"name": self.name, **{k: clean(v) for k, v in dataclasses.asdict(self).items()}}
 
 
 def _smooth_field(rng: np.random.Generator, shape_hw: tuple[int, int], cells: int = 6
@@ -243,14 +255,17 @@ class Stains(Distortion):
             yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
             ang = np.arctan2(yy - size / 2, xx - size / 2)
             dist = np.hypot(xx - size / 2, yy - size / 2)
-            wobble = sum(rng.uniform(0.02, 0.08) * np.sin(k * ang + rng.uniform(0, 6.3))
-                         for k in (2, 3, 5, 7))
+            wobble = sum(rng.uniform(0.005, 0.03) / k * 3 * np.sin(k * ang + rng.uniform(0, 6.3))
+                         for k in (2, 3, 5, 9))
             r = radius * (1 + wobble)
-            rim_w = radius * rng.uniform(0.03, 0.08)
+            rim_w = radius * rng.uniform(0.012, 0.03)
             rim = np.exp(-0.5 * ((dist - r) / rim_w) ** 2)
-            fill = 1.0 / (1.0 + np.exp((dist - r) / (rim_w * 0.7)))
+            fill = 1.0 / (1.0 + np.exp(np.clip((dist - r) / (rim_w * 0.7), -50, 50)))
             strength = rng.uniform(0.25, 0.6)
-            alpha = strength * (0.8 * rim + 0.35 * fill)
+            # darker just inside the rim (where the liquid dried), a faint mottled interior
+            inner = np.exp(-0.5 * ((dist - r + 2.5 * rim_w) / (2.5 * rim_w)) ** 2)
+            mottle = 0.5 + 0.5 * _upsample(rng.random((6, 6)), (size, size))
+            alpha = strength * (0.9 * rim + 0.25 * inner + 0.08 * fill * mottle)
             if rng.random() < 0.4:  # partial ring (cup lifted off)
                 keep = np.cos(ang - rng.uniform(0, 6.3)) > rng.uniform(-0.6, 0.2)
                 alpha *= np.where(keep, 1.0, 0.15).astype(np.float32)
@@ -288,23 +303,18 @@ class Scribbles(Distortion):
             kind = rng.choice(["cursive", "cursive", "circle", "underline", "tick"])
             cx, cy = rng.uniform(0.08, 0.85) * w, rng.uniform(0.05, 0.92) * h
             if kind == "cursive":
-                n_letters = int(rng.integers(4, 14))
-                t = np.linspace(0, n_letters * 2 * np.pi, n_letters * 40)
-                size = rng.uniform(2.0, 4.0) * s
-                loop = size * (0.6 + 0.4 * _smooth1d(rng, len(t)))
-                x = 0.55 * size * t / np.pi - 0.5 * loop * np.sin(t)
-                y = -loop * (0.5 - 0.5 * np.cos(t)) * (1 + 0.5 * (rng.random(len(t)) > 2))
-                slant = rng.uniform(0.1, 0.4)
-                x = x - slant * y
-                ang = rng.uniform(-0.15, 0.15)
-                xr = cx + x * np.cos(ang) - y * np.sin(ang)
-                yr = cy + x * np.sin(ang) + y * np.cos(ang)
-                pts = np.column_stack([xr, yr])
-                # pen lifts between words
-                breaks = np.sort(rng.choice(np.arange(40, len(t) - 40), size=min(2, n_letters // 4),
-                                            replace=False)) if n_letters >= 8 else []
-                for part in np.split(pts, breaks):
-                    _cv_polyline(mask, part, thick)
+                size = rng.uniform(1.8, 3.5) * s  # x-height
+                slant = rng.uniform(0.1, 0.45)
+                ang = rng.uniform(-0.12, 0.12)
+                x_pen = 0.0
+                for _word in range(int(rng.integers(1, 4))):
+                    stroke = _cursive_word(rng, int(rng.integers(2, 9)), size)
+                    stroke[:, 0] += x_pen
+                    x_pen = stroke[-1, 0] + rng.uniform(1.2, 2.5) * size
+                    x, y = stroke[:, 0] - slant * stroke[:, 1], stroke[:, 1]
+                    pts = np.column_stack([cx + x * np.cos(ang) - y * np.sin(ang),
+                                           cy + x * np.sin(ang) + y * np.cos(ang)])
+                    _cv_polyline(mask, pts, thick)
             elif kind == "circle":
                 rx, ry = rng.uniform(8, 25) * s, rng.uniform(5, 15) * s
                 t = np.linspace(0, 2 * np.pi * rng.uniform(1.05, 1.3), 200)
@@ -327,6 +337,33 @@ class Scribbles(Distortion):
         alpha = mask.astype(np.float32) * (rng.uniform(0.7, 0.95) / 255.0)
         _ink_blend(image, alpha, self.pen_rgb)
         return image, geo
+
+
+def _cursive_word(rng: np.random.Generator, n_letters: int, size: float) -> Points:
+    """A pen path like a cursive word: loops (e, l), humps (n, m), ascenders, descenders.
+
+    Coordinates in px relative to the word start; y grows downward, the baseline is y = 0.
+    """
+    parts = []
+    x0 = 0.0
+    for _ in range(n_letters):
+        kind = rng.choice(["loop", "loop", "hump", "hump", "tall", "tail"])
+        width = size * rng.uniform(0.6, 1.1)
+        height = size * {"loop": 1.0, "hump": 0.9, "tall": 2.2, "tail": 1.0}[kind]
+        height *= rng.uniform(0.85, 1.15)
+        t = np.linspace(0, 2 * np.pi, 36)
+        loop = {"loop": 0.45, "tall": 0.35, "hump": 0.1, "tail": 0.4}[kind] * width
+        x = x0 + width * t / (2 * np.pi) - loop * np.sin(t)
+        y = -height * (0.5 - 0.5 * np.cos(t))
+        if kind == "tail":  # a descender below the baseline
+            y = np.where(t > np.pi, 1.3 * height * (0.5 - 0.5 * np.cos(t)) * (t - np.pi) / np.pi,
+                         y)
+        parts.append(np.column_stack([x, y]))
+        x0 += width
+    path = np.vstack(parts)
+    path += rng.normal(0, 0.03 * size, path.shape)
+    kernel = np.ones(5) / 5
+    return np.column_stack([np.convolve(path[:, k], kernel, mode="same") for k in (0, 1)])[2:-2]
 
 
 def _smooth1d(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -584,22 +621,32 @@ class Resample(Distortion):
 
 def _tilt_homography(w: int, h: int, pitch_deg: float, yaw_deg: float, roll_deg: float,
                      focal_rel: float, out_w: int, out_h: int, fill: float, offset_x: float,
-                     offset_y: float) -> np.ndarray:
-    """Homography of a camera looking at the page tilted by pitch/yaw, rolled by roll."""
+                     offset_y: float, fit_box: list[float] | None = None) -> np.ndarray:
+    """Homography of a camera looking at the (w, h) page tilted by pitch/yaw, rolled by roll.
+
+    The projected ``fit_box`` (default: the whole page) is scaled to ``fill`` of the frame and
+    centred (plus ``offset`` fractions); with ``fill`` near 1 and the grid box, the page edges
+    and header fall outside the frame, as in a tightly framed phone photo.
+    """
     f = focal_rel * max(w, h)
     corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=np.float64)
-    xyz = np.column_stack([corners - [(w - 1) / 2, (h - 1) / 2], np.zeros(4)])
+    xyz = np.column_stack([corners - np.array([(w - 1) / 2, (h - 1) / 2]), np.zeros(4)])
     a, b, c = (math.radians(v) for v in (pitch_deg, yaw_deg, roll_deg))
     rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
     ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
     rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    cam = xyz @ (rz @ ry @ rx).T + [0, 0, f]
+    cam = xyz @ (rz @ ry @ rx).T + np.array([0.0, 0.0, f])
     proj = f * cam[:, :2] / cam[:, 2:3]
-    lo, hi = proj.min(axis=0), proj.max(axis=0)
+    h0 = cv2.getPerspectiveTransform(corners.astype(np.float32), proj.astype(np.float32))
+    fit = corners if fit_box is None else _box_outline(list(fit_box), 2)
+    fitted = _apply_h(h0.astype(np.float64), fit)
+    lo, hi = fitted.min(axis=0), fitted.max(axis=0)
     k = fill * min(out_w / (hi[0] - lo[0]), out_h / (hi[1] - lo[1]))
     centre = np.array([out_w / 2 + offset_x * out_w, out_h / 2 + offset_y * out_h])
-    dst = (proj - (lo + hi) / 2) * k + centre
-    return cv2.getPerspectiveTransform(corners.astype(np.float32), dst.astype(np.float32))
+    shift = centre - k * (lo + hi) / 2
+    t = np.array([[k, 0, shift[0]], [0, k, shift[1]], [0, 0, 1.0]])
+    hom = t @ h0
+    return hom / hom[2, 2]
 
 
 def _background(rng: np.random.Generator, kind: str, out_h: int, out_w: int) -> np.ndarray:
@@ -624,7 +671,11 @@ def _background(rng: np.random.Generator, kind: str, out_h: int, out_w: int) -> 
 
 @dataclasses.dataclass(frozen=True)
 class Perspective(Distortion):
-    """Photograph the page: tilt (pitch/yaw), roll, framing and a desk background."""
+    """Photograph the page: tilt (pitch/yaw), roll, framing and a desk background.
+
+    ``fit`` is ``"page"`` (the whole sheet, ``fill`` of the frame) or ``"grid"`` (the grid area
+    fills ``fill`` of the frame; page edges and header may be cut off).
+    """
 
     name: ClassVar[str] = "perspective"
     pitch_deg: float = 0.0
@@ -636,6 +687,7 @@ class Perspective(Distortion):
     offset_x: float = 0.0
     offset_y: float = 0.0
     background: str = "wood"
+    fit: str = "page"
     seed: int = 0
 
     def apply(self, image, geo):
@@ -645,7 +697,7 @@ class Perspective(Distortion):
         out_h = round(out_w * 3 / 4)
         hom = _tilt_homography(w, h, self.pitch_deg, self.yaw_deg, self.roll_deg,
                                self.focal_rel, out_w, out_h, self.fill, self.offset_x,
-                               self.offset_y)
+                               self.offset_y, geo["grid_box"] if self.fit == "grid" else None)
         # anti-alias before shrinking: blur by the mean downscale
         shrink = math.sqrt(abs(np.linalg.det(hom[:2, :2]))) if abs(hom[2, 2]) > 0 else 1.0
         if shrink < 0.8:
@@ -656,13 +708,17 @@ class Perspective(Distortion):
         mask = cv2.warpPerspective(ones, hom, (out_w, out_h), flags=cv2.INTER_LINEAR)
         bg = _background(rng, self.background, out_h, out_w)
         # soft drop shadow of the page on the desk
-        sigma = 0.01 * out_w
-        drop = cv2.GaussianBlur(mask, (0, 0), sigma)
-        drop = np.roll(drop, (round(0.004 * out_h), round(0.004 * out_w)), axis=(0, 1))
-        _multiply(bg, 1.0 - 0.45 * drop)
+        sh, sw = _small((out_h, out_w), 8)
+        small_mask = cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA)
+        drop = cv2.GaussianBlur(small_mask, (0, 0), 0.01 * sw)
+        drop = np.roll(drop, (max(1, round(0.004 * sh)), max(1, round(0.004 * sw))), axis=(0, 1))
+        _multiply(bg, 1.0 - 0.45 * _upsample(drop, (out_h, out_w)))
         for c in range(3):
             bg[..., c] = bg[..., c] * (1.0 - mask) + warped[..., c]
-        return bg, map_geometry(geo, lambda p: _apply_h(hom, p), (out_w, out_h), hom)
+        geo = map_geometry(geo, lambda p: _apply_h(hom, p), (out_w, out_h), hom)
+        geo["dpi"] = round(float(np.sqrt(geo["px_per_mm_x"] * geo["px_per_mm_y"])) * 25.4, 3)
+        geo["file_dpi"] = 72.0  # what a phone writes into the file
+        return bg, geo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -670,7 +726,9 @@ class Warp(Distortion):
     """Smooth non-projective warps: page curl at one edge, a gentle bow, and creases.
 
     The field is a backward map ``src = p + v(p)`` (output pixel ``p`` shows input ``src``);
-    amplitudes are fractions of the image width. Creases also shade the page (a thin dark/light
+    amplitudes are fractions of the image width. Creases are fold lines given on the clean
+    page (``x_frac``, ``y_frac`` of the page size, ``angle`` in radians, ``slope`` of the kink)
+    and follow the page through ``page_to_image``; they also shade the page (a thin dark/light
     ridge and a slight brightness step across the fold).
     """
 
@@ -682,7 +740,21 @@ class Warp(Distortion):
     creases: tuple[tuple[float, float, float, float], ...] = ()  # (x_frac, y_frac, angle, slope)
     crease_shade: float = 0.0
 
-    def field(self, pts: Points, w: int, h: int) -> Points:
+    def crease_lines(self, geo: dict[str, Any]) -> list[tuple[float, float, float, float]]:
+        """The creases in current image px: (x, y) of a point, angle (rad), slope."""
+        hom = np.asarray(geo["page_to_image"], dtype=np.float64)
+        page_w, page_h = geo["page_size_px"]
+        lines = []
+        for xf, yf, angle, slope in self.creases:
+            a = np.array([xf * page_w, yf * page_h])
+            b = a + 100.0 * np.array([math.cos(angle), math.sin(angle)])
+            pa, pb = _apply_h(hom, np.vstack([a, b]))
+            lines.append((float(pa[0]), float(pa[1]),
+                          math.atan2(pb[1] - pa[1], pb[0] - pa[0]), slope))
+        return lines
+
+    def field(self, pts: Points, w: int, h: int,
+              lines: list[tuple[float, float, float, float]] = ()) -> Points:
         """Backward displacement ``v`` at points (x, y) in px of a (w, h) image."""
         x, y = pts[:, 0], pts[:, 1]
         v = np.zeros_like(pts, dtype=np.float64)
@@ -705,19 +777,21 @@ class Warp(Distortion):
         if self.bow:
             u = 2 * x / (w - 1) - 1
             v[:, 1] += self.bow * scale * (1 - u ** 2)
-        for xf, yf, angle, slope in self.creases:
+        for lx, ly, angle, slope in lines:
             nx, ny = -math.sin(angle), math.cos(angle)
-            d = (x - xf * w) * nx + (y - yf * h) * ny
+            d = (x - lx) * nx + (y - ly) * ny
             soft = np.sqrt(d ** 2 + (0.004 * scale) ** 2) - 0.004 * scale
             v[:, 0] += slope * soft * nx
             v[:, 1] += slope * soft * ny
         return v
 
-    def forward(self, pts: Points, w: int, h: int) -> Points:
-        """Where input points appear in the output (fixed-point inverse of the field)."""
+    def forward(self, pts: Points, w: int, h: int, geo: dict[str, Any] | None = None) -> Points:
+        """Where input points appear in the output (fixed-point inverse of the field);
+        ``geo`` is the geometry before the warp (it places the creases)."""
+        lines = self.crease_lines(geo) if geo is not None and self.creases else []
         p = np.array(pts, dtype=np.float64)
         for _ in range(8):
-            p = pts - self.field(p, w, h)
+            p = pts - self.field(p, w, h, lines)
         return p
 
     def apply(self, image, geo):
@@ -725,7 +799,8 @@ class Warp(Distortion):
         step = 8
         gy, gx = np.mgrid[0:h + step:step, 0:w + step:step].astype(np.float64)
         grid = np.column_stack([gx.ravel(), gy.ravel()])
-        v = self.field(grid, w, h).reshape(gx.shape[0], gx.shape[1], 2)
+        lines = self.crease_lines(geo) if self.creases else []
+        v = self.field(grid, w, h, lines).reshape(gx.shape[0], gx.shape[1], 2)
         # coarse node k sits at pixel k*step; cv2.resize aligns pixel centres, so fine pixel p
         # reads the resized map at p + (step - 1) / 2
         offset = (step - 1) / 2.0
@@ -745,14 +820,16 @@ class Warp(Distortion):
             sh, sw = _small((h, w), 2)
             yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32) * 2
             shade = np.ones((sh, sw), dtype=np.float32)
-            for xf, yf, angle, _slope in self.creases:
+            for lx, ly, angle, _slope in lines:
                 nx, ny = -math.sin(angle), math.cos(angle)
-                d = (xx - xf * w) * nx + (yy - yf * h) * ny
+                d = (xx - lx) * nx + (yy - ly) * ny
                 width = 0.002 * w
                 shade *= 1.0 - self.crease_shade * np.exp(-0.5 * (d / width) ** 2)
                 shade *= 1.0 + 0.3 * self.crease_shade * np.tanh(d / (8 * width))
+            page = _page_mask(geo, (sh, sw), 0.5)
+            shade = 1.0 + (shade - 1.0) * page
             _multiply(out, _upsample(shade, (h, w)))
-        geo = map_geometry(geo, lambda p: self.forward(p, w, h), (w, h), None)
+        geo = map_geometry(geo, lambda p: self.forward(p, w, h, geo), (w, h), None)
         return out, geo
 
 
@@ -854,10 +931,13 @@ def _photo_common(rng: np.random.Generator, hard: bool) -> list[Distortion]:
     tilt = float(rng.uniform(20, 45) if hard else rng.uniform(10, 30))
     direction = float(rng.uniform(0, 2 * np.pi))
     roll = float(rng.uniform(-25, 25) if hard else rng.uniform(-8, 8))
+    tight = bool(rng.random() < 0.4)  # the grid fills the frame, page edges cut off
     out.append(Perspective(pitch_deg=tilt * math.cos(direction), yaw_deg=tilt * math.sin(direction),
                            roll_deg=roll, focal_rel=float(rng.uniform(0.8, 1.4)),
                            out_scale=float(rng.uniform(0.9, 1.2)),
-                           fill=float(rng.uniform(0.75, 0.95)),
+                           fill=float(rng.uniform(0.75, 0.95) if not tight
+                                      else rng.uniform(0.9, 0.99)),
+                           fit="grid" if tight else "page",
                            offset_x=float(rng.uniform(-0.03, 0.03)),
                            offset_y=float(rng.uniform(-0.03, 0.03)),
                            background=str(rng.choice(["wood", "dark_wood", "grey_desk",
@@ -865,10 +945,12 @@ def _photo_common(rng: np.random.Generator, hard: bool) -> list[Distortion]:
                            seed=_seed(rng)))
     curl = rng.random() < (0.9 if hard else 0.6)
     n_creases = int(rng.integers(1, 4)) if hard and rng.random() < 0.8 else 0
+    folds = (1 / 3, 1 / 2, 2 / 3)
     creases = tuple(
-        (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)),
-         float(rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.05)),
-         float(rng.uniform(-0.02, 0.02)))
+        (float(rng.choice(folds) + rng.normal(0, 0.01)), float(rng.choice(folds) +
+                                                              rng.normal(0, 0.01)),
+         float(rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.02)),
+         float(rng.uniform(-0.015, 0.015)))
         for _ in range(n_creases))
     if curl or creases:
         out.append(Warp(curl_edge=str(rng.choice(["left", "right", "top", "bottom"])),

@@ -31,6 +31,7 @@ same convention as :func:`cv2.getRotationMatrix2D`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -175,6 +176,44 @@ def _evidence_maps(image_rgb: np.ndarray) -> _Maps:
     chroma = sub.max(axis=2) - sub.min(axis=2)
     achromatic = float(np.percentile(chroma, 99)) < 12.0
     return _Maps(colour=colour, grey=grey, darkness=dmean, achromatic=achromatic)
+
+
+def page_mask(image_rgb: np.ndarray) -> np.ndarray | None:
+    """Soft mask (float32, 0-1) of the paper in a photo, or ``None`` when the paper fills the
+    image (scans) or cannot be told apart from the background.
+
+    The paper is the largest bright region of a heavily smoothed luminance (Otsu split),
+    with holes filled and its border pulled in so the page edge itself is not grid evidence.
+    """
+    h, w = image_rgb.shape[:2]
+    k = max(9, (min(h, w) // 40) | 1)
+    lum = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+    # paper is bright and fairly neutral; wood, cloth and desks are darker or more saturated
+    hsv = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2HSV)
+    score = lum.astype(np.float32) - 0.5 * hsv[:, :, 1].astype(np.float32)
+    score = cv2.blur(np.clip(score, 0, 255).astype(np.uint8), (k, k))
+    _t, bright = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    hi = score[bright > 0]
+    lo = score[bright == 0]
+    if hi.size == 0 or lo.size == 0 or float(hi.mean()) - float(lo.mean()) < 35.0:
+        return None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if n <= 1:
+        return None
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = (labels == biggest).astype(np.uint8)
+    # fill holes (dark traces, shadows inside the page)
+    flood = comp.copy()
+    ff = np.zeros((h + 2, w + 2), np.uint8)
+    for y, x in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)):
+        if flood[y, x] == 0:
+            cv2.floodFill(flood, ff, (x, y), 2)
+    comp = np.where(flood == 2, 0, 1).astype(np.uint8)
+    frac = float(comp.mean())
+    if frac > 0.93 or frac < 0.12:
+        return None
+    comp = cv2.erode(comp, np.ones((k, k), np.uint8))
+    return cv2.blur(comp.astype(np.float32), (k, k))
 
 
 # ----------------------------------------------------------------------------------------
@@ -459,13 +498,17 @@ def _lattice_levels(prof: np.ndarray, f_h: float) -> tuple[int, bool, float]:
         if fund * n < 3.0:
             continue
         hs = [peak(fund * k) for k in range(1, m)]
-        floor = max(3.0, 0.06 * strength)
+        # harmonics of a line lattice are all of similar height (narrow lines); peaks of
+        # traces or text at sub-multiples are far weaker
+        # (for m = 5 the sub-harmonics come from the 5 mm lines only and may be weaker)
+        rel_min, rel_med = (0.05, 0.08) if m in (5, 10) else (0.15, 0.25)
+        floor = max(3.0, rel_min * strength)
         # a 10-fold divisor is real only if f_h is the 2nd harmonic of the 1 mm lines
         # (f_h / 2 is then the 1 mm fundamental, as strong as the lattice's other lines)
         if m == 10 and (hs[4] < 0.3 * strength
                         or np.median(hs[0::2]) < 0.3 * np.median(hs[1::2])):
             continue
-        if min(hs) > floor and float(np.median(hs)) > max(4.0, 0.1 * strength):
+        if min(hs) > floor and float(np.median(hs)) > max(4.0, rel_med * strength):
             best_m = m
             break
     two_level = best_m in (5, 10)
@@ -516,8 +559,8 @@ def _measure_local_waves(spec_power: np.ndarray, centres: np.ndarray, n_fft: int
                 kx, ky = -kx, -ky
             bx, by = kx * n_fft, ky * n_fft
             r = max(2.0, window_rel * math.hypot(bx, by))
-            x0, x1 = max(0, int(math.floor(bx - r))), int(math.ceil(bx + r)) + 1
-            y0, y1 = int(math.floor(by - r)), int(math.ceil(by + r)) + 1
+            x0, x1 = max(0, math.floor(bx - r)), math.ceil(bx + r) + 1
+            y0, y1 = math.floor(by - r), math.ceil(by + r) + 1
             x1 = min(x1, spec_power.shape[2])
             if x1 <= x0:
                 continue
@@ -576,16 +619,23 @@ class _Projective:
 
 
 def _fit_projective(gmap: np.ndarray, k_h: np.ndarray, k_v: np.ndarray,
-                    iterations: int = 4) -> _Projective | None:
+                    origin: np.ndarray | None = None,
+                    windows: tuple[float, ...] = (0.15, 0.15, 0.12, 0.1, 0.1)
+                    ) -> _Projective | None:
     """Fit a projective lattice (homography) to local wave vectors of both line families.
 
-    ``k_h``, ``k_v`` are the global wave vectors (cycles / work px) used as the start.
+    ``k_h``, ``k_v`` are wave vectors (cycles / px of ``gmap``) measured at ``origin`` (default
+    the map centre); they start the fit. Each pass measures every tile's strongest peak within
+    ``windows[i]`` (relative) of the model's prediction and refits, so the fitted region grows
+    outwards from the origin.
     """
     from scipy.optimize import least_squares
 
     h, w = gmap.shape
     period = 1.0 / max(float(np.hypot(*k_h)), float(np.hypot(*k_v)))
-    tile = int(2 ** math.ceil(math.log2(max(32.0, 10.0 * period))))
+    tile = int(2 ** round(math.log2(max(32.0, 7.0 * period))))
+    while tile > 32 and min(h, w) < 5 * tile:
+        tile //= 2
     if min(h, w) < 3 * tile:
         return None
     stack, centres = _tile_stack(gmap, tile)
@@ -594,17 +644,17 @@ def _fit_projective(gmap: np.ndarray, k_h: np.ndarray, k_v: np.ndarray,
     n_fft = 2 * tile
     spec = np.fft.rfft2(stack * win, s=(n_fft, n_fft))
     power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    origin = np.array([w / 2.0, h / 2.0])
+    origin = np.array([w / 2.0, h / 2.0]) if origin is None else np.asarray(origin, float)
     scale = float(max(h, w))
     q = (centres - origin) / scale
     params = np.array([k_v[0] * scale, k_v[1] * scale, k_h[0] * scale, k_h[1] * scale, 0.0, 0.0])
-    n = len(centres)
+    len(centres)
     waves = None
     res_rel = float("nan")
-    for it in range(iterations):
+    for window in windows:
         gx, gy = _lattice_gradients(params, q, scale)
         waves = _measure_local_waves(power, centres, n_fft, {"v": gx, "h": gy},
-                                     window_rel=0.15 if it == 0 else 0.1)
+                                     window_rel=window)
         good = {f: np.isfinite(waves.k[f][:, 0]) & (waves.w[f] > 8.0) for f in ("h", "v")}
         both = good["h"] & good["v"]
         if both.sum() < 8:
@@ -671,7 +721,7 @@ def _rectifying_homography(proj: _Projective, sw: float, image_shape: tuple[int,
     if area_factor > max_area_factor:
         k = math.sqrt(max_area_factor / area_factor)
     m = np.array([[k, 0, -lo[0] * k], [0, k, -lo[1] * k], [0, 0, 1.0]]) @ m
-    out_w, out_h = int(math.ceil(span[0] * k)) + 1, int(math.ceil(span[1] * k)) + 1
+    out_w, out_h = math.ceil(span[0] * k) + 1, math.ceil(span[1] * k) + 1
     return m / m[2, 2], out_w, out_h, s_full * k
 
 
@@ -762,6 +812,10 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     small = cv2.resize(image_rgb, (max(1, round(w0 * sc)), max(1, round(h0 * sc))),
                        interpolation=cv2.INTER_AREA) if sc < 1.0 else image_rgb
     maps_s = _evidence_maps(small)
+    mask_s = page_mask(small)
+    if mask_s is not None:
+        maps_s = _Maps(colour=maps_s.colour * mask_s, grey=maps_s.grey * mask_s,
+                       darkness=maps_s.darkness, achromatic=maps_s.achromatic)
     max_period = min(small.shape[:2]) / 6.0
     best = None
     for name, m in (("colour", maps_s.colour), ("grey", maps_s.grey)):
@@ -777,16 +831,30 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     if len(peaks) < 2 or periodicity < 0.02:
         return _no_grid(f"no periodic grid (periodicity {periodicity:.3f})", dpi_prior)
     fam_peaks, theta_fam = _split_families(peaks)
+    gmap_s = maps_s.colour if map_name == "colour" else maps_s.grey
     if not fam_peaks["h"] or not fam_peaks["v"]:
+        if perspective:
+            persp = _perspective_grid(image_rgb, small, gmap_s, sc, dpi_prior)
+            if persp is not None:
+                return persp
         which = "horizontal" if not fam_peaks["h"] else "vertical"
         return _no_grid(f"no {which} grid lines (only one periodic direction)", dpi_prior,
                         rotation_deg=theta_fam.get("h", theta_fam.get("v", 0.0)))
     theta_c = 0.5 * (theta_fam["h"] + theta_fam["v"])
 
     # ---- fine: phase method on a working copy where the chosen line period is >= ~4 px
-    f_coarse = {k: max(v, key=lambda p: math.sqrt(p.power * min(p.ratio, 50.0)) * p.freq).freq * sc
-                for k, v in fam_peaks.items()}  # cycles / full-res px
-    shortest_period = 1.0 / max(f_coarse.values())
+    # per family, the peak that locates lines best (amplitude x frequency) among the strong
+    f_coarse = {}  # cycles / full-res px
+    for k, v in fam_peaks.items():
+        top = max(p.power for p in v)
+        strong = [p for p in v if p.power >= 0.15 * top]
+        f_coarse[k] = max(strong, key=lambda p: math.sqrt(p.power * min(p.ratio, 50.0))
+                          * p.freq).freq * sc
+    # the working copy must keep the finest line family (1 mm lines) resolvable
+    p_top = max(p.power for v in fam_peaks.values() for p in v)
+    f_fine = max((p.freq for v in fam_peaks.values() for p in v
+                  if p.power > 0.05 * p_top and p.ratio > 8.0), default=0.0) * sc
+    shortest_period = 1.0 / max(f_fine, *f_coarse.values())
     sw = min(1.0, WORK_PERIOD_PX / shortest_period,
              max(math.sqrt(MAX_WORK_PIXELS / (h0 * w0)), 3.2 / shortest_period))
     if sw < 0.9:
@@ -796,15 +864,22 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         sw, work = 1.0, image_rgb
     maps_w = _evidence_maps(work)
     gmap = maps_w.colour if map_name == "colour" else maps_w.grey
+    if mask_s is not None:
+        gmap = gmap * cv2.resize(mask_s, (gmap.shape[1], gmap.shape[0]),
+                                 interpolation=cv2.INTER_LINEAR)
     cos_c = math.cos(math.radians(theta_c))
     fits = {k: _refine_family(gmap, theta_c, f_coarse[k] / sw * cos_c, k) for k in ("h", "v")}
+    # a family whose chosen peak was spurious: retry at the other family's frequency (the
+    # grid is square on paper)
+    for k, other in (("h", "v"), ("v", "h")):
+        if fits[k].snr < 2.0 and fits[other].snr > 3.0:
+            retry = _refine_family(gmap, theta_c, fits[other].freq, k)
+            if retry.snr > fits[k].snr:
+                fits[k] = retry
     coh = min(f.coherence for f in fits.values())
     disagree = abs(fits["h"].theta_deg - fits["v"].theta_deg)
     if perspective and (coh < PERSPECTIVE_COHERENCE or disagree > 0.3):
-        t = math.radians(theta_c)
-        k_h = f_coarse["h"] / sw * np.array([math.sin(t), math.cos(t)])
-        k_v = f_coarse["v"] / sw * np.array([math.cos(t), -math.sin(t)])
-        persp = _perspective_grid(image_rgb, work, gmap, sw, k_h, k_v, dpi_prior)
+        persp = _perspective_grid(image_rgb, small, gmap_s, sc, dpi_prior)
         if persp is not None:
             return persp
 
@@ -841,19 +916,34 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     if abs(theta_h - theta_v) > 0.3:
         notes.append(f"line families disagree by {theta_h - theta_v:+.2f} deg (shear/perspective)")
     if not (0.8 < ratio_xy < 1.25):
-        # one axis probably resolved 1 mm as 5 mm: reconcile to the more confident axis
-        if 0.8 < ratio_xy * 5 < 1.25 or 0.8 < ratio_xy / 5 < 1.25:
-            if two_levels[0] and not two_levels[1]:
-                px_x = px_x * 5 if ratio_xy > 1 else px_x / 5
-            elif two_levels[1] and not two_levels[0]:
-                px_y = px_y * 5 if ratio_xy < 1 else px_y / 5
-            notes.append("x/y 1-5 mm ambiguity reconciled")
+        # one family locked on another harmonic (1 vs 5 mm, or a 2x/3x/4x multiple): keep the
+        # family that agrees better with the scale prior (or shows 1/5 mm structure), and
+        # bring the other to the nearest integer multiple of it
+        prior = (dpi_prior / 25.4) if dpi_prior else max(h0, w0) / PAGE_WIDTH_PRIOR_MM
+        dist = {k: abs(math.log(ppm[k] / prior)) - (0.5 if tl else 0.0)
+                for k, tl in zip(("h", "v"), two_levels, strict=True)}
+        keep, other = ("h", "v") if dist["h"] <= dist["v"] else ("v", "h")
+        r = ppm[other] / ppm[keep]
+        factor = r if r >= 1 else 1.0 / r
+        n = round(factor)
+        if n >= 2 and abs(factor / n - 1) < 0.1:
+            ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
+            two_levels = [False, False]
+            notes.append(f"{other}: harmonic ({n}x) reconciled with {keep}")
         else:
-            notes.append(f"px/mm x/y ratio {px_x / px_y:.2f} far from 1")
+            notes.append(f"px/mm x/y ratio {ppm['v'] / ppm['h']:.2f} far from 1")
+        px_x, px_y = ppm["v"], ppm["h"]
     conf = float(np.clip((coh - 0.3) / 0.5, 0, 1) * np.clip((snr - 1.5) / 3.0, 0, 1))
     if not all(two_levels):
         conf *= 0.7
     found = coh > 0.35 and snr > 2.0 and 0.7 < px_x / px_y < 1.43
+    if not found and snr > 3.0 and 0.9 < px_x / px_y < 1.11 and all(two_levels):
+        # periodic in both directions with 1/5 mm structure and square cells, but the lines
+        # are not straight over the page (curled or folded paper): approximate px/mm
+        found = True
+        conf = 0.3 * float(np.clip((snr - 3.0) / 5.0, 0.1, 1.0))
+        notes.append(f"grid lines not straight over the page (coherence {coh:.2f}): "
+                     "px/mm is approximate")
     colour = _name_colour(small, maps_s.colour if map_name == "colour" else maps_s.grey,
                           map_name == "colour", maps_s.achromatic)
     if not found:
@@ -873,35 +963,86 @@ def _fold180(a: float) -> float:
     return (a + 90.0) % 180.0 - 90.0
 
 
-def _perspective_grid(image_rgb: np.ndarray, work_rgb: np.ndarray, gmap: np.ndarray, sw: float,
-                      k_h: np.ndarray, k_v: np.ndarray, dpi_prior: float | None
-                      ) -> GridResult | None:
+def _initial_waves(gmap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Wave vectors of both families in the most periodic of five large tiles (centre and
+    quadrant centres), to start the projective fit: ``(k_h, k_v, tile centre)``."""
+    h, w = gmap.shape
+    size = int(min(h, w) * 0.45)
+    if size < 64:
+        return None
+    best = None
+    for fx, fy in ((0.5, 0.5), (0.3, 0.3), (0.7, 0.3), (0.3, 0.7), (0.7, 0.7)):
+        cx, cy = int(fx * w), int(fy * h)
+        x0, y0 = max(0, cx - size // 2), max(0, cy - size // 2)
+        tile = gmap[y0:y0 + size, x0:x0 + size]
+        peaks, _score = _spectral_peaks(tile, size / 4.0, n_peaks=30)
+        fam, _theta = _split_families(peaks, tol_deg=3.0)
+        if not fam["h"] or not fam["v"]:
+            continue
+        # the strongest pair of peaks with about the same frequency (the grid is square on
+        # paper; row spacing of traces or text lines is not)
+        pairs = [(min(a.power, b.power), a, b) for a in fam["h"] for b in fam["v"]
+                 if 0.75 < a.freq / b.freq < 1.33]
+        if not pairs:
+            continue
+        strength, ph, pv = max(pairs, key=lambda t: t[0])
+        if best is None or strength > best[0]:
+            kh = np.array([ph.fx, ph.fy])
+            kv = np.array([pv.fx, pv.fy])
+            kh = kh if kh[1] >= 0 else -kh  # h family: pointing down
+            kv = kv if kv[0] >= 0 else -kv  # v family: pointing right
+            best = (strength, kh, kv, np.array([x0 + tile.shape[1] / 2, y0 + tile.shape[0] / 2]))
+    if best is None:
+        return None
+    return best[1], best[2], best[3]
+
+
+def _perspective_grid(image_rgb: np.ndarray, small: np.ndarray, gmap_s: np.ndarray, sc: float,
+                      dpi_prior: float | None) -> GridResult | None:
     """Grid of a photographed page: fit a homography, measure on the rectified copy.
 
+    ``small`` / ``gmap_s`` are the coarse copy (scale ``sc``) and its masked grid evidence.
     Returns ``None`` when no projective lattice fits (the caller keeps its own result).
     """
-    proj = _fit_projective(gmap, k_h, k_v)
+    init = _initial_waves(gmap_s)
+    if init is None:
+        log.debug("perspective: no tile with both line families")
+        return None
+    k_h, k_v, origin = init
+    proj = _fit_projective(gmap_s, k_h, k_v, origin=origin)
     if proj is None:
         log.debug("perspective: no projective lattice")
         return None
+    h0, w0 = image_rgb.shape[:2]
     try:
-        m_full, out_w, out_h, _s = _rectifying_homography(proj, sw, image_rgb.shape)
+        m_full, out_w, out_h, _s = _rectifying_homography(proj, sc, image_rgb.shape)
     except ValueError as exc:
         log.debug("perspective: %s", exc)
         return None
-    to_work = np.array([[sw, 0, 0.5 * sw - 0.5], [0, sw, 0.5 * sw - 0.5], [0, 0, 1.0]])
+    # measure on a rectified copy of at most MAX_WORK_PIXELS, warped from a copy of about
+    # the same resolution (no aliasing)
+    sw = min(1.0, math.sqrt(MAX_WORK_PIXELS / max(1.0, out_w * out_h)))
+    sw_in = min(1.0, math.sqrt(MAX_WORK_PIXELS / (h0 * w0)))
+    src = image_rgb if sw_in >= 0.95 else cv2.resize(
+        image_rgb, (round(w0 * sw_in), round(h0 * sw_in)), interpolation=cv2.INTER_AREA)
+    sw_in = src.shape[1] / w0
+    to_src = np.array([[sw_in, 0, 0.5 * sw_in - 0.5], [0, sw_in, 0.5 * sw_in - 0.5], [0, 0, 1.0]])
     d = np.diag([sw, sw, 1.0])
-    m_work = d @ m_full @ np.linalg.inv(to_work)
+    m_work = d @ m_full @ np.linalg.inv(to_src)
     rw, rh = max(8, round(out_w * sw)), max(8, round(out_h * sw))
-    rect = cv2.warpPerspective(work_rgb, m_work, (rw, rh), flags=cv2.INTER_LINEAR,
+    rect = cv2.warpPerspective(src, m_work, (rw, rh), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
-    inner = find_grid(rect, None, perspective=False)
+    # 1 mm / 5 mm prior for a one-level lattice: the caller's dpi, else the input image
+    # spanning about one page width; both carried to the rectified copy's scale (~ sw)
+    prior_ppm = (dpi_prior / 25.4) if dpi_prior else max(h0, w0) / PAGE_WIDTH_PRIOR_MM
+    inner = find_grid(rect, prior_ppm * sw * 25.4, perspective=False)
+    inner = dataclasses.replace(inner, reason=inner.reason.replace("dpi prior", "scale prior"))
     log.debug("perspective: %d tiles, residual %.3f, rectified grid %s", proj.n_tiles,
               proj.residual_rel, inner)
     if not inner.found:
         return None
     # local scale and rotation at the grid centre of the input image
-    x0, y0, x1, y1 = proj.region / sw
+    x0, y0, x1, y1 = proj.region / sc
     centre = np.array([[0.5 * (x0 + x1), 0.5 * (y0 + y1)]])
     f_map = d @ m_full  # full input px -> rectified work px
     rot = math.radians(inner.rotation_deg)
@@ -910,7 +1051,7 @@ def _perspective_grid(image_rgb: np.ndarray, work_rgb: np.ndarray, gmap: np.ndar
                      [0, 0, 1.0]])
     to_mm = np.diag([1 / inner.px_per_mm_x, 1 / inner.px_per_mm_y, 1.0]) @ undo @ f_map
     eps = 1.0
-    pts = _apply_h(to_mm, np.vstack([centre, centre + [eps, 0], centre + [0, eps]]))
+    pts = _apply_h(to_mm, np.vstack([centre, centre + np.array([eps, 0.0]), centre + np.array([0.0, eps])]))
     grad_x = (pts[1] - pts[0]) / eps  # d(X_mm, Y_mm)/dx
     grad_y = (pts[2] - pts[0]) / eps  # d(X_mm, Y_mm)/dy
     g_xmm = np.array([grad_x[0], grad_y[0]])  # gradient of X_mm in the image
@@ -918,13 +1059,11 @@ def _perspective_grid(image_rgb: np.ndarray, work_rgb: np.ndarray, gmap: np.ndar
     px_x, px_y = 1.0 / float(np.hypot(*g_xmm)), 1.0 / float(np.hypot(*g_ymm))
     theta_h = math.degrees(math.atan2(g_ymm[0], g_ymm[1]))
     theta_v = math.degrees(math.atan2(-g_xmm[1], g_xmm[0]))
-    corners = _apply_h(m_full, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
     notes = [f"perspective corrected by homography ({proj.n_tiles} tiles, wave-vector misfit "
              f"{100 * proj.residual_rel:.1f} %); px/mm and rotation are local at the grid "
              "centre"]
     if inner.reason:
         notes.append("rectified: " + inner.reason)
-    del corners
     h_rows = tuple(tuple(float(v) for v in row) for row in (m_full / m_full[2, 2]))
     conf = float(inner.confidence * np.clip(1.0 - 5.0 * proj.residual_rel, 0.3, 1.0))
     return GridResult(True, px_x, px_y, 0.5 * (theta_h + theta_v), inner.grid_colour, "grid",

@@ -73,12 +73,16 @@ def normalize_label(text: str) -> str | None:
     return t if t in ("I", "II", "III") else None
 
 
-def text_components(darkness: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, list[tuple[
-        int, int, int, int]], np.ndarray]:
-    """Text-like connected components: returns (label image, boxes of kept comps, keep flags)."""
+def text_components(darkness: np.ndarray, px_per_mm: float, trace_mask: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, list[tuple[int, int, int, int]], np.ndarray]:
+    """Text-like connected components: returns (label image, boxes, keep flags).
+
+    A component is text-like when it is 1.2–7 mm tall, at most 25 mm wide, not a thin
+    horizontal sliver, and does not touch ``trace_mask`` (the pixels of the read traces).
+    """
     import cv2
 
-    mask = (darkness >= 0.5).astype(np.uint8)
+    mask = (darkness >= 0.3).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     x, y, w, h, area = (stats[:, i] for i in range(5))
     keep = ((h >= 1.2 * px_per_mm) & (h <= 7.0 * px_per_mm) & (w <= 25 * px_per_mm)
@@ -87,8 +91,28 @@ def text_components(darkness: np.ndarray, px_per_mm: float) -> tuple[np.ndarray,
     # a component that is much wider than tall and thin is a trace fragment, not text
     thin = (w > 4 * h) & (area < 0.5 * w * px_per_mm)
     keep &= ~thin
+    if trace_mask is not None:
+        touching = np.zeros(n, dtype=bool)
+        touching[np.unique(lab[trace_mask & (lab > 0)])] = True
+        keep &= ~touching
     boxes = [(int(x[i]), int(y[i]), int(x[i] + w[i]), int(y[i] + h[i])) for i in range(n)]
     return lab, boxes, keep
+
+
+def trace_pixels(shape: tuple[int, int], traces: tuple, width_px: float) -> np.ndarray:
+    """Bool mask of the pixels under the read traces (polylines drawn ``width_px`` wide)."""
+    import cv2
+
+    out = np.zeros(shape, dtype=np.uint8)
+    thickness = max(1, round(width_px))
+    for trace in traces:
+        ok = np.isfinite(trace.y_px)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            pts = np.stack([trace.x_px[a:b], trace.y_px[a:b]], axis=1)
+            pts = np.round(pts * 4).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(out, [pts], False, 1, thickness, cv2.LINE_8, 2)
+    return out.astype(bool)
 
 
 def _group_words(boxes: list[tuple[int, int, int, int]], gap_px: float
@@ -111,9 +135,14 @@ def _group_words(boxes: list[tuple[int, int, int, int]], gap_px: float
 
 
 def read_text(darkness: np.ndarray, px_per_mm: float, rows_top_px: float, rows_bottom_px: float,
-              use_ocr: bool = True) -> TextResult:
-    """Find text components, OCR label candidates and the settings line in one call."""
-    lab, boxes, keep = text_components(darkness, px_per_mm)
+              use_ocr: bool = True, trace_mask: np.ndarray | None = None,
+              max_labels: int = 40) -> TextResult:
+    """Find text components, OCR label candidates and the settings line in one call.
+
+    ``trace_mask`` (pixels of the read traces) keeps trace pieces out of the text; at most
+    ``max_labels`` label candidates (the most text-like: tallest ink density) are read.
+    """
+    lab, boxes, keep = text_components(darkness, px_per_mm, trace_mask)
     idx = np.flatnonzero(keep)
     text_mask = keep[lab]
     kept_boxes = [boxes[i] for i in idx]
@@ -127,6 +156,9 @@ def read_text(darkness: np.ndarray, px_per_mm: float, rows_top_px: float, rows_b
             label_words.append(((wx0, wy0, wx1, wy1), comps))
         elif cy > rows_bottom_px:
             settings_words.append(((wx0, wy0, wx1, wy1), comps))
+    if len(label_words) > max_labels:
+        label_words.sort(key=lambda item: -(item[0][3] - item[0][1]) * (item[0][2] - item[0][0]))
+        label_words = label_words[:max_labels]
     settings_crop = None
     if settings_words:
         # the settings line: the first text line below the rows
@@ -169,7 +201,7 @@ def _ocr_batch(lab: np.ndarray, crops: list, px_per_mm: float) -> list[tuple[str
         patch = np.isin(lab[y0:y1, x0:x1], comps)
         scale = target_cap / max(y1 - y0, 1)
         scale = min(scale, 6.0)
-        nh, nw = max(1, int(round((y1 - y0) * scale))), max(1, int(round((x1 - x0) * scale)))
+        nh, nw = max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale))
         img = cv2.resize(patch.astype(np.uint8) * 255, (nw, nh), interpolation=cv2.INTER_AREA)
         pieces.append(255 - img)
     pad = 24

@@ -108,34 +108,45 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
         Least fraction of inked columns (within ±2.5 mm of the row) to count as a trace row.
     """
     import cv2
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks
+    from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-    mask = (darkness >= 0.5).astype(np.uint8)
+    mask = darkness >= 0.5
     h, w = mask.shape
     profile = gaussian_filter1d(mask.sum(axis=1).astype(float), 1.2 * px_per_mm)
     if profile.max() <= 0:
         return RowsResult(rows=(), pitch_px=float("nan"))
-    peaks, _ = find_peaks(profile, distance=max(3, int(7 * px_per_mm)),
-                          prominence=0.08 * profile.max())
-    # coverage: fraction of columns with ink within ±2.5 mm (vertical dilation then any)
-    reach = max(1, int(round(2.5 * px_per_mm)))
-    dil = cv2.dilate(mask, np.ones((2 * reach + 1, 1), np.uint8))
-    cols = mask.any(axis=0)
-    span = np.flatnonzero(cols)
-    if len(span) == 0:
+    # local maxima within ±7 mm that stand out of the valleys on both sides
+    reach_peak = max(3, int(7 * px_per_mm))
+    local = (maximum_filter1d(profile, 2 * reach_peak + 1, mode="constant") == profile)
+    local &= profile > 0.1 * profile.max()
+    peaks = [int(y) for y in np.flatnonzero(local)]
+    peaks = [y for i, y in enumerate(peaks) if i == 0 or y - peaks[i - 1] > 1]
+    # coverage on a ~2 px/mm copy: fraction of columns with ink within ±2.5 mm of the row
+    f = max(1, int(px_per_mm / 2))
+    hs, ws = h // f, w // f
+    small = mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)).astype(np.uint8)
+    reach = max(1, round(2.5 * px_per_mm / f))
+    dil = cv2.dilate(small, np.ones((2 * reach + 1, 1), np.uint8))
+    cols_full = mask.any(axis=0)
+    if not cols_full.any():
         return RowsResult(rows=(), pitch_px=float("nan"))
     rows = []
     for y in peaks:
-        line = dil[y].astype(bool)
+        ys = min(hs - 1, int(y) // f)
+        line = dil[ys].astype(bool)
         inked = np.flatnonzero(line)
         if len(inked) == 0:
             continue
         coverage = float(line[inked[0]:inked[-1] + 1].mean()) * (inked[-1] - inked[0]) / max(
-            1, 0.8 * w)
+            1, 0.8 * ws)
         coverage = min(coverage, 1.0)
-        if coverage >= min_coverage:
-            rows.append((float(y), coverage, int(inked[0]), int(inked[-1])))
+        if coverage < min_coverage:
+            continue
+        # exact first/last inked columns near the row, at full resolution
+        r0, r1 = max(0, int(y - 2.5 * px_per_mm)), min(h, int(y + 2.5 * px_per_mm) + 1)
+        band = mask[r0:r1].any(axis=0)
+        xs = np.flatnonzero(band)
+        rows.append((float(y), coverage, int(xs[0]), int(xs[-1])))
     rows = _merge_close(rows, 5 * px_per_mm)
     pitch = float(np.median(np.diff([r[0] for r in rows]))) if len(rows) > 1 else float("nan")
     return RowsResult(rows=tuple(Row(i, y, round(c, 3), a, b) for i, (y, c, a, b) in
@@ -182,7 +193,7 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
         duration = standard_s
         x0 = x1 - STANDARD_AXIS_MM * px_per_mm_x
     return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(duration, 4),
-                    n_samples=int(round(duration * fs)), source=source)
+                    n_samples=round(duration * fs), source=source)
 
 
 def tick_evidence(darkness: np.ndarray, baselines_px: list[float], axis: TimeAxis,

@@ -25,16 +25,16 @@ def draw_overlay(result: DigitizeResult, width_px: int = 1600) -> np.ndarray:
     page = np.asarray(result.deskew.image)
     h, w = page.shape[:2]
     scale = min(1.0, width_px / w)
-    small = cv2.resize(page, (int(round(w * scale)), int(round(h * scale))),
+    small = cv2.resize(page, (round(w * scale), round(h * scale)),
                        interpolation=cv2.INTER_AREA) if scale < 1 else page.copy()
     # fade the page so the drawing stands out
     img = (0.55 * small.astype(np.float32) + 0.45 * 255).astype(np.uint8)
-    thick = max(1, int(round(1.5 * scale * w / 1600)))
+    thick = max(1, round(1.5 * scale * w / 1600))
     axis = result.time_axis
     for trace, base in zip(result.traces.rows, result.baselines_px, strict=True):
         y = base * scale
-        cv2.line(img, (int(axis.x0_px * scale), int(round(y))),
-                 (int(axis.x1_px * scale), int(round(y))), BASELINE_RGB, 1, cv2.LINE_AA)
+        cv2.line(img, (int(axis.x0_px * scale), round(y)),
+                 (int(axis.x1_px * scale), round(y)), BASELINE_RGB, 1, cv2.LINE_AA)
         ok = np.isfinite(trace.y_px)
         xs, ys = trace.x_px * scale, trace.y_px * scale
         edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
@@ -44,7 +44,7 @@ def draw_overlay(result: DigitizeResult, width_px: int = 1600) -> np.ndarray:
             cv2.polylines(img, [pts], False, TRACE_RGB, thick, cv2.LINE_AA, 4)
         lost = np.flatnonzero(~ok)
         if len(lost):
-            yy = int(round(y))
+            yy = round(y)
             for x in lost[:: max(1, len(lost) // 200)]:
                 cv2.circle(img, (int(xs[x]), yy), 1, LOST_RGB, -1)
     layout = result.layout.layout

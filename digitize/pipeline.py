@@ -41,7 +41,7 @@ from digitize.calibration import (
 )
 from digitize.convert import ConvertResult, build_record, einthoven_residual
 from digitize.errors import DigitizeError
-from digitize.labels import TextResult, read_text
+from digitize.labels import TextResult, read_text, trace_pixels
 from digitize.layout_detect import (
     LayoutResult,
     RowsResult,
@@ -344,21 +344,13 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40 * ppmm_y
     rows_top = rows.rows[0].centre_px - 0.6 * pitch
     rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
-    text = read_text(darkness, ppmm_y, rows_top, rows_bottom, use_ocr=use_ocr)
-    if use_ocr and not text.ocr_ok and text.word_boxes:
-        warnings.append("OCR unavailable: lead labels and settings line not read")
-    lap("text")
-    clean = darkness.copy()
-    clean[text.text_mask] = 0.0
+    clean = darkness
     pulses: list[Pulse] = []
     for row in rows.rows:
         search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
         pulse = find_pulse(clean, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
         if pulse is not None:
             pulses.append(pulse)
-    settings = parse_settings_text(text.settings_text) if text.settings_text else None
-    cal = decide_calibration(pulses, len(rows.rows), settings)
-    warnings.extend(cal.warnings)
     pulse_right = max((p.x_right_px for p in pulses), default=None)
     lap("calibration")
     pulse_of = {p.row: p for p in pulses}
@@ -370,13 +362,23 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     baselines0 = [pulse_of[r.index].baseline_px if r.index in pulse_of else r.centre_px
                   for r in rows.rows]
     traces = extract_traces(clean, baselines0, x_ranges, ppmm_y)
+    lap("trace")
+    text = read_text(darkness, ppmm_y, rows_top, rows_bottom, use_ocr=use_ocr,
+                     trace_mask=trace_pixels(darkness.shape, traces.rows,
+                                             traces.line_width_px + 0.8 * ppmm_y))
+    if use_ocr and not text.ocr_ok and text.word_boxes:
+        warnings.append("OCR unavailable: lead labels and settings line not read")
+    lap("text")
+    settings = parse_settings_text(text.settings_text) if text.settings_text else None
+    cal = decide_calibration(pulses, len(rows.rows), settings)
+    warnings.extend(cal.warnings)
     last_ink = []
     for trace in traces.rows:
         ok = np.flatnonzero(np.isfinite(trace.y_px))
         last_ink.append(float(trace.x_px[ok[-1]]) if len(ok) else float(trace.x_px[-1]))
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
                           line_width_px=traces.line_width_px, last_ink_px=last_ink)
-    lap("trace")
+    lap("calibration")
     baselines = []
     for row, trace in zip(rows.rows, traces.rows, strict=True):
         if row.index in pulse_of:

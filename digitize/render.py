@@ -257,7 +257,7 @@ def _line_coverage(n_px: int, px_per_mm: float, origin_mm: float, n_lines: int,
         keep &= index % skip_every != 0
     centres_px = ((origin_mm + index[keep] * period_mm) * px_per_mm)[:, None]
     half = width_px / 2.0
-    reach = int(math.ceil(half + 1))
+    reach = math.ceil(half + 1)
     pix = np.round(centres_px).astype(np.int64) + np.arange(-reach, reach + 1)[None, :]
     cover = np.clip(np.minimum(pix + 0.5, centres_px + half)
                     - np.maximum(pix - 0.5, centres_px - half), 0.0, 1.0)
@@ -599,7 +599,7 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
                     "gain_mm_mv": settings.gain_mm_mv, "start_s": settings.start_s},
     )
     geometry: dict[str, Any] = {
-        "image_size": [w_px, h_px], "dpi": float(settings.dpi),
+        "image_size": [w_px, h_px], "page_size_px": [w_px, h_px], "dpi": float(settings.dpi),
         "px_per_mm_x": round(s, 6), "px_per_mm_y": round(s, 6),
         "speed_mm_s": float(settings.speed_mm_s), "gain_mm_mv": float(settings.gain_mm_mv),
         "layout": layout.name, "profile": "clean", "seed": None, "grid": settings.grid,
@@ -648,14 +648,17 @@ def save_page(page: RenderedPage, path: str | Path, jpeg_quality: int = 92,
         raise InputError("output must end in .png, .jpg, .jpeg or .pdf", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     dpi = float(page.geometry["dpi"])
+    # the resolution a file would state: a phone photo says 72 dpi whatever its true scale
+    file_dpi = float(page.geometry.get("file_dpi") or dpi)
     image = _pil_image(page)
     try:
         if suffix == ".png":
-            image.save(path, dpi=(dpi, dpi), compress_level=int(compress_level))
+            image.save(path, dpi=(file_dpi, file_dpi), compress_level=int(compress_level))
         elif suffix == ".pdf":
             image.save(path, resolution=dpi)
         else:
-            image.save(path, quality=int(jpeg_quality), dpi=(round(dpi), round(dpi)))
+            image.save(path, quality=int(jpeg_quality),
+                       dpi=(round(file_dpi), round(file_dpi)))
     except OSError as exc:
         raise InputError(f"cannot write image ({exc})", path) from exc
     _write_truth(page, _truth_stem(path))

@@ -77,7 +77,7 @@ def _band_stack(darkness: np.ndarray, centres: np.ndarray, half_px: int, x0: int
 
 
 def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
-                  start_col: np.ndarray | None = None) -> np.ndarray:
+                  start_col: np.ndarray | None = None, dead_px: float = np.inf) -> np.ndarray:
     """Continuity-weighted best path through each band.
 
     Parameters
@@ -90,6 +90,9 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
         Vertical scale, which sets the jump costs per mm.
     start_col
         ``(n_rows,)`` first column of each row (columns before it are free).
+    dead_px
+        Distance from the start position beyond which staying costs much more (a trace
+        spends little time far from its own row; this keeps a path off a neighbouring row).
 
     Returns
     -------
@@ -100,9 +103,11 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
     gap_cost = np.float32(0.6 / px_per_mm)      # per px of blank paper crossed between columns
     move_cost = np.float32(0.015 / px_per_mm)   # per px of any vertical move
     prior_cost = np.float32(0.002 / px_per_mm)  # per px from the start position, per column
-    prior = prior_cost * np.abs(y[None, :] - start_px[:, None].astype(np.float32))
+    out_cost = np.float32(0.05 / px_per_mm)     # per px beyond ``dead_px``, per column
+    offset = np.abs(y[None, :] - start_px[:, None].astype(np.float32))
+    prior = prior_cost * offset + out_cost * np.maximum(offset - dead_px, 0)
     back = np.empty((n_cols, n_rows, band), dtype=np.int16)
-    cost = 1.0 - bands[:, 0, :] + 50 * prior
+    cost = np.clip((0.45 - bands[:, 0, :]) / 0.3, 0.0, 1.0) + 50 * prior
     idx = np.arange(band, dtype=np.int32)
     idx_b = idx[None, :].repeat(n_rows, 0)
     previous = bands[:, 0, :]
@@ -126,7 +131,7 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
         best = np.where(take_a, a, b)
         back[x] = np.where(take_a, farg, barg)
         free = x < start_col
-        emission = 1.0 - current + prior
+        emission = np.clip((0.45 - current) / 0.3, 0.0, 1.0) + prior
         emission[free] = 50 * prior[free]
         cost = best + emission
         cost -= cost.min(axis=1, keepdims=True)
@@ -305,18 +310,26 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         half_band_px = int(max(12 * px_per_mm, 1.3 * spacing))
     x0 = int(min(r[0] for r in x_ranges_px))
     x1 = int(max(r[1] for r in x_ranges_px))
+    # faint (thin, low-resolution) traces must count as fully inked, or the path prefers a
+    # darker neighbouring row: scale darkness by the typical ink level
+    ink = darkness[darkness >= 0.15]
+    ink_level = float(np.clip(np.percentile(ink, 60), 0.3, 1.0)) if ink.size else 1.0
     bands, tops = _band_stack(darkness, centres, half_band_px, x0, x1)
+    if ink_level < 0.99:
+        np.clip(bands / ink_level, 0.0, 1.0, out=bands)
     # columns outside a row's own range carry no ink for it
     for k, (a, b) in enumerate(x_ranges_px):
         bands[k, : max(a - x0, 0)] = 0
         bands[k, b - x0:] = 0
     start = centres - tops
+    pitch_px = half_band_px / 1.3
     path = viterbi_paths(bands, start, px_per_mm,
-                         start_col=np.array([r[0] - x0 for r in x_ranges_px]))
+                         start_col=np.array([r[0] - x0 for r in x_ranges_px]),
+                         dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
     line_width = estimate_line_width(bands, path, threshold)
     values, shared = read_columns(bands, path, tops, threshold, line_width)
     if max_gap_s_px is None:
-        max_gap_s_px = max(2, int(round(0.6 * px_per_mm)))
+        max_gap_s_px = max(2, round(0.6 * px_per_mm))
     rows = []
     for k, (a, b) in enumerate(x_ranges_px):
         xs = np.arange(a, b)

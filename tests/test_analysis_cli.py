@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from analysis.ludb import read_ludb_record
 from cli import DISCLAIMER, main
 from digitize.io import write_wfdb
@@ -29,3 +31,19 @@ def test_analyze_text_and_missing_image(shared_data, tmp_path, capsys):
     assert "STEMI" in text and DISCLAIMER in text
     assert main(["analyze", str(tmp_path / "nothing.png")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_analyze_rendered_page_image(shared_data, tmp_path, capsys):
+    """Image input goes through the digitizer; the JSON still carries the disclaimer."""
+    from digitize.render import RenderSettings, render_page, save_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "1")
+    page = render_page(record, RenderSettings(layout="3x4+1", dpi=200))
+    path = tmp_path / "page.png"
+    save_page(page, path)
+    assert main(["analyze", str(path), "--json", "--sex", "F", "--age", "51"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["disclaimer"] == DISCLAIMER
+    assert out["measurable"] is True
+    assert out["stemi"]["detected"] is False

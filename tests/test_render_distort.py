@@ -111,7 +111,8 @@ def test_warp_geometry_is_marked_approximate_and_tracks_ink(page):
     # the 0 mV points at the time-axis start lie on the flat ink just before the trace
     for clean_row, row in zip(page.geometry["rows"], geo["rows"], strict=True):
         clean_pt = np.asarray(clean_row["baseline_points_px"])[1:2] - [2.0, 0.0]
-        mapped = warp.forward(clean_pt, curled.image.shape[1], curled.image.shape[0])
+        mapped = warp.forward(clean_pt, curled.image.shape[1], curled.image.shape[0],
+                              page.geometry)
         assert _darkness_at(curled.image, mapped)[0] > 100
         assert np.hypot(*(mapped[0] - row["baseline_points_px"][1])) < 4.0
 

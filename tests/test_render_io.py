@@ -73,3 +73,14 @@ def test_render_command(tmp_path, shared_data):
     assert geo["layout"] == "6x2" and geo["profile"] == "fax" and geo["seed"] == 4
     assert main(["-q", "render", str(shared_data / "ludb" / "data" / "9"), "-o", str(out),
                  "--profile", "nope"]) == 1
+
+
+def test_photo_states_72_dpi_in_the_file_but_true_scale_in_the_geometry(tmp_path, pages):
+    photo = apply_profile(pages[0], "photo", seed=1)
+    out = save_page(photo, tmp_path / "photo.jpg")
+    with Image.open(out) as image:
+        assert image.info["dpi"] == (72, 72)
+    geo = json.loads((tmp_path / "photo_truth.json").read_text())
+    assert geo["file_dpi"] == 72.0
+    assert geo["dpi"] == pytest.approx(25.4 * np.sqrt(geo["px_per_mm_x"] * geo["px_per_mm_y"]),
+                                       rel=1e-3)

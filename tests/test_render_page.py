@@ -26,7 +26,7 @@ def _line_centres(profile: np.ndarray, expected: np.ndarray, reach: int = 4) -> 
     """Sub-pixel centroid of the peak of ``profile`` near each expected position."""
     out = []
     for c in expected:
-        lo, hi = int(round(c)) - reach, int(round(c)) + reach + 1
+        lo, hi = round(c) - reach, round(c) + reach + 1
         window = profile[lo:hi] - np.min(profile[lo - reach:hi + reach])
         window = np.clip(window - 0.3 * window.max(), 0, None)
         out.append(float(np.sum(np.arange(lo, hi) * window) / np.sum(window)))
@@ -81,7 +81,8 @@ def test_pulse_height_and_baseline(ludb1, gain):
         px0, top, px1, bottom = pulse["box"]
         half = geo["trace_width_px"] / 2
         # flat lead-in before the pulse (left of the rising edge) = 0 mV
-        lead_in_y = _ink_centroid_y(page.image, geo["grid_box"][0] + 0.7 * s, px0 - 2, bottom - half)
+        lead_in_y = _ink_centroid_y(page.image, geo["grid_box"][0] + 0.7 * s, px0 - 2,
+                                    bottom - half)
         assert abs(lead_in_y - row["baseline_px"]) < 0.5
         # flat part after the pulse, before the trace starts, also 0 mV
         after_y = _ink_centroid_y(page.image, px1 + 2, row["x0_px"] - 2, bottom - half)
@@ -135,7 +136,7 @@ def test_cabrera_prints_inverted_avr_and_stores_avr(ludb1):
     x = row["x0_px"] + i / 500.0 * 25.0 * s
     y_expected = row["baseline_px"] + avr[i] * 5.0 * s  # above the baseline (avr < 0)
     assert y_expected < row["baseline_px"]
-    column = 255 - page.image[:, int(round(x)), 0].astype(int)
+    column = 255 - page.image[:, round(x), 0].astype(int)
     ink_rows = np.flatnonzero(column > 150)
     near = ink_rows[np.abs(ink_rows - row["baseline_px"]) < 12 * s]
     assert abs(near.min() - y_expected) < 2.0

@@ -1,0 +1,94 @@
+"""Digitize a benchmark set (from ``benchmarks/make_set.py``) and score it.
+
+Usage::
+
+    python benchmarks/make_set.py --out benchmarks/out/reading_set --n 240 --profiles clean scan
+    python benchmarks/run_digitize_set.py benchmarks/out/reading_set --out benchmarks/out/reading_read
+    python benchmarks/run_digitize_set.py SET --out READ --only p0001 p0002 --jobs 2
+
+Writes ``<id>.hea/.dat/.json`` (and overlays with ``--overlay``) into ``--out``, then scores the
+folder with :func:`digitize.scoring.score_folder` and writes ``score.md`` / ``score.json``
+there (the per-layout/profile table and the worst ten pages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def _one(image: str, out: str, overlay: bool) -> tuple[str, str | None, float]:
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from digitize.errors import EcglensError
+    from digitize.pipeline import digitize_file, write_outputs
+
+    start = time.perf_counter()
+    try:
+        for result in digitize_file(image):
+            write_outputs(result, out, overlay=overlay)
+        return image, None, time.perf_counter() - start
+    except EcglensError as exc:
+        return image, str(exc), time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("set_dir")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=None, help="page ids to run")
+    parser.add_argument("--overlay", action="store_true")
+    parser.add_argument("--no-score", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    set_dir, out = Path(args.set_dir), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = sorted(p for p in set_dir.iterdir() if p.suffix.lower() in {".png", ".jpg", ".pdf"}
+                    and not p.stem.endswith("_overlay"))
+    if args.only:
+        images = [p for p in images if p.stem in set(args.only)]
+    errors = {}
+    seconds = {}
+    start = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(_one, str(p), str(out), args.overlay) for p in images]
+        for k, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
+            image, error, sec = fut.result()
+            seconds[Path(image).stem] = sec
+            if error:
+                errors[Path(image).stem] = error
+            sys.stderr.write(f"\r{k}/{len(images)} pages  {time.perf_counter() - start:6.0f} s")
+    sys.stderr.write("\n")
+    (out / "run.json").write_text(json.dumps({"errors": errors, "seconds": seconds}, indent=1))
+    for page, error in sorted(errors.items()):
+        print(f"error {page}: {error}")
+    if args.no_score:
+        return 0
+    from digitize.scoring import markdown_table, score_folder
+
+    result = score_folder(set_dir, out)
+    if args.only:
+        result["pages"] = [p for p in result["pages"] if p["id"] in set(args.only)]
+        from digitize.scoring import _aggregate
+
+        result["groups"] = _aggregate(result["pages"])
+    table = markdown_table(result)
+    print(table)
+    (out / "score.md").write_text(table)
+    (out / "score.json").write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
