@@ -92,8 +92,11 @@ def read_page(record, profile: str, seed: int, cache: Path):
             cache.parent.mkdir(parents=True, exist_ok=True)
             write_wfdb(read, cache)
             status_path.write_text("ok\n")
-        except EcglensError as exc:
-            log.warning("%s %s: digitizer failed: %s", cache.name, profile, exc)
+        except Exception as exc:  # a digitizer crash is a failed page, not a failed benchmark
+            kind = ("rejected" if isinstance(exc, EcglensError)
+                    else f"crashed ({type(exc).__name__})")
+            log.warning("%s %s: digitizer %s: %s", cache.name, profile, kind, exc)
+            exc = f"{kind}: {exc}"
             cache.parent.mkdir(parents=True, exist_ok=True)
             status_path.write_text(f"failed: {exc}\n")
         seconds = time.perf_counter() - t0
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=10)
     p.add_argument("--profiles", nargs="+", default=["clean", "scan", "photo"])
     p.add_argument("--limit", type=int, default=None, help="first N records only")
+    p.add_argument("--reverse", action="store_true", help="read the records last to first "
+                   "(a second reader process can share the cache)")
+    p.add_argument("--cached-only", action="store_true", help="classify only the records "
+                   "whose pages are all read already (cache complete)")
     p.add_argument("--read-only", action="store_true",
                    help="only digitize and cache, do not classify (model-independent step)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "classify_paper"))
@@ -133,8 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     table = table[(table.strat_fold == a.fold) & table.filename_hr.notna()]
     if a.limit:
         table = table.head(a.limit)
-    labels = table[list(CLASSES)].to_numpy(float)
     out = Path(a.out)
+    if a.cached_only:
+        done = [all((out / prof / f"{i}.status").exists() for prof in a.profiles)
+                for i in table.ecg_id]
+        table = table[np.array(done, bool)]
+    if a.reverse:
+        table = table.iloc[::-1]
+    labels = table[list(CLASSES)].to_numpy(float)
     conditions: dict[str, list[np.ndarray]] = {"file": [], "printed_truth": []}
     conditions.update({prof: [] for prof in a.profiles})
     snr: dict[str, list[float]] = {prof: [] for prof in a.profiles}
@@ -165,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 conditions[prof].append(_probs(classify_record(read)))
         log.info("%d/%d ecg_id %d done", i + 1, len(table), row.ecg_id)
     summary = {"fold": a.fold, "n_records": len(table), "layout": "3x4+1",
+               "ecg_ids": [int(i) for i in table.ecg_id],
                "positives": {c: int(labels[:, k].sum()) for k, c in enumerate(CLASSES)},
                "note": "fold 10 = untouched PTB-XL test fold; computed once with the final "
                        "model" if a.fold == 10 else "fold used for choosing",

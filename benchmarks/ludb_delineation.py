@@ -120,11 +120,13 @@ def figure(ludb: Path, record_id: int, path: Path) -> None:
                             (fid.t_end_lead[k], "tab:blue")):
             if np.isfinite(off):
                 ax.axvline((off - fid.qrs_onset) / fs * 1000.0, color=colour, lw=1)
+        y_lo, y_hi = ax.get_ylim()
         for name in ("qrs_onset", "j_point", "t_end"):
             for t in ann[name]:
                 a = beats.anchors[np.argmin(np.abs(beats.anchors - t))]
                 x = (t - a + med.pre - fid.qrs_onset) / fs * 1000.0
-                ax.plot([x], [ax.get_ylim()[0]], marker="^", color="tab:purple", ms=4)
+                ax.plot([x], [y_lo], marker="^", color="tab:purple", ms=4, alpha=0.6)
+        ax.set_ylim(y_lo - 0.05 * (y_hi - y_lo), y_hi)
         ax.set_title(record.leads[k], fontsize=9)
         ax.set_xlim(-250, 550)
     fig.suptitle(f"LUDB {record_id}: median beats vs PR level (mV); lines = ecglens QRS onset "

@@ -121,6 +121,7 @@ def make_page(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
         dpi=spec["dpi"], grid=spec["grid"], font=spec["font"],
         label_position=spec["label_position"], paper=spec["paper"], start_s=start_s,
         minor_grid="dots" if spec["seed"] % 4 == 0 else "lines",
+        grid_extent="page" if spec["seed"] % 3 == 0 else "area",
         trace_width_mm=0.2 + 0.15 * ((spec["seed"] >> 3) % 3) / 2,
     )
     page = apply_profile(render_page(record, settings), spec["profile"], seed=spec["seed"])

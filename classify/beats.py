@@ -57,7 +57,7 @@ PACED: tuple[str, ...] = ("102", "104", "107", "217")
 
 BEAT_FS_HZ = 180.0
 PRE_S, POST_S = 0.25, 0.40
-N_WIN = int(round((PRE_S + POST_S) * BEAT_FS_HZ))  # 117 samples
+N_WIN = round((PRE_S + POST_S) * BEAT_FS_HZ)  # 117 samples
 N_RR_FEATURES = 7
 MATCH_TOLERANCE_S = 0.15
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -112,7 +112,7 @@ def rr_features(r_times_s: np.ndarray) -> np.ndarray:
 
 def beat_windows(x_beat_rate: np.ndarray, r_times_s: np.ndarray) -> np.ndarray:
     """``(n_beats, 117)`` windows (mV, window median removed) around each R time."""
-    pre = int(round(PRE_S * BEAT_FS_HZ))
+    pre = round(PRE_S * BEAT_FS_HZ)
     centers = np.round(np.asarray(r_times_s) * BEAT_FS_HZ).astype(int)
     padded = np.concatenate([np.zeros(pre), x_beat_rate, np.zeros(N_WIN)])
     idx = centers[:, None] + np.arange(N_WIN)[None, :]
@@ -166,8 +166,8 @@ def detect_r_peaks(signal_mv: np.ndarray, fs: float) -> np.ndarray:
     import neurokit2 as nk
 
     x = np.nan_to_num(np.asarray(signal_mv, float))
-    cleaned = nk.ecg_clean(x, sampling_rate=int(round(fs)))
-    _, info = nk.ecg_peaks(cleaned, sampling_rate=int(round(fs)))
+    cleaned = nk.ecg_clean(x, sampling_rate=round(fs))
+    _, info = nk.ecg_peaks(cleaned, sampling_rate=round(fs))
     return np.asarray(info["ECG_R_Peaks"], int)
 
 
@@ -280,7 +280,7 @@ def train_beats(cfg: BeatTrainConfig) -> tuple[dict, dict]:
         # per epoch: windows at R ± jitter (drawn from the seed), RR features unchanged
         windows = []
         for name in DS1:
-            sig, fs, ref, _ = signals[name]
+            _sig, fs, ref, _ = signals[name]
             x = _beat_rate_cached(name, cfg.data)
             jitter = rng.uniform(-cfg.jitter_s, cfg.jitter_s, len(ref))
             windows.append(beat_windows(x, ref / fs + jitter))
@@ -408,7 +408,7 @@ def beat_report(y_true: np.ndarray, y_pred: np.ndarray, missed: np.ndarray | Non
         f1[c] = float(2 * tp / (pos + pred)) if pos + pred else float("nan")
     return BeatReport(cm.tolist(), se, ppv, f1,
                       float(np.nanmean([f1[c] for c in "NSVF"])),
-                      float(np.nanmean(list(f1.values()))), int(len(y_true)),
+                      float(np.nanmean(list(f1.values()))), len(y_true),
                       {c: int(v) for c, v in zip(BEAT_CLASSES, fn_extra, strict=True)},
                       int(fp_extra.sum()))
 

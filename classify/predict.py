@@ -138,7 +138,7 @@ def classify_record(record: ECGRecord, weights_dir: str | None = None) -> Classi
     return Classification(probabilities, dict(loaded.thresholds), positive, loaded.version,
                           {lead: float(v) for lead, v in zip(STANDARD_LEADS, coverage,
                                                              strict=True)},
-                          int(len(windows)))
+                          len(windows))
 
 
 # ============================================================================ saliency
@@ -196,7 +196,7 @@ class Saliency:
         sorted strongest first. Times are in seconds from the record start, so they can be
         drawn on a page overlay through the digitizer's time → pixel mapping.
         """
-        attr = _smooth(self.attributions[cls], int(round(smooth_s * self.fs)))
+        attr = _smooth(self.attributions[cls], round(smooth_s * self.fs))
         pos = np.clip(attr, 0.0, None)
         if not np.any(pos > 0):
             return []
@@ -309,10 +309,10 @@ def draw_saliency_on_page(result: Any, sal: Saliency, cls: str, path: str | Path
         if not b > a:
             continue
         for row in read.rows:
-            x0 = int(round((axis.x0_px + a * px_per_s) * scale))
-            x1 = int(round((axis.x0_px + b * px_per_s) * scale))
-            y0 = int(round((bases[row] - half_h) * scale))
-            y1 = int(round((bases[row] + half_h) * scale))
+            x0 = round((axis.x0_px + a * px_per_s) * scale)
+            x1 = round((axis.x0_px + b * px_per_s) * scale)
+            y0 = round((bases[row] - half_h) * scale)
+            y1 = round((bases[row] + half_h) * scale)
             cv2.rectangle(shade, (x0, y0), (x1, y1), (255, 60, 60), thickness=-1)
     out = (0.7 * img + 0.3 * shade).astype(np.uint8)
     cv2.putText(out, f"saliency: {cls} (p={sal.probabilities[cls]:.2f})", (10, 30),

@@ -34,7 +34,6 @@ from classify.data import (
     apply_augment,
     augment_seed,
     draw_augment,
-    identity_augment,
     load_cinc,
     load_ludb,
     load_ptbxl,
@@ -147,7 +146,7 @@ def load_training_data(cfg: TrainConfig) -> tuple[SignalSet, SignalSet]:
     if cfg.train_fraction < 1.0:
         rng = np.random.default_rng(cfg.seed)
         order = rng.permutation(len(train))
-        n = max(1, int(round(cfg.train_fraction * len(train))))
+        n = max(1, round(cfg.train_fraction * len(train)))
         train = train.subset(np.sort(order[:n]))
     parts = [train]
     if "ludb" in cfg.extra:

@@ -114,7 +114,7 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
     DeskewResult
     """
     if grid.homography is not None and grid.rectified_size is not None:
-        return _deskew_perspective(image_rgb, grid)
+        return _deskew_perspective(image_rgb, grid, reestimate)
     rot = float(grid.rotation_deg) if np.isfinite(grid.rotation_deg) else 0.0
     if abs(rot) < MIN_ROTATION_DEG:
         out_grid = dataclasses.replace(grid, rotation_deg=0.0)
@@ -140,11 +140,13 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
                         grid=out_grid, reason="rotation only")
 
 
-def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult) -> DeskewResult:
+def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,
+                        reestimate: bool = False) -> DeskewResult:
     """Warp a photographed page with the grid's homography, then remove any residual rotation.
 
-    The grid is re-measured on the output (rectification changes the scale); if it is not
-    found there, the homography is rejected and only the rotation is removed.
+    The grid of the output is the one the grid stage measured on its rectified copy, or is
+    re-measured on the output with ``reestimate``; if it is not found there, the homography
+    is rejected and only the rotation is removed.
     """
     assert grid.homography is not None and grid.rectified_size is not None
     hom = np.asarray(grid.homography, dtype=np.float64)
@@ -152,7 +154,14 @@ def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult) -> DeskewResult
     fill = paper_colour(image_rgb)
     out = cv2.warpPerspective(image_rgb, hom, (out_w, out_h), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-    out_grid = find_grid(out, perspective=False)
+    if reestimate or grid.rectified_px_per_mm is None:
+        out_grid = find_grid(out, perspective=False)
+    else:
+        px_x, px_y = grid.rectified_px_per_mm
+        out_grid = dataclasses.replace(
+            grid, px_per_mm_x=px_x, px_per_mm_y=px_y, rotation_deg=grid.rectified_rotation_deg,
+            rotation_h_deg=float("nan"), rotation_v_deg=float("nan"), homography=None,
+            rectified_size=None, rectified_px_per_mm=None, rectified_rotation_deg=0.0)
     if not out_grid.found:
         log.info("deskew: rectified page has no coherent grid; falling back to rotation only")
         plain = dataclasses.replace(grid, homography=None, rectified_size=None)
@@ -170,7 +179,8 @@ def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult) -> DeskewResult
                                        rotation_h_deg=out_grid.rotation_h_deg - resid,
                                        rotation_v_deg=out_grid.rotation_v_deg - resid)
     bend = abs(out_grid.rotation_h_deg - out_grid.rotation_v_deg)
-    reason = (f"perspective corrected; residual rotation {resid:+.3f} deg removed; "
-              f"line families {bend:.2f} deg from square")
+    reason = f"perspective corrected; residual rotation {resid:+.3f} deg removed"
+    if np.isfinite(bend):
+        reason += f"; line families {bend:.2f} deg from square"
     return DeskewResult(image=out, matrix=matrix / matrix[2, 2], rotation_deg=grid.rotation_deg,
                         perspective_corrected=True, grid=out_grid, reason=reason)

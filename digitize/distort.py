@@ -86,8 +86,11 @@ def map_geometry(geometry: dict[str, Any], fn: Callable[[Points], Points],
     for key in ("leads", "pulses", "labels"):
         for item in geo[key]:
             item["box"] = _map_box(item["box"], fn)
-    for key in ("settings_line_box", "header_box", "grid_box"):
+    for key in ("settings_line_box", "header_box", "grid_box", "fax_header_box"):
         geo[key] = _map_box(geo.get(key), fn)
+    if geo.get("grid_origin_px") is not None:
+        geo["grid_origin_px"] = [round(float(v), 3) for v in
+                                 fn(np.asarray([geo["grid_origin_px"]], dtype=np.float64))[0]]
     if homography is not None:
         total = homography @ np.asarray(geo["page_to_image"], dtype=np.float64)
         total /= total[2, 2]
@@ -98,12 +101,19 @@ def map_geometry(geometry: dict[str, Any], fn: Callable[[Points], Points],
     return geo
 
 
+def _rows_box(geo: dict[str, Any]) -> list[float]:
+    """Bounding box of every row band (the traced part of the grid), current px."""
+    boxes = np.array([row["band_box"] for row in geo["rows"]], dtype=np.float64)
+    return [float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()),
+            float(boxes[:, 3].max())]
+
+
 def _update_scale(geo: dict[str, Any]) -> None:
-    """px/mm per axis and rotation at the grid centre, from ``page_to_image``."""
+    """px/mm per axis and rotation at the centre of the rows, from ``page_to_image``."""
     h = np.asarray(geo["page_to_image"], dtype=np.float64)
     s0 = float(geo["clean_px_per_mm"])
-    # clean-page grid centre: invert the homography at the current grid-box centre
-    gx0, gy0, gx1, gy1 = geo["grid_box"]
+    # clean-page centre of the rows: invert the homography at the current centre
+    gx0, gy0, gx1, gy1 = _rows_box(geo)
     centre = _apply_h(np.linalg.inv(h), np.array([[(gx0 + gx1) / 2, (gy0 + gy1) / 2]]))[0]
     eps = 5.0
     p = _apply_h(h, np.vstack([centre, centre + np.array([eps, 0.0]),
@@ -587,7 +597,7 @@ class Affine(Distortion):
 
     def matrix(self, w: int, h: int) -> np.ndarray:
         m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), self.angle_deg, 1.0)
-        m[:, 2] += (self.shift_x_px, self.shift_y_px)
+        m[:, 2] += np.array([self.shift_x_px, self.shift_y_px])
         return np.vstack([m, [0, 0, 1]])
 
     def apply(self, image, geo):
@@ -658,8 +668,8 @@ def _background(rng: np.random.Generator, kind: str, out_h: int, out_w: int) -> 
     tex = _smooth_field(rng, (sh, sw), 8) * 0.08
     if "wood" in kind:  # grain: noise stretched along x
         grain = rng.standard_normal((sh, max(2, sw // 40))).astype(np.float32)
-        grain = cv2.resize(grain, (sw, sh), interpolation=cv2.INTER_CUBIC)
-        tex += 0.12 * cv2.GaussianBlur(grain, (0, 0), 0.8)
+        streaks = cv2.resize(grain, (sw, sh), interpolation=cv2.INTER_CUBIC)
+        tex = (tex + 0.12 * cv2.GaussianBlur(streaks, (0, 0), 0.8)).astype(np.float32)
     else:
         tex += 0.04 * rng.standard_normal((sh, sw)).astype(np.float32)
     tex = _upsample(tex, (out_h, out_w))
@@ -697,7 +707,7 @@ class Perspective(Distortion):
         out_h = round(out_w * 3 / 4)
         hom = _tilt_homography(w, h, self.pitch_deg, self.yaw_deg, self.roll_deg,
                                self.focal_rel, out_w, out_h, self.fill, self.offset_x,
-                               self.offset_y, geo["grid_box"] if self.fit == "grid" else None)
+                               self.offset_y, _rows_box(geo) if self.fit == "grid" else None)
         # anti-alias before shrinking: blur by the mean downscale
         shrink = math.sqrt(abs(np.linalg.det(hom[:2, :2]))) if abs(hom[2, 2]) > 0 else 1.0
         if shrink < 0.8:
@@ -754,7 +764,7 @@ class Warp(Distortion):
         return lines
 
     def field(self, pts: Points, w: int, h: int,
-              lines: list[tuple[float, float, float, float]] = ()) -> Points:
+              lines: list[tuple[float, float, float, float]] | None = None) -> Points:
         """Backward displacement ``v`` at points (x, y) in px of a (w, h) image."""
         x, y = pts[:, 0], pts[:, 1]
         v = np.zeros_like(pts, dtype=np.float64)
@@ -777,7 +787,7 @@ class Warp(Distortion):
         if self.bow:
             u = 2 * x / (w - 1) - 1
             v[:, 1] += self.bow * scale * (1 - u ** 2)
-        for lx, ly, angle, slope in lines:
+        for lx, ly, angle, slope in lines or []:
             nx, ny = -math.sin(angle), math.cos(angle)
             d = (x - lx) * nx + (y - ly) * ny
             soft = np.sqrt(d ** 2 + (0.004 * scale) ** 2) - 0.004 * scale
@@ -836,7 +846,8 @@ class Warp(Distortion):
 @dataclasses.dataclass(frozen=True)
 class Fax(Distortion):
     """Low-resolution fax: grey, resample to 204 x 196 (fine) or 204 x 98 dpi (standard),
-    binarise with a threshold, speckle noise and a few streaks."""
+    binarise with a threshold, speckle noise, a few streaks and the sender's header line
+    (its box goes into the geometry as ``fax_header_box``)."""
 
     name: ClassVar[str] = "fax"
     dpi_x: float = 204.0
@@ -844,6 +855,7 @@ class Fax(Distortion):
     threshold: float = 170.0
     speckle: float = 0.002
     streaks: int = 2
+    header: bool = True
     seed: int = 0
 
     def apply(self, image, geo):
@@ -861,8 +873,39 @@ class Fax(Distortion):
         for _ in range(self.streaks):
             y = int(rng.integers(0, h))
             binary[y:y + int(rng.integers(1, 3)), :] = 0.0 if rng.random() < 0.3 else 255.0
+        if self.header:
+            geo["fax_header_box"] = _fax_header(binary, rng, float(geo["px_per_mm_x"]),
+                                                float(geo["px_per_mm_y"]))
         geo["dpi"] = round(math.sqrt(self.dpi_x * self.dpi_y), 3)
         return np.repeat(binary[..., None], 3, axis=2), geo
+
+
+def _fax_header(binary: np.ndarray, rng: np.random.Generator, px_per_mm_x: float,
+                px_per_mm_y: float) -> list[float]:
+    """Print a fax transmission line (date, sender, page) across the top; return its box."""
+    month = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    text = (f"{month[int(rng.integers(12))]}-{int(rng.integers(1, 29)):02d}-"
+            f"{int(rng.integers(2012, 2026))} {int(rng.integers(0, 24)):02d}:"
+            f"{int(rng.integers(0, 60)):02d}   FROM: "
+            f"{rng.choice(['CARDIOLOGY', 'ED TRIAGE', 'CLINIC 4', 'WARD 7B', 'GP PRACTICE'])}"
+            f"   +{int(rng.integers(10, 99))} {int(rng.integers(100, 999))} "
+            f"{int(rng.integers(1000, 9999))}      P. 1/1")
+    cap_px_y = 2.2 * px_per_mm_y
+    cap_px_x = 2.2 * px_per_mm_x
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_PLAIN, 1.0, 1)
+    # draw at square pixels, then squash to the (possibly anisotropic) fax grid
+    scale = cap_px_x / th
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_PLAIN, scale, 1)
+    patch = np.full((th + base + 4, tw + 4), 255, dtype=np.uint8)
+    cv2.putText(patch, text, (2, th + 2), cv2.FONT_HERSHEY_PLAIN, scale, 0, 1, cv2.LINE_8)
+    new_h = max(4, round(patch.shape[0] * cap_px_y / cap_px_x))
+    patch = cv2.resize(patch, (patch.shape[1], new_h), interpolation=cv2.INTER_NEAREST)
+    x0, y0 = round(8 * px_per_mm_x), round(1.5 * px_per_mm_y)
+    h, w = binary.shape
+    ph, pw = min(patch.shape[0], h - y0), min(patch.shape[1], w - x0)
+    region = binary[y0:y0 + ph, x0:x0 + pw]
+    np.minimum(region, patch[:ph, :pw].astype(np.float32), out=region)
+    return [float(x0), float(y0), float(x0 + pw), float(y0 + ph)]
 
 
 # ============================================================================ profiles

@@ -42,14 +42,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 GRID_COLOURS = ("red", "pink", "orange", "green", "blue", "grey", "bw", "none")
-#: long side (px) of the copy used for the coarse spectral analysis
+#: minimum long side (px) of the copy used for the coarse spectral analysis
 COARSE_LONG_SIDE = 1024
 #: a printout's grid usually spans about this many mm across the image's long side
 PAGE_WIDTH_PRIOR_MM = 280.0
 #: largest rotation searched (deg); the spectral method folds angles modulo 90 deg
 MAX_ROTATION_DEG = 45.0
 #: the fine stage works on a copy where the shortest grid period is about this long (px)
-WORK_PERIOD_PX = 5.5
+WORK_PERIOD_PX = 4.5
 #: ... and at most about this many pixels (unless that makes the period < 3.2 px)
 MAX_WORK_PIXELS = 1.6e6
 #: below this tile-phase coherence of a straight lattice, a projective model is tried
@@ -88,6 +88,9 @@ class GridResult:
         rotation above are then the local values at the grid centre. ``None`` for scans.
     rectified_size
         Canvas (width, height) in px for ``homography``.
+    rectified_px_per_mm, rectified_rotation_deg
+        px/mm (x, y) and residual rotation of the grid in that rectified image (measured on
+        a reduced copy).
     """
 
     found: bool
@@ -103,6 +106,8 @@ class GridResult:
     minor_visible: bool = False
     homography: tuple[tuple[float, float, float], ...] | None = None
     rectified_size: tuple[int, int] | None = None
+    rectified_px_per_mm: tuple[float, float] | None = None
+    rectified_rotation_deg: float = 0.0
 
     def __bool__(self) -> bool:  # a failed estimate is falsy (skimage FailedEstimation idiom)
         return self.found
@@ -153,6 +158,23 @@ def paper_background(image_rgb: np.ndarray, cell_px: float | None = None) -> np.
     return np.maximum(bg, 1.0)
 
 
+def normalised_u8(image_rgb: np.ndarray) -> np.ndarray:
+    """Image divided by its paper background, ``(H, W, 3)`` uint8 (paper ~255, ink ~0).
+
+    Fast path for full-resolution pages (uint8 arithmetic, saturating at 255).
+    """
+    h, w = image_rgb.shape[:2]
+    cell = max(8.0, max(h, w) / 40.0)
+    sw, sh = max(4, round(w / cell)), max(4, round(h / cell))
+    mid = cv2.resize(image_rgb, (max(sw * 4, 16), max(sh * 4, 16)), interpolation=cv2.INTER_AREA)
+    mid = cv2.dilate(mid, np.ones((5, 5), np.uint8))
+    small = cv2.resize(mid, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.0)
+    small = np.maximum(small, 1)
+    bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(image_rgb, bg, scale=255.0)
+
+
 def normalised_darkness(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel darkness ``1 - I / paper`` (float32 planes R, G, B; paper ~ 0, ink ~ 1)."""
     bg = paper_background(image_rgb)
@@ -164,13 +186,16 @@ def normalised_darkness(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _evidence_maps(image_rgb: np.ndarray) -> _Maps:
-    d_r, d_g, d_b = normalised_darkness(image_rgb)
-    dmax = np.maximum(np.maximum(d_r, d_g), d_b)
-    dmin = np.minimum(np.minimum(d_r, d_g), d_b)
-    dmean = (d_r + d_g + d_b) * np.float32(1.0 / 3.0)
+    norm = normalised_u8(image_rgb)  # paper ~255
+    n_max = np.maximum(np.maximum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
+    n_min = np.minimum(np.minimum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
+    k = np.float32(1.0 / 255.0)
+    spread = (n_max - n_min).astype(np.float32) * k  # = dmax - dmin
+    dmin = (255 - n_max).astype(np.float32) * k  # darkness of the lightest channel
     # ink (dark in every channel) is not grid: fade the colour evidence where dmin is large
-    ink_w = np.clip((dmin - 0.35) * np.float32(1.0 / 0.3), 0.0, 1.0)
-    colour = (dmax - dmin) * (1.0 - ink_w)
+    ink_w = np.clip((dmin - np.float32(0.35)) * np.float32(1.0 / 0.3), 0.0, 1.0)
+    colour = spread * (1.0 - ink_w)
+    dmean = (255 - cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)).astype(np.float32) * k
     grey = np.minimum(dmean, np.float32(0.45))
     sub = image_rgb[::4, ::4].astype(np.int16)
     chroma = sub.max(axis=2) - sub.min(axis=2)
@@ -330,44 +355,44 @@ def _strip_profiles(grid_map: np.ndarray, theta_deg: float, family: str, n_along
     """Projections of ``n_along`` strips on the normal of one line family.
 
     Horizontal lines rotated CCW by theta satisfy ``y + x tan(theta) = const`` and vertical
-    lines ``x - y tan(theta) = const``; that sheared coordinate ``u`` is binned at 1 px with
-    linear interpolation, separately for strips cut along the lines.
+    lines ``x - y tan(theta) = const``. The map is sheared (bilinear) so that coordinate
+    ``u`` becomes an image axis, then summed along the lines separately for strips cut
+    along them.
 
     Returns
     -------
     prof : (n_along, n_u) float64
-        Sum of the map per strip and ``u`` bin.
+        Sum of the map per strip and ``u`` bin (1 px).
     u_min : float
         ``u`` of bin 0.
     s_len : float
         Length of the image along the lines (px).
     """
     h, w = grid_map.shape
-    t = np.float32(math.tan(math.radians(theta_deg)))
+    t = math.tan(math.radians(theta_deg))
     if family == "h":
-        across = np.arange(h, dtype=np.float32)[:, None]
-        along = np.arange(w, dtype=np.float32)[None, :]
-        u = across + along * t
-        s_len = w
-        strip_of = np.minimum((np.arange(w) * n_along) // w, n_along - 1)[None, :]
+        u_min = min(0.0, w * t) - 1.0
+        n_u = math.ceil(h + abs(w * t)) + 3
+        # dst (x, u_idx) <- src (x, y = u_idx + u_min - x t)
+        m = np.array([[1.0, 0.0, 0.0], [-t, 1.0, u_min]])
+        sheared = cv2.warpAffine(grid_map, m, (w, n_u), flags=cv2.INTER_LINEAR
+                                 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                 borderValue=0.0)
+        edges = np.linspace(0, w, n_along + 1).round().astype(int)
+        prof = np.add.reduceat(sheared, edges[:-1], axis=1).T.astype(np.float64)
+        s_len = float(w)
     else:
-        across = np.arange(w, dtype=np.float32)[None, :]
-        along = np.arange(h, dtype=np.float32)[:, None]
-        u = across - along * t
-        s_len = h
-        strip_of = np.minimum((np.arange(h) * n_along) // h, n_along - 1)[:, None]
-    u_min = float(min(u[0, 0], u[0, -1], u[-1, 0], u[-1, -1]))
-    u -= np.float32(u_min)
-    iu = u.astype(np.int32)
-    frac = u - iu
-    n_u = int(iu.max()) + 2
-    idx = (iu + (strip_of * n_u).astype(np.int32)).ravel()
-    g = grid_map.ravel()
-    gf = (grid_map * frac).ravel()
-    size = n_along * n_u
-    prof = np.bincount(idx, weights=g - gf, minlength=size)[:size]
-    prof[1:] += np.bincount(idx, weights=gf, minlength=size)[:size - 1]
-    return prof.reshape(n_along, n_u), u_min, float(s_len)
+        u_min = min(0.0, -h * t) - 1.0
+        n_u = math.ceil(w + abs(h * t)) + 3
+        # dst (u_idx, y) <- src (x = u_idx + u_min + y t, y)
+        m = np.array([[1.0, t, u_min], [0.0, 1.0, 0.0]])
+        sheared = cv2.warpAffine(grid_map, m, (n_u, h), flags=cv2.INTER_LINEAR
+                                 | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                 borderValue=0.0)
+        edges = np.linspace(0, h, n_along + 1).round().astype(int)
+        prof = np.add.reduceat(sheared, edges[:-1], axis=0).astype(np.float64)
+        s_len = float(h)
+    return prof, float(u_min), s_len
 
 
 def _band_coefficients(prof: np.ndarray, u_min: float, freqs: tuple[float, ...],
@@ -729,38 +754,61 @@ def _rectifying_homography(proj: _Projective, sw: float, image_shape: tuple[int,
 # colour naming
 
 
+def _has_dots(peaks: list[_Peak], f_minor: float, theta_deg: float) -> bool:
+    """True if the 1 mm lattice is printed as dots: a dot lattice has a strong diagonal
+    spectral peak at sqrt(2) times the 1 mm frequency; a lattice of lines has almost none."""
+    if not peaks or not np.isfinite(f_minor) or f_minor * math.sqrt(2) > 0.45:
+        return False
+    axis = [p.power for p in peaks if abs(p.freq / f_minor - 1) < 0.05]
+    diag = [p.power for p in peaks if abs(p.freq / (f_minor * math.sqrt(2)) - 1) < 0.05
+            and abs(_wrap90(np.array([p.angle_deg + theta_deg - 45.0]))[0]) < 3.0]
+    return bool(axis and diag and max(diag) > 0.2 * max(axis))
+
+
 def _name_colour(image_rgb: np.ndarray, evidence: np.ndarray, use_colour: bool,
-                 achromatic: bool) -> str:
-    """Name the grid colour from the pixels with the strongest grid evidence."""
+                 dots: bool = False) -> str:
+    """Name the grid colour from the pixels with the strongest grid evidence.
+
+    Neutral grids are ``"bw"`` when the 1 mm lattice is dotted, else ``"grey"``.
+    """
     if not use_colour:
-        return "bw" if achromatic else "grey"
+        return "bw" if dots else "grey"
     thr = float(np.percentile(evidence, 97))
     sel = evidence >= max(thr, 1e-3)
     if sel.sum() < 20:
         return "grey"
-    bg = paper_background(image_rgb)
-    norm = np.clip(image_rgb.astype(np.float32) / bg, 0, 1)
+    norm = normalised_u8(image_rgb).astype(np.float32) * np.float32(1.0 / 255.0)
     pix = norm[sel]
     rgb = np.median(pix, axis=0)
     hsv = cv2.cvtColor(np.uint8([[np.clip(rgb * 255, 0, 255)]]), cv2.COLOR_RGB2HSV_FULL)[0, 0]
     hue = float(hsv[0]) * 360.0 / 256.0
     sat = float(hsv[1]) / 255.0
     if sat < 0.08:
-        return "grey"
+        return "bw" if dots else "grey"
     if 70 <= hue < 170:
         return "green"
     if 170 <= hue < 270:
         return "blue"
     if 15 <= hue < 70:
         return "orange"
-    # reds: pink is lighter/less saturated, or purplish
-    if sat < 0.35 or (hue >= 320 and hue < 345):
+    # reds: pink grids are bluish reds (hue ~340), red grids pure reds (hue ~0)
+    if 270 <= hue < 352:
         return "pink"
     return "red"
 
 
 # ----------------------------------------------------------------------------------------
 # main entry
+
+
+def _decimate(image: np.ndarray, factor: int) -> np.ndarray:
+    """Area-average by an integer factor (the image is cropped to a multiple of it)."""
+    if factor <= 1:
+        return image
+    h, w = image.shape[:2]
+    hh, ww = (h // factor) * factor, (w // factor) * factor
+    return cv2.resize(image[:hh, :ww], (ww // factor, hh // factor),
+                      interpolation=cv2.INTER_AREA)
 
 
 def _no_grid(reason: str, dpi_prior: float | None, colour: str = "none",
@@ -808,9 +856,9 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         return _no_grid("image too small", dpi_prior)
 
     # ---- coarse: spectral peaks on a ~1024 px copy
-    sc = min(1.0, COARSE_LONG_SIDE / max(h0, w0))
-    small = cv2.resize(image_rgb, (max(1, round(w0 * sc)), max(1, round(h0 * sc))),
-                       interpolation=cv2.INTER_AREA) if sc < 1.0 else image_rgb
+    coarse_factor = max(1, max(h0, w0) // COARSE_LONG_SIDE)  # long side 1024-2047 px
+    small = _decimate(image_rgb, coarse_factor)
+    sc = 1.0 / coarse_factor
     maps_s = _evidence_maps(small)
     mask_s = page_mask(small)
     if mask_s is not None:
@@ -855,13 +903,12 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     f_fine = max((p.freq for v in fam_peaks.values() for p in v
                   if p.power > 0.05 * p_top and p.ratio > 8.0), default=0.0) * sc
     shortest_period = 1.0 / max(f_fine, *f_coarse.values())
-    sw = min(1.0, WORK_PERIOD_PX / shortest_period,
-             max(math.sqrt(MAX_WORK_PIXELS / (h0 * w0)), 3.2 / shortest_period))
-    if sw < 0.9:
-        work = cv2.resize(image_rgb, (round(w0 * sw), round(h0 * sw)),
-                          interpolation=cv2.INTER_AREA)
-    else:
-        sw, work = 1.0, image_rgb
+    # integer decimation (fast, exact pixel grid): period >= ~4.5 px, at most ~MAX_WORK_PIXELS
+    d = max(1, int(shortest_period / WORK_PERIOD_PX))
+    while h0 * w0 / d**2 > MAX_WORK_PIXELS and shortest_period / (d + 1) >= 3.2:
+        d += 1
+    work = _decimate(image_rgb, d)
+    sw = 1.0 / d
     maps_w = _evidence_maps(work)
     gmap = maps_w.colour if map_name == "colour" else maps_w.grey
     if mask_s is not None:
@@ -887,6 +934,7 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     ppm: dict[str, float] = {}
     notes: list[str] = []
     two_levels = []
+    lattice_px: dict[str, float] = {}  # lattice fundamental period per family (full-res px)
     for k, fit in fits.items():
         m, two_level, _strength = _lattice_levels(fit.profile, fit.freq)
         # the projection runs along the sheared axis: perpendicular period = u-period * cos
@@ -903,6 +951,7 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             notes.append(f"{k}: one-level lattice, 1/5 mm resolved by "
                          f"{'dpi' if dpi_prior else 'page-size'} prior")
         two_levels.append(two_level)
+        lattice_px[k] = period_full * abs(m)
         ppm[k] = ppm_k
         log.debug("family %s: f=%.6f theta=%.4f coh=%.3f snr=%.2f m=%d two=%s ppm=%.4f",
                   k, fit.freq, fit.theta_deg, fit.coherence, fit.snr, m, two_level, ppm_k)
@@ -928,7 +977,8 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         n = round(factor)
         if n >= 2 and abs(factor / n - 1) < 0.1:
             ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
-            two_levels = [False, False]
+            two_levels[("h", "v").index(other)] = False
+            lattice_px[other] = lattice_px[keep]
             notes.append(f"{other}: harmonic ({n}x) reconciled with {keep}")
         else:
             notes.append(f"px/mm x/y ratio {ppm['v'] / ppm['h']:.2f} far from 1")
@@ -937,6 +987,13 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     if not all(two_levels):
         conf *= 0.7
     found = coh > 0.35 and snr > 2.0 and 0.7 < px_x / px_y < 1.43
+    if found and not any(two_levels):
+        # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
+        # with clear periodicity (text lines and character pitch are not a grid)
+        lat_ratio = lattice_px["h"] / lattice_px["v"]
+        if not (0.87 < lat_ratio < 1.15 and snr > 3.0 and coh > 0.6):
+            found = False
+            notes.append(f"one-level periodic pattern only (lattice h/v {lat_ratio:.2f})")
     if not found and snr > 3.0 and 0.9 < px_x / px_y < 1.11 and all(two_levels):
         # periodic in both directions with 1/5 mm structure and square cells, but the lines
         # are not straight over the page (curled or folded paper): approximate px/mm
@@ -944,11 +1001,13 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         conf = 0.3 * float(np.clip((snr - 3.0) / 5.0, 0.1, 1.0))
         notes.append(f"grid lines not straight over the page (coherence {coh:.2f}): "
                      "px/mm is approximate")
+    dots = _has_dots(peaks, 1.0 / (0.5 * (px_x + px_y) * sc), theta_c)
     colour = _name_colour(small, maps_s.colour if map_name == "colour" else maps_s.grey,
-                          map_name == "colour", maps_s.achromatic)
+                          map_name == "colour", dots)
     if not found:
+        extra = ("; " + "; ".join(notes)) if notes else ""
         return _no_grid(f"grid evidence too weak (coherence {coh:.2f}, snr {snr:.1f}, "
-                        f"x/y {px_x / px_y:.2f})", dpi_prior, colour="none",
+                        f"x/y {px_x / px_y:.2f}){extra}", dpi_prior, colour="none",
                         rotation_deg=rotation, confidence=conf)
     if dpi_prior:
         ratio = 0.5 * (px_x + px_y) / (dpi_prior / 25.4)
@@ -1051,7 +1110,8 @@ def _perspective_grid(image_rgb: np.ndarray, small: np.ndarray, gmap_s: np.ndarr
                      [0, 0, 1.0]])
     to_mm = np.diag([1 / inner.px_per_mm_x, 1 / inner.px_per_mm_y, 1.0]) @ undo @ f_map
     eps = 1.0
-    pts = _apply_h(to_mm, np.vstack([centre, centre + np.array([eps, 0.0]), centre + np.array([0.0, eps])]))
+    steps = np.array([[0.0, 0.0], [eps, 0.0], [0.0, eps]])
+    pts = _apply_h(to_mm, centre + steps)
     grad_x = (pts[1] - pts[0]) / eps  # d(X_mm, Y_mm)/dx
     grad_y = (pts[2] - pts[0]) / eps  # d(X_mm, Y_mm)/dy
     g_xmm = np.array([grad_x[0], grad_y[0]])  # gradient of X_mm in the image
@@ -1069,4 +1129,6 @@ def _perspective_grid(image_rgb: np.ndarray, small: np.ndarray, gmap_s: np.ndarr
     return GridResult(True, px_x, px_y, 0.5 * (theta_h + theta_v), inner.grid_colour, "grid",
                       conf, "; ".join(notes), rotation_h_deg=theta_h, rotation_v_deg=theta_v,
                       minor_visible=inner.minor_visible, homography=h_rows,
-                      rectified_size=(int(out_w), int(out_h)))
+                      rectified_size=(int(out_w), int(out_h)),
+                      rectified_px_per_mm=(inner.px_per_mm_x / sw, inner.px_per_mm_y / sw),
+                      rectified_rotation_deg=inner.rotation_deg)

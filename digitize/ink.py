@@ -13,9 +13,10 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from digitize.grid import GridResult, normalised_darkness
+from digitize.grid import GridResult, normalised_u8
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,15 @@ class InkResult:
 
 
 def _levels(raw: np.ndarray, coloured: bool) -> tuple[float, float]:
-    """Darkness of grid lines (-> 0) and of certain ink (-> 1) on this page."""
-    sub = raw[::3, ::3].ravel()
-    nonpaper = sub[sub > 0.04]
-    if nonpaper.size < 50:
-        return 0.15, 0.5
-    grid_level = float(np.percentile(nonpaper, 80 if not coloured else 90))
-    ink_ref = float(np.percentile(nonpaper, 99.5))
-    lo = min(max(grid_level + 0.05, 0.12), 0.6)
-    hi = max(lo + 0.15, min(0.85, 0.5 * (lo + ink_ref)))
+    """Darkness of grid lines (-> 0) and of certain ink (-> 1) on this page.
+
+    Paper and grid cover far more of a page than ink (a few %), so a high percentile of the
+    darkness over the page is the level of the darkest grid lines; ink is above it.
+    """
+    sub = raw.ravel()
+    grid_level = float(np.percentile(sub, 93 if not coloured else 90))
+    lo = min(max(grid_level + 0.1, 0.15), 0.65)
+    hi = min(lo + 0.3, 0.95)
     return lo, hi
 
 
@@ -75,15 +76,19 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult) -> InkResult:
     -------
     InkResult
     """
-    d_r, d_g, d_b = normalised_darkness(image_rgb)
+    norm = normalised_u8(image_rgb)  # paper ~255
     coloured = grid.grid_colour in ("red", "pink", "orange", "green", "blue")
     if coloured:
-        raw = np.minimum(np.minimum(d_r, d_g), d_b)
+        # coloured grid lines stay bright in at least one channel; ink is dark in all
+        light = np.maximum(np.maximum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
     else:
-        raw = (d_r + d_g + d_b) * np.float32(1.0 / 3.0)
-    lo, hi = _levels(raw, coloured)
-    dark = np.clip((raw - np.float32(lo)) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
-    dark = dark.astype(np.float32, copy=False)
+        light = cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
+    sub = (255 - light[::3, ::3]).astype(np.float32) * np.float32(1.0 / 255.0)
+    lo, hi = _levels(sub, coloured)
+    # darkness = clip(((255 - light) / 255 - lo) / (hi - lo), 0, 1), as one affine map
+    gain = np.float32(1.0 / (255.0 * (hi - lo)))
+    dark = (np.float32(255.0 * (1.0 - lo)) - light.astype(np.float32)) * gain
+    np.clip(dark, 0.0, 1.0, out=dark)
     mask = dark > MASK_LEVEL
     log.debug("ink: colour=%s levels %.3f..%.3f, %.2f%% ink", grid.grid_colour, lo, hi,
               100.0 * float(mask.mean()))

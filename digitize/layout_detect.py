@@ -110,7 +110,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-    mask = darkness >= 0.5
+    mask = darkness >= 0.3
     h, w = mask.shape
     profile = gaussian_filter1d(mask.sum(axis=1).astype(float), 1.2 * px_per_mm)
     if profile.max() <= 0:
@@ -148,9 +148,31 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
         xs = np.flatnonzero(band)
         rows.append((float(y), coverage, int(xs[0]), int(xs[-1])))
     rows = _merge_close(rows, 5 * px_per_mm)
+    rows = _drop_spurious(rows, darkness, px_per_mm)
     pitch = float(np.median(np.diff([r[0] for r in rows]))) if len(rows) > 1 else float("nan")
     return RowsResult(rows=tuple(Row(i, y, round(c, 3), a, b) for i, (y, c, a, b) in
                                  enumerate(rows)), pitch_px=pitch)
+
+
+def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarray,
+                   px_per_mm: float) -> list[tuple[float, float, int, int]]:
+    """Drop 'rows' that are page borders or fills: at the image edge, starting far right of
+    the other rows, or solid ink rather than a line."""
+    if not rows:
+        return rows
+    h = darkness.shape[0]
+    first = float(np.median([r[2] for r in rows]))
+    kept = []
+    for y, cov, x0, x1 in rows:
+        if y < 3 * px_per_mm or y > h - 3 * px_per_mm:
+            continue
+        if len(rows) > 2 and x0 > first + 20 * px_per_mm:
+            continue
+        band = darkness[max(0, int(y - px_per_mm)):int(y + px_per_mm) + 1, x0:x1 + 1]
+        if band.size and float(np.mean(band >= 0.3)) > 0.6:
+            continue
+        kept.append((y, cov, x0, x1))
+    return kept
 
 
 def _merge_close(rows: list[tuple[float, float, int, int]], min_gap: float

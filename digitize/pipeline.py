@@ -321,7 +321,12 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         image[..., None], 3, axis=2)
     grid = find_grid(image, dpi_prior)
     lap("grid")
-    desk = deskew(image, grid)
+    if (abs(_f(getattr(grid, "rotation_deg", 0.0))) < 0.03
+            and getattr(grid, "homography", None) is None):
+        # not worth resampling the page (it would only blur thin traces)
+        desk = _fallback_deskew(image, grid)
+    else:
+        desk = deskew(image, grid)
     grid2 = getattr(desk, "grid", None) or grid
     if not getattr(grid2, "found", False) and getattr(grid, "found", False):
         grid2 = grid

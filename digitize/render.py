@@ -121,6 +121,9 @@ class RenderSettings:
         ``"a4"`` or ``"letter"`` (landscape).
     minor_grid
         ``"lines"`` or ``"dots"`` (minor grid as dots at the 1-mm intersections).
+    grid_extent
+        ``"area"`` (grid only behind the traces) or ``"page"`` (pre-printed paper: the grid
+        covers the whole sheet, header and margins included).
     start_s
         Where in the record the printed time axis starts (s).
     """
@@ -139,6 +142,7 @@ class RenderSettings:
     separators: bool = True
     paper: str = "a4"
     minor_grid: str = "lines"
+    grid_extent: str = "area"
     start_s: float = 0.0
 
     def validated(self) -> RenderSettings:
@@ -155,6 +159,8 @@ class RenderSettings:
                               f"{', '.join(LABEL_POSITIONS)}")
         if self.paper not in PAPER_SIZES_MM:
             raise RenderError(f"unknown paper {self.paper!r}; valid: {', '.join(PAPER_SIZES_MM)}")
+        if self.grid_extent not in ("area", "page"):
+            raise RenderError(f"grid_extent must be 'area' or 'page', got {self.grid_extent!r}")
         if self.minor_grid not in ("lines", "dots"):
             raise RenderError(f"minor_grid must be 'lines' or 'dots', got {self.minor_grid!r}")
         if not 5.0 <= float(self.speed_mm_s) <= 100.0:
@@ -266,6 +272,25 @@ def _line_coverage(n_px: int, px_per_mm: float, origin_mm: float, n_lines: int,
     return coverage
 
 
+def grid_lines_mm(frame: PageFrame, extent: str
+                  ) -> tuple[float, float, int, int, tuple[float, float, float, float]]:
+    """First grid line (x, y mm), number of 1-mm steps per axis and the printed grid box (mm).
+
+    ``extent="area"``: the grid area only; ``"page"``: pre-printed paper, grid over the whole
+    sheet, with the same line positions (major lines stay on the area's 5-mm lattice).
+    """
+    if extent == "area":
+        box = (frame.grid_x0_mm, frame.grid_y0_mm, frame.grid_x0_mm + frame.grid_w_mm,
+               frame.grid_y0_mm + frame.grid_h_mm)
+        return (frame.grid_x0_mm, frame.grid_y0_mm, round(frame.grid_w_mm),
+                round(frame.grid_h_mm), box)
+    ox = frame.grid_x0_mm - math.ceil(frame.grid_x0_mm / 5.0) * 5.0
+    oy = frame.grid_y0_mm - math.ceil(frame.grid_y0_mm / 5.0) * 5.0
+    n_x = math.ceil(frame.page_w_mm - ox)
+    n_y = math.ceil(frame.page_h_mm - oy)
+    return ox, oy, n_x, n_y, (0.0, 0.0, frame.page_w_mm, frame.page_h_mm)
+
+
 def _draw_grid(image: np.ndarray, frame: PageFrame, settings: RenderSettings) -> None:
     """Composite the grid onto ``image`` (float32 RGB in [0, 255]) in place."""
     colours = GRID_COLOURS[settings.grid]
@@ -274,12 +299,10 @@ def _draw_grid(image: np.ndarray, frame: PageFrame, settings: RenderSettings) ->
     minor_rgb, major_rgb = (np.array(c, dtype=np.float32) for c in colours)
     s = settings.px_per_mm
     h_px, w_px = image.shape[:2]
-    n_x = round(frame.grid_w_mm)
-    n_y = round(frame.grid_h_mm)
     minor_w = max(0.10 * s, 0.9)
     major_w = max(0.22 * s, 1.4)
-    x0, x1 = frame.grid_x0_mm * s, (frame.grid_x0_mm + frame.grid_w_mm) * s
-    y0, y1 = frame.grid_y0_mm * s, (frame.grid_y0_mm + frame.grid_h_mm) * s
+    ox_mm, oy_mm, n_x, n_y, box_mm = grid_lines_mm(frame, settings.grid_extent)
+    x0, y0, x1, y1 = (v * s for v in box_mm)
     # extent of the grid area as a soft mask (edges covered by half pixels)
     def extent(n: int, a: float, b: float, pad: float) -> np.ndarray:
         idx = np.arange(n, dtype=np.float32)
@@ -288,14 +311,14 @@ def _draw_grid(image: np.ndarray, frame: PageFrame, settings: RenderSettings) ->
     ex = extent(w_px, x0, x1, major_w / 2)
     ey = extent(h_px, y0, y1, major_w / 2)
     dots = settings.minor_grid == "dots" or settings.grid == "bw"
-    vx_minor = _line_coverage(w_px, s, frame.grid_x0_mm, n_x, 1.0, minor_w, skip_every=5) * ex
-    hy_minor = _line_coverage(h_px, s, frame.grid_y0_mm, n_y, 1.0, minor_w, skip_every=5) * ey
-    vx_major = _line_coverage(w_px, s, frame.grid_x0_mm, n_x, 1.0, major_w, every=5) * ex
-    hy_major = _line_coverage(h_px, s, frame.grid_y0_mm, n_y, 1.0, major_w, every=5) * ey
+    vx_minor = _line_coverage(w_px, s, ox_mm, n_x, 1.0, minor_w, skip_every=5) * ex
+    hy_minor = _line_coverage(h_px, s, oy_mm, n_y, 1.0, minor_w, skip_every=5) * ey
+    vx_major = _line_coverage(w_px, s, ox_mm, n_x, 1.0, major_w, every=5) * ex
+    hy_major = _line_coverage(h_px, s, oy_mm, n_y, 1.0, major_w, every=5) * ey
     if dots:
         dot_w = max(0.25 * s, 1.2)
-        vx_dot = _line_coverage(w_px, s, frame.grid_x0_mm, n_x, 1.0, dot_w) * ex
-        hy_dot = _line_coverage(h_px, s, frame.grid_y0_mm, n_y, 1.0, dot_w) * ey
+        vx_dot = _line_coverage(w_px, s, ox_mm, n_x, 1.0, dot_w) * ex
+        hy_dot = _line_coverage(h_px, s, oy_mm, n_y, 1.0, dot_w) * ey
         alpha_minor = hy_dot[:, None] * vx_dot[None, :]
     else:
         alpha_minor = 1.0 - (1.0 - hy_minor[:, None]) * (1.0 - vx_minor[None, :])
@@ -414,12 +437,15 @@ def _header_lines(record: ECGRecord, truth: ECGRecord, seed: int) -> list[list[s
     rate_text = f"{rate:.0f}" if rate else "---"
     pr = int(rng.integers(130, 200))
     qrs = int(rng.integers(80, 110))
-    qt = int(rng.integers(340, 440))
-    qtc = int(qt / math.sqrt(60.0 / rate)) if rate else qt
+    # plausible QT for the rate (QTc ~ 390-450 ms, Bazett), not a measurement
+    rr_s = 60.0 / rate if rate else 1.0
+    qt = round(float(rng.uniform(390, 450)) * math.sqrt(rr_s))
+    qtc = round(qt / math.sqrt(rr_s))
     age = f"{record.age:.0f}" if record.age is not None else str(int(rng.integers(30, 85)))
     sex = {"M": "Male", "F": "Female"}.get(record.sex or "", "")
     return [
-        [f"Name: {names[int(rng.integers(len(names)))]}", f"ID: {int(rng.integers(1e6, 1e7))}",
+        [f"Name: {names[int(rng.integers(len(names)))]}",
+         f"ID: {int(rng.integers(1_000_000, 10_000_000))}",
          f"Age: {age} yr   {sex}", f"{date.isoformat()}  {clock}"],
         [f"Vent. rate   {rate_text} bpm", f"PR interval   {pr} ms", f"QRS duration   {qrs} ms",
          f"QT/QTc   {qt}/{qtc} ms"],
@@ -451,6 +477,131 @@ def _r(values: Sequence[float]) -> list[float]:
     return [round(float(v), 3) for v in values]
 
 
+@dataclasses.dataclass(frozen=True)
+class _DrawnRow:
+    """Geometry of one drawn row (clean-page px)."""
+
+    row: dict[str, Any]
+    pulse: dict[str, Any] | None
+    leads: list[dict[str, Any]]
+    labels: list[dict[str, Any]]
+
+
+_LABEL_CAP_MM = 3.0
+
+
+def _draw_row(ink: _Ink, frame: PageFrame, settings: RenderSettings, layout: Layout, row: int,
+              signal: np.ndarray, truth: np.ndarray) -> _DrawnRow:
+    """Draw one row (pulse, cells, separators, labels); fill ``truth`` with what was drawn."""
+    s = settings.px_per_mm
+    n = signal.shape[0]
+    gain_px = settings.gain_mm_mv * s
+    trace_w_px = settings.trace_width_mm * s
+    half = trace_w_px / 2
+    x0_px = frame.time_x0_mm * s
+    x1_px = x0_px + TIME_AXIS_MM * s
+    t_px = x0_px + np.arange(n) / TRUTH_FS_HZ * settings.speed_mm_s * s
+    base_px = frame.baselines_mm[row] * s
+    y_top = base_px - _BASELINE_FRACTION * frame.row_pitch_mm * s
+    y_bottom = base_px + (1 - _BASELINE_FRACTION) * frame.row_pitch_mm * s
+    grid_left = frame.grid_x0_mm * s
+    xs_line = [grid_left, *np.linspace(x0_px, x1_px, 11).tolist()]
+    row_geo = {
+        "row": row, "baseline_px": round(base_px, 3), "x0_px": round(x0_px, 3),
+        "x1_px": round(x1_px, 3), "y_top_px": round(y_top, 3), "y_bottom_px": round(y_bottom, 3),
+        # the 0 mV line sampled at the grid's left edge, the time-axis start, ..., its end
+        "baseline_points_px": [_r([x, base_px]) for x in xs_line],
+        "band_box": _r([grid_left, y_top, x1_px, y_bottom]),
+    }
+    pulse_xy = None
+    pulse_geo = None
+    if settings.pulse:
+        px0 = frame.pulse_x0_mm * s
+        px1 = px0 + frame.pulse_w_mm * s
+        lead_in = max(grid_left + 0.5 * s, px0 - _PULSE_PRE_MM * s)
+        top = base_px - gain_px
+        # drawn with the trace: 0 mV lead-in, up 1 mV, 0.2 s across, down, on to the trace
+        pulse_xy = np.array([[lead_in, base_px], [px0, base_px], [px0, top], [px1, top],
+                             [px1, base_px], [x0_px, base_px]])
+        pulse_geo = {"row": row, "box": _r([px0 - half, top - half, px1 + half, base_px + half])}
+    leads_geo, labels_geo = [], []
+    for k, cell in enumerate(layout.row_cells(row)):
+        i0, i1 = round(cell.t0 * n), round(cell.t1 * n)
+        lead_index = STANDARD_LEADS.index(cell.stored_lead)
+        values = signal[i0:i1, lead_index]
+        truth[i0:i1, lead_index] = values
+        y = base_px - (-1.0 if cell.inverted else 1.0) * values * gain_px
+        finite = np.isfinite(y)
+        for a, b in _finite_runs(finite):
+            xy = np.column_stack([t_px[i0 + a:i0 + b], y[a:b]])
+            if pulse_xy is not None and k == 0 and a == 0:  # pulse runs into the trace
+                xy = np.vstack([pulse_xy, xy])
+                pulse_xy = None
+            ink.polyline(xy, trace_w_px)
+        if pulse_xy is not None and k == 0:  # the row starts blank: pulse on its own
+            ink.polyline(pulse_xy, trace_w_px)
+            pulse_xy = None
+        cell_x0 = x0_px + cell.t0 * TIME_AXIS_MM * s
+        cell_x1 = x0_px + cell.t1 * TIME_AXIS_MM * s
+        if finite.any():
+            box = [cell_x0, float(np.nanmin(y)) - half, cell_x1, float(np.nanmax(y)) + half]
+        else:
+            box = [cell_x0, base_px, cell_x1, base_px]
+        leads_geo.append({
+            "lead": cell.lead, "stored_lead": cell.stored_lead, "row": row, "box": _r(box),
+            "t_start_s": round(i0 / TRUTH_FS_HZ, 6), "t_end_s": round(i1 / TRUTH_FS_HZ, 6),
+        })
+        if settings.separators and k > 0:  # tick at the boundary with the previous cell
+            tick = 2.0 * s
+            ink.polyline(np.array([[cell_x0, base_px - tick], [cell_x0, base_px + tick]]),
+                         trace_w_px)
+        if settings.label_position == "top-left":
+            lab_y = base_px - min(7.0, 0.42 * frame.row_pitch_mm) * s
+        elif settings.label_position == "baseline":
+            lab_y = base_px - 1.0 * s
+        else:
+            lab_y = base_px + (1.5 + _LABEL_CAP_MM) * s
+        box = ink.text(cell.lead, cell_x0 + 1.2 * s, lab_y, _LABEL_CAP_MM, weight=1.4)
+        labels_geo.append({"text": cell.lead, "box": _r(box)})
+    return _DrawnRow(row_geo, pulse_geo, leads_geo, labels_geo)
+
+
+def _draw_texts(ink: _Ink, frame: PageFrame, settings: RenderSettings, record: ECGRecord,
+                truth: np.ndarray) -> tuple[list[float] | None, list[float] | None]:
+    """Header block above the grid and settings line under it; returns their boxes."""
+    s = settings.px_per_mm
+    header_box = None
+    if settings.header:
+        source = str(record.provenance.get("source", ""))
+        seed = int(hashlib.sha1(source.encode()).hexdigest()[:8], 16)
+        columns = _header_lines(record, ECGRecord(truth, TRUTH_FS_HZ, STANDARD_LEADS), seed)
+        col_x_mm = (frame.grid_x0_mm, frame.grid_x0_mm + 75.0, frame.grid_x0_mm + 150.0)
+        boxes = []
+        for col_x, lines in zip(col_x_mm, columns, strict=True):
+            for j, line in enumerate(lines):
+                if line:
+                    boxes.append(ink.text(line, col_x * s, (9.0 + 5.0 * j) * s, 2.4))
+        arr = np.array(boxes)
+        header_box = _r([arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max()])
+    settings_box = None
+    if settings.settings_line:
+        text = f"{settings.speed_mm_s:g} mm/s   {settings.gain_mm_mv:g} mm/mV   0.05-150 Hz"
+        y_mm = frame.grid_y0_mm + frame.grid_h_mm + 6.0
+        settings_box = _r(ink.text(text, (frame.grid_x0_mm + 5.0) * s, y_mm * s, 2.6,
+                                   weight=1.2))
+    return header_box, settings_box
+
+
+def _composite(canvas: np.ndarray, ink_mask: np.ndarray) -> np.ndarray:
+    """Lay the ink (uint8 coverage) over the grid canvas (float32, modified); return uint8."""
+    alpha = ink_mask.astype(np.float32) * np.float32(1.0 / 255.0)
+    for c in range(3):
+        channel = canvas[..., c]
+        channel -= alpha * (channel - np.float32(_INK_RGB[c] - 0.5))
+    canvas += 0.5  # values stay within [0.5, 255.5]: rounding by truncation, no clip needed
+    return canvas.astype(np.uint8)
+
+
 def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> RenderedPage:
     """Draw ``record`` as a paper ECG page.
 
@@ -474,122 +625,26 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
     w_px = round(frame.page_w_mm * s)
     h_px = round(frame.page_h_mm * s)
     signal, n = _prepare_signal(record, settings)
-    gain_px = settings.gain_mm_mv * s
-    speed_px = settings.speed_mm_s * s
     trace_w_px = settings.trace_width_mm * s
 
     canvas = np.full((h_px, w_px, 3), 255.0, dtype=np.float32)
     _draw_grid(canvas, frame, settings)
     ink = _Ink(h_px, w_px, s, settings.font)
     truth = np.full((n, 12), np.nan)
-    t_px = frame.time_x0_mm * s + np.arange(n) / TRUTH_FS_HZ * speed_px
-    x0_px = frame.time_x0_mm * s
-    x1_px = x0_px + TIME_AXIS_MM * s
 
     rows_geo: list[dict[str, Any]] = []
     leads_geo: list[dict[str, Any]] = []
     pulses_geo: list[dict[str, Any]] = []
     labels_geo: list[dict[str, Any]] = []
-    label_cap_mm = 3.0
     for row in range(layout.n_rows):
-        base_px = frame.baselines_mm[row] * s
-        y_top = base_px - _BASELINE_FRACTION * frame.row_pitch_mm * s
-        y_bottom = base_px + (1 - _BASELINE_FRACTION) * frame.row_pitch_mm * s
-        grid_left = frame.grid_x0_mm * s
-        xs_line = [grid_left, *np.linspace(x0_px, x1_px, 11).tolist()]
-        rows_geo.append({
-            "row": row, "baseline_px": round(base_px, 3), "x0_px": round(x0_px, 3),
-            "x1_px": round(x1_px, 3), "y_top_px": round(y_top, 3),
-            "y_bottom_px": round(y_bottom, 3),
-            # the 0 mV line sampled at the grid's left edge, the time-axis start, ..., its end
-            "baseline_points_px": [_r([x, base_px]) for x in xs_line],
-            "band_box": _r([grid_left, y_top, x1_px, y_bottom]),
-        })
-        pulse_xy = None
-        if settings.pulse:
-            px0 = frame.pulse_x0_mm * s
-            px1 = px0 + frame.pulse_w_mm * s
-            lead_in = max(frame.grid_x0_mm * s + 0.5 * s, px0 - _PULSE_PRE_MM * s)
-            top = base_px - gain_px
-            pulse_xy = np.array([[lead_in, base_px], [px0, base_px], [px0, top], [px1, top],
-                                 [px1, base_px], [x0_px, base_px]])
-            half = trace_w_px / 2
-            pulses_geo.append({"row": row, "box": _r([px0 - half, top - half, px1 + half,
-                                                       base_px + half])})
-        cells = layout.row_cells(row)
-        for k, cell in enumerate(cells):
-            i0, i1 = round(cell.t0 * n), round(cell.t1 * n)
-            lead_index = STANDARD_LEADS.index(cell.stored_lead)
-            values = signal[i0:i1, lead_index]
-            truth[i0:i1, lead_index] = values
-            sign = -1.0 if cell.inverted else 1.0
-            y = base_px - sign * values * gain_px
-            xs = t_px[i0:i1]
-            finite = np.isfinite(y)
-            first_run = True
-            for a, b in _finite_runs(finite):
-                xy = np.column_stack([xs[a:b], y[a:b]])
-                if k == 0 and first_run and a == 0 and pulse_xy is not None:
-                    xy = np.vstack([pulse_xy, xy])
-                    pulse_xy = None
-                ink.polyline(xy, trace_w_px)
-                first_run = False
-            if pulse_xy is not None and k == 0:
-                ink.polyline(pulse_xy, trace_w_px)
-                pulse_xy = None
-            cell_x0 = x0_px + cell.t0 * TIME_AXIS_MM * s
-            cell_x1 = x0_px + cell.t1 * TIME_AXIS_MM * s
-            if finite.any():
-                half = trace_w_px / 2
-                box = [cell_x0, float(np.nanmin(y)) - half, cell_x1, float(np.nanmax(y)) + half]
-            else:
-                box = [cell_x0, base_px, cell_x1, base_px]
-            leads_geo.append({
-                "lead": cell.lead, "stored_lead": cell.stored_lead, "row": row, "box": _r(box),
-                "t_start_s": round(i0 / TRUTH_FS_HZ, 6), "t_end_s": round(i1 / TRUTH_FS_HZ, 6),
-            })
-            # separator tick at the boundary with the previous cell
-            if settings.separators and k > 0:
-                tick = 2.0 * s
-                ink.polyline(np.array([[cell_x0, base_px - tick], [cell_x0, base_px + tick]]),
-                             trace_w_px)
-            # label
-            lab_x = cell_x0 + 1.2 * s
-            if settings.label_position == "top-left":
-                lab_y = base_px - min(7.0, 0.42 * frame.row_pitch_mm) * s
-            elif settings.label_position == "baseline":
-                lab_y = base_px - 1.0 * s
-            else:
-                lab_y = base_px + (1.5 + label_cap_mm) * s
-            box = ink.text(cell.lead, lab_x, lab_y, label_cap_mm, weight=1.4)
-            labels_geo.append({"text": cell.lead, "box": _r(box)})
-
-    header_box = None
-    if settings.header:
-        seed = int(hashlib.sha1(str(record.provenance.get("source", "")).encode()).hexdigest()[:8],
-                   16)
-        columns = _header_lines(record, ECGRecord(truth, TRUTH_FS_HZ, STANDARD_LEADS), seed)
-        col_x_mm = (frame.grid_x0_mm, frame.grid_x0_mm + 75.0, frame.grid_x0_mm + 150.0)
-        boxes = []
-        for col_x, lines in zip(col_x_mm, columns, strict=True):
-            for j, line in enumerate(lines):
-                if line:
-                    boxes.append(ink.text(line, col_x * s, (9.0 + 5.0 * j) * s, 2.4))
-        arr = np.array(boxes)
-        header_box = _r([arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max()])
-    settings_box = None
-    if settings.settings_line:
-        text = f"{settings.speed_mm_s:g} mm/s   {settings.gain_mm_mv:g} mm/mV   0.05-150 Hz"
-        y_mm = frame.grid_y0_mm + frame.grid_h_mm + 6.0
-        settings_box = _r(ink.text(text, (frame.grid_x0_mm + 5.0) * s, y_mm * s, 2.6,
-                                   weight=1.2))
-
-    alpha = ink.mask.astype(np.float32) * np.float32(1.0 / 255.0)
-    for c in range(3):
-        channel = canvas[..., c]
-        channel -= alpha * (channel - np.float32(_INK_RGB[c] - 0.5))
-    canvas += 0.5  # values stay within [0.5, 255.5]: rounding by truncation, no clip needed
-    image = canvas.astype(np.uint8)
+        drawn = _draw_row(ink, frame, settings, layout, row, signal, truth)
+        rows_geo.append(drawn.row)
+        leads_geo.extend(drawn.leads)
+        labels_geo.extend(drawn.labels)
+        if drawn.pulse is not None:
+            pulses_geo.append(drawn.pulse)
+    header_box, settings_box = _draw_texts(ink, frame, settings, record, truth)
+    image = _composite(canvas, ink.mask)
 
     source = str(record.provenance.get("source", ""))
     truth_record = ECGRecord(
@@ -606,9 +661,8 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
         "duration_s": round(settings.duration_s, 6), "source_record": source,
         "paper": settings.paper, "font": settings.font,
         "label_position": settings.label_position,
-        "grid_box": _r([frame.grid_x0_mm * s, frame.grid_y0_mm * s,
-                        (frame.grid_x0_mm + frame.grid_w_mm) * s,
-                        (frame.grid_y0_mm + frame.grid_h_mm) * s]),
+        "grid_box": _r([v * s for v in grid_lines_mm(frame, settings.grid_extent)[4]]),
+        "grid_origin_px": _r([frame.grid_x0_mm * s, frame.grid_y0_mm * s]),
         "trace_width_px": round(trace_w_px, 3), "clean_px_per_mm": round(s, 6),
         "page_to_image_exact": True,
         "rows": rows_geo, "leads": leads_geo, "pulses": pulses_geo, "labels": labels_geo,

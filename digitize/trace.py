@@ -328,6 +328,21 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
                          dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
     line_width = estimate_line_width(bands, path, threshold)
     values, shared = read_columns(bands, path, tops, threshold, line_width)
+    erode_px = int(0.5 * line_width - 0.5)
+    if erode_px >= 1:
+        # a thick pen smears steep strokes over the neighbouring columns; eroding the ink by
+        # (almost) the pen radius leaves the pen's centre line, which is read the same way
+        import cv2
+
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1,) * 2)
+        thin = np.empty_like(bands)
+        for k in range(n_rows):
+            thin[k] = cv2.erode(bands[k], kernel)
+        thin_values, thin_shared = read_columns(thin, path, tops, threshold,
+                                                max(1.0, line_width - 2 * erode_px))
+        use = np.isfinite(thin_values)
+        values = np.where(use, thin_values, values)
+        shared = np.where(use, thin_shared, shared)
     if max_gap_s_px is None:
         max_gap_s_px = max(2, round(0.6 * px_per_mm))
     rows = []

@@ -59,7 +59,7 @@ def test_committed_model_labels_ventricular_ectopy(shared_data, record):
     n = int(180 * fs)
     keep = ref < n - int(0.5 * fs)
     beats = label_beats(sig[:n], fs)
-    det = np.array([int(round(b.time_s * fs)) for b in beats])
+    det = np.array([round(b.time_s * fs) for b in beats])
     pred = np.array([BEAT_CLASSES.index(b.label) for b in beats])
     det_lab, missed = match_beats(ref[keep], lab[keep], det, fs)
     assert len(missed) <= 0.03 * keep.sum()                  # detector finds the beats

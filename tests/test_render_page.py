@@ -33,21 +33,34 @@ def _line_centres(profile: np.ndarray, expected: np.ndarray, reach: int = 4) -> 
     return np.array(out)
 
 
-def test_grid_period_matches_px_per_mm(page300):
+@pytest.mark.parametrize("extent", ["area", "page"])
+def test_grid_period_matches_px_per_mm(page300, ludb1, extent):
     """Major grid lines measured on the image sit where the geometry puts them (< 0.5 px)."""
-    geo = page300.geometry
-    image = page300.image.astype(np.float64)
-    gx0, gy0, gx1, gy1 = geo["grid_box"]
+    page = page300 if extent == "area" else render_page(
+        ludb1, RenderSettings(dpi=300.0, grid="red", grid_extent="page"))
+    geo = page.geometry
+    image = page.image.astype(np.float64)
+    s_x, s_y = geo["px_per_mm_x"], geo["px_per_mm_y"]
+    assert s_x == pytest.approx(300 / 25.4) and s_y == pytest.approx(300 / 25.4)
+    ox, oy = geo["grid_origin_px"]
+    if extent == "page":
+        # pre-printed paper: the same lattice runs through the header band above the rows
+        np.testing.assert_allclose(geo["grid_box"], [0.0, 0.0, *geo["image_size"]], atol=0.5)
+        x_lo, x_hi = 10.0, geo["image_size"][0] - 10.0
+        y_lo, y_hi = 10.0, oy - 3.0
+    else:
+        x_lo, y_lo, x_hi, y_hi = geo["grid_box"]
+        assert [x_lo, y_lo] == [ox, oy]
     # redness = how much green is missing relative to red; ink is dark in both, so it drops out
     redness = image[..., 0] - image[..., 1]
-    ys = slice(int(gy0) + 5, int(gy1) - 5)
-    xs = slice(int(gx0) + 5, int(gx1) - 5)
-    col_profile = np.median(redness[ys, :], axis=0)
-    row_profile = np.median(redness[:, xs], axis=1)
-    s_x, s_y = geo["px_per_mm_x"], geo["px_per_mm_y"]
-    assert s_x == pytest.approx(300 / 25.4)
-    expected_x = gx0 + np.arange(1, int((gx1 - gx0) / (5 * s_x))) * 5 * s_x
-    expected_y = gy0 + np.arange(1, int((gy1 - gy0) / (5 * s_y))) * 5 * s_y
+    col_profile = np.median(redness[int(y_lo) + 5:int(y_hi) - 5, :], axis=0)
+    row_profile = np.median(redness[:, int(x_lo) + 5:int(x_hi) - 5], axis=1)
+    k = np.arange(-60, 61)
+    expected_x = ox + k * 5 * s_x
+    expected_x = expected_x[(expected_x > x_lo + 4) & (expected_x < x_hi - 4)]
+    expected_y = oy + k * 5 * s_y
+    expected_y = expected_y[(expected_y > y_lo + 4) & (expected_y < y_hi - 4)]
+    assert len(expected_x) > 40 and len(expected_y) >= 4
     measured_x = _line_centres(col_profile, expected_x)
     measured_y = _line_centres(row_profile, expected_y)
     assert np.max(np.abs(measured_x - expected_x)) < 0.5
@@ -178,3 +191,24 @@ def test_missing_leads_print_empty_cells(shared_data):
     page = render_page(rec, RenderSettings(layout="6x2", dpi=72.0))
     finite = np.isfinite(page.truth.signal).any(axis=0)
     assert [lead for lead, f in zip(STANDARD_LEADS, finite, strict=True) if f] == ["II", "V1"]
+
+
+def test_gaps_and_short_records_are_not_printed(ludb1):
+    """A NaN gap or the end of a short record leaves blank paper and NaN truth."""
+    signal = ludb1.signal[:2000].copy()  # 4 s of a 10-s page
+    k = ludb1.leads.index("II")
+    signal[500:750, k] = np.nan  # 1.0-1.5 s missing in lead II
+    record = ludb1.replace(signal=signal)
+    page = render_page(record, RenderSettings(layout="3x4+1", dpi=200.0, grid="none",
+                                              header=False, settings_line=False))
+    rhythm = page.truth.lead("II")
+    assert np.isnan(rhythm[500:750]).all() and np.isnan(rhythm[2000:]).all()
+    assert np.isfinite(rhythm[:500]).all() and np.isfinite(rhythm[750:2000]).all()
+    geo = page.geometry
+    row = geo["rows"][3]
+    s = geo["px_per_mm_x"]
+    ink = page.image.min(axis=2) < 128
+    band = slice(int(row["baseline_px"] - 3 * s), int(row["baseline_px"] + 3 * s))
+    for t_s, printed in ((0.5, True), (1.25, False), (3.0, True), (6.0, False)):
+        x = round(row["x0_px"] + t_s * 25.0 * s)
+        assert ink[band, x - 1:x + 2].any() == printed, t_s
