@@ -86,7 +86,7 @@ class AnalysisReport:
             "intervals": self.intervals.to_dict() if self.intervals else None,
             "fiducials_ms_from_qrs_onset": self.fiducials_ms,
             "st": [level.to_dict() for level in self.st],
-            "stemi": stemi,
+            "stemi": {k: v for k, v in stemi.items() if k != "rules"},
             "rules": stemi["rules"],
             "warnings": list(self.warnings),
             "disclaimer": self.disclaimer,

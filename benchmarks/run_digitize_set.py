@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/make_set.py --out benchmarks/out/reading_set --n 240 --profiles clean scan
-    python benchmarks/run_digitize_set.py benchmarks/out/reading_set --out benchmarks/out/reading_read
+    python benchmarks/run_digitize_set.py benchmarks/out/reading_set \
+        --out benchmarks/out/reading_read
     python benchmarks/run_digitize_set.py SET --out READ --only p0001 p0002 --jobs 2
 
 Writes ``<id>.hea/.dat/.json`` (and overlays with ``--overlay``) into ``--out``, then scores the

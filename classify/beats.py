@@ -121,11 +121,24 @@ def beat_windows(x_beat_rate: np.ndarray, r_times_s: np.ndarray) -> np.ndarray:
     return (w - np.median(w, axis=1, keepdims=True)).astype(np.float32)
 
 
+def beat_template(windows: np.ndarray) -> np.ndarray:
+    """The record's median beat, repeated per beat ``(n_beats, 117)``.
+
+    Given to the model next to each beat, so that "unlike this patient's usual beat" can be
+    learnt across patients (amplitude and morphology differ between people).
+    """
+    if len(windows) == 0:
+        return windows
+    return np.repeat(np.median(windows, axis=0, keepdims=True), len(windows), axis=0)
+
+
 @dataclasses.dataclass(frozen=True)
 class BeatSet:
-    """Beats of one or more records: windows, RR features, labels (index into classes)."""
+    """Beats of one or more records: windows, the record's median beat (template) repeated
+    per beat, RR features, labels (index into classes)."""
 
     windows: np.ndarray
+    templates: np.ndarray
     rr: np.ndarray
     labels: np.ndarray
     records: np.ndarray
@@ -157,7 +170,8 @@ def record_beats(signal_mv: np.ndarray, fs: float, r_samples: np.ndarray,
     x = to_beat_rate(signal_mv, fs)
     times = np.asarray(r_samples, float) / fs
     labels = np.full(len(times), -1) if labels is None else np.asarray(labels)
-    return BeatSet(beat_windows(x, times), rr_features(times), labels.astype(int),
+    windows = beat_windows(x, times)
+    return BeatSet(windows, beat_template(windows), rr_features(times), labels.astype(int),
                    np.array([record] * len(times)), times)
 
 
@@ -173,7 +187,8 @@ def detect_r_peaks(signal_mv: np.ndarray, fs: float) -> np.ndarray:
 
 # ============================================================================ model
 def build_model(n_classes: int = len(BEAT_CLASSES)) -> Any:
-    """Small CNN on the beat window + MLP on RR features (~25 k parameters)."""
+    """Small CNN on the beat window and the record's median beat (2 channels) + MLP on the
+    RR features (~27 k parameters)."""
     import torch
     from torch import nn
 
@@ -181,7 +196,7 @@ def build_model(n_classes: int = len(BEAT_CLASSES)) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Sequential(
-                nn.Conv1d(1, 16, 7, padding=3), nn.BatchNorm1d(16), nn.ReLU(), nn.MaxPool1d(2),
+                nn.Conv1d(2, 16, 7, padding=3), nn.BatchNorm1d(16), nn.ReLU(), nn.MaxPool1d(2),
                 nn.Conv1d(16, 32, 5, padding=2), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(2),
                 nn.Conv1d(32, 32, 5, padding=2), nn.BatchNorm1d(32), nn.ReLU(),
                 nn.AdaptiveAvgPool1d(8))
@@ -189,8 +204,9 @@ def build_model(n_classes: int = len(BEAT_CLASSES)) -> Any:
             self.head = nn.Sequential(nn.Linear(32 * 8 + 16, 64), nn.ReLU(), nn.Dropout(0.3),
                                       nn.Linear(64, n_classes))
 
-        def forward(self, window: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-            h = self.conv(window[:, None, :]).flatten(1)
+        def forward(self, window: torch.Tensor, template: torch.Tensor,
+                    rr: torch.Tensor) -> torch.Tensor:
+            h = self.conv(torch.stack([window, template], dim=1)).flatten(1)
             return self.head(torch.cat([h, self.rr(rr)], dim=1))
 
     return BeatNet()
@@ -207,7 +223,7 @@ class BeatTrainConfig:
     seed: int = 0
     threads: int = 2
     jitter_s: float = 0.02
-    max_class_weight: float = 30.0
+    max_class_weight: float = 10.0
 
 
 def load_split(root: Path, names: Sequence[str], detected: bool = False) -> tuple[BeatSet, dict]:
@@ -285,13 +301,16 @@ def train_beats(cfg: BeatTrainConfig) -> tuple[dict, dict]:
             jitter = rng.uniform(-cfg.jitter_s, cfg.jitter_s, len(ref))
             windows.append(beat_windows(x, ref / fs + jitter))
         win = np.concatenate(windows)
-        win = win * rng.uniform(0.8, 1.2, (len(win), 1)).astype(np.float32)
+        gain = rng.uniform(0.8, 1.2, (len(win), 1)).astype(np.float32)
+        win = win * gain
+        tpl = beats.templates * gain
         order = rng.permutation(n)
         model.train()
         total = 0.0
         for b in range(steps):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            logits = model(torch.from_numpy(win[idx]), torch.from_numpy(beats.rr[idx]))
+            logits = model(torch.from_numpy(win[idx]), torch.from_numpy(tpl[idx]),
+                           torch.from_numpy(beats.rr[idx]))
             loss = loss_fn(logits, torch.from_numpy(beats.labels[idx]))
             opt.zero_grad()
             loss.backward()
@@ -305,7 +324,7 @@ def train_beats(cfg: BeatTrainConfig) -> tuple[dict, dict]:
         "beat_fs_hz": BEAT_FS_HZ, "window_s": [-PRE_S, POST_S], "config": dataclasses.asdict(cfg),
         "ds1_counts": counts.astype(int).tolist(), "class_weights": weights.tolist(),
         "history": history, "train_wall_s": round(time.time() - t_start, 1),
-        "model_version": "ecglens-beats-cnn-0.1.0",
+        "model_version": "ecglens-beats-cnn-0.2.0",
     }
     return model.state_dict(), meta
 
@@ -340,6 +359,7 @@ def predict_beats(beats: BeatSet, weights_dir: str | None = None) -> np.ndarray:
     model, _ = load_beat_model(weights_dir)
     with torch.no_grad():
         out = [torch.softmax(model(torch.from_numpy(beats.windows[i:i + 4096]),
+                                   torch.from_numpy(beats.templates[i:i + 4096]),
                                    torch.from_numpy(beats.rr[i:i + 4096])), dim=1).numpy()
                for i in range(0, len(beats.labels), 4096)]
     return np.concatenate(out) if out else np.zeros((0, len(BEAT_CLASSES)), np.float32)

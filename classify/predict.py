@@ -255,10 +255,11 @@ def plot_saliency(sal: Saliency, path: str | Path, cls: str | None = None,
         y = sal.signal[:, k]
         pts = np.stack([t, y], axis=1)
         segs = np.stack([pts[:-1], pts[1:]], axis=1)
-        lc = LineCollection(segs, cmap="coolwarm", norm=plt.Normalize(-scale, scale),
-                            linewidths=1.2)
-        lc.set_array(attr[:-1, k])
-        ax.add_collection(lc)
+        ax.plot(t, y, color="0.3", lw=0.6)
+        a = attr[:-1, k] / scale
+        colors = plt.get_cmap("coolwarm")(0.5 + 0.5 * a)
+        colors[:, 3] = np.clip(np.abs(a) * 1.5, 0.0, 1.0)
+        ax.add_collection(LineCollection(segs, colors=colors, linewidths=2.2))
         ax.fill_between(t, 0, 1, where=attr[:, k] > 0.3 * scale, color="red", alpha=0.12,
                         transform=ax.get_xaxis_transform(), linewidth=0)
         finite = y[np.isfinite(y)]
@@ -315,8 +316,8 @@ def draw_saliency_on_page(result: Any, sal: Saliency, cls: str, path: str | Path
             y1 = round((bases[row] + half_h) * scale)
             cv2.rectangle(shade, (x0, y0), (x1, y1), (255, 60, 60), thickness=-1)
     out = (0.7 * img + 0.3 * shade).astype(np.uint8)
-    cv2.putText(out, f"saliency: {cls} (p={sal.probabilities[cls]:.2f})", (10, 30),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.8, (200, 0, 0), 2, cv2.LINE_AA)
+    cv2.putText(out, f"saliency: {cls} (p={sal.probabilities[cls]:.2f})",
+                (10, out.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (200, 0, 0), 2, cv2.LINE_AA)
     path = Path(path)
     cv2.imwrite(str(path), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     return path

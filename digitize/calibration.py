@@ -99,6 +99,8 @@ class CalibrationResult:
 
 
 def _snap(value: float, choices: tuple[float, ...], tolerance: float = 0.18) -> float | None:
+    if not (np.isfinite(value) and value > 0):
+        return None
     best = min(choices, key=lambda c: abs(np.log(value / c)))
     return best if abs(np.log(value / best)) <= tolerance else None
 
@@ -202,7 +204,8 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                         vmean(xr, top + 2, b - 2),
                         hmean(b, xr + 2, xr + lead),
                     )
-                    score = min(sides)
+                    # the lead-in is optional (some printers start the row with the pulse)
+                    score = min(sides[1:]) + 0.01 * sides[0]
                     if best is None or score > best[0] + 1e-6:
                         best = (score, xl, xr, b, gain, speed, width_mm)
     if best is None or best[0] < 0.5:

@@ -136,8 +136,10 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
             rotation_v_deg=grid.rotation_v_deg - rot if np.isfinite(grid.rotation_v_deg)
             else float("nan"))
     log.debug("deskew: rotated by %.4f deg to %dx%d", -rot, out_w, out_h)
+    reason = "rotation only" if grid.found else (
+        "rotation only, estimated without a grid (from trace rows/text), approximate")
     return DeskewResult(image=out, matrix=matrix, rotation_deg=rot, perspective_corrected=False,
-                        grid=out_grid, reason="rotation only")
+                        grid=out_grid, reason=reason)
 
 
 def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,

@@ -899,12 +899,12 @@ def _fax_header(binary: np.ndarray, rng: np.random.Generator, px_per_mm_x: float
     patch = np.full((th + base + 4, tw + 4), 255, dtype=np.uint8)
     cv2.putText(patch, text, (2, th + 2), cv2.FONT_HERSHEY_PLAIN, scale, 0, 1, cv2.LINE_8)
     new_h = max(4, round(patch.shape[0] * cap_px_y / cap_px_x))
-    patch = cv2.resize(patch, (patch.shape[1], new_h), interpolation=cv2.INTER_NEAREST)
+    squashed = cv2.resize(patch, (patch.shape[1], new_h), interpolation=cv2.INTER_NEAREST)
     x0, y0 = round(8 * px_per_mm_x), round(1.5 * px_per_mm_y)
     h, w = binary.shape
-    ph, pw = min(patch.shape[0], h - y0), min(patch.shape[1], w - x0)
+    ph, pw = min(squashed.shape[0], h - y0), min(squashed.shape[1], w - x0)
     region = binary[y0:y0 + ph, x0:x0 + pw]
-    np.minimum(region, patch[:ph, :pw].astype(np.float32), out=region)
+    np.minimum(region, squashed[:ph, :pw].astype(np.float32), out=region)
     return [float(x0), float(y0), float(x0 + pw), float(y0 + ph)]
 
 

@@ -24,9 +24,20 @@ Method (classical CV, no training)
    5th harmonic of the major frequency stand out. A one-level lattice (only 1 mm or only
    5 mm lines, or dots) is resolved with the DPI prior or, failing that, the page-size prior
    (a printout spans roughly 280 mm), and the confidence is lowered.
+6. **Photos (perspective).** When one straight lattice does not explain the page (low tile
+   coherence, or the two line families disagree), the paper is masked from the background,
+   local wave vectors of both families are measured in tiles (FFT peak near the model's
+   prediction) and a projective lattice (homography) is fitted to them by robust least
+   squares, growing outwards from the most periodic tile. The page is rectified with it and
+   steps 1-5 run on the rectified copy; ``GridResult.homography`` carries the warp, and the
+   px/mm and rotation reported are the local values at the grid centre.
+7. **Decision.** Found when both families are periodic, coherent and give square cells;
+   a lattice with no 1/5 mm structure must be seen with the same period in both directions
+   (text lines and character pitch are not a grid).
 
 Rotation is counter-clockwise positive as the image is displayed (y axis pointing down), the
-same convention as :func:`cv2.getRotationMatrix2D`.
+same convention as :func:`cv2.getRotationMatrix2D`. (The renderer's ``geometry["rotation_deg"]``
+is measured the other way round: ecglens rotation = -geometry rotation.)
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ WORK_PERIOD_PX = 4.5
 #: ... and at most about this many pixels (unless that makes the period < 3.2 px)
 MAX_WORK_PIXELS = 1.6e6
 #: below this tile-phase coherence of a straight lattice, a projective model is tried
-PERSPECTIVE_COHERENCE = 0.85
+PERSPECTIVE_COHERENCE = 0.6
 
 
 @dataclass(frozen=True)
@@ -923,9 +934,18 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             retry = _refine_family(gmap, theta_c, fits[other].freq, k)
             if retry.snr > fits[k].snr:
                 fits[k] = retry
+    if abs(fits["h"].theta_deg - fits["v"].theta_deg) > 0.3:
+        # the families of a scanned grid share one angle; a family locked on something else
+        # (JPEG 8x8 blocking, lead separators) is retried at the other family's lattice
+        for k, other in (("h", "v"), ("v", "h")):
+            retry = _refine_family(gmap, fits[other].theta_deg, fits[other].freq, k)
+            agrees = abs(retry.theta_deg - fits[other].theta_deg) < 0.3
+            if agrees and retry.coherence * retry.snr > 0.5 * fits[k].coherence * fits[k].snr:
+                fits[k] = retry
+                break
     coh = min(f.coherence for f in fits.values())
     disagree = abs(fits["h"].theta_deg - fits["v"].theta_deg)
-    if perspective and (coh < PERSPECTIVE_COHERENCE or disagree > 0.3):
+    if perspective and (coh < PERSPECTIVE_COHERENCE or disagree > 0.5):
         persp = _perspective_grid(image_rgb, small, gmap_s, sc, dpi_prior)
         if persp is not None:
             return persp
@@ -969,17 +989,26 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         # family that agrees better with the scale prior (or shows 1/5 mm structure), and
         # bring the other to the nearest integer multiple of it
         prior = (dpi_prior / 25.4) if dpi_prior else max(h0, w0) / PAGE_WIDTH_PRIOR_MM
-        dist = {k: abs(math.log(ppm[k] / prior)) - (0.5 if tl else 0.0)
+        dist = {k: abs(math.log(ppm[k] / prior)) - (0.2 if tl else 0.0)
                 for k, tl in zip(("h", "v"), two_levels, strict=True)}
         keep, other = ("h", "v") if dist["h"] <= dist["v"] else ("v", "h")
+        f_ratio = fits[keep].freq / fits[other].freq
+        if abs(f_ratio - 1) < 0.03:
+            # same line frequency in both directions: one reading of the lattice for both
+            ppm[other] = ppm[keep] * f_ratio  # px/mm goes as the period, 1/f
+            two_levels[("h", "v").index(other)] = two_levels[("h", "v").index(keep)]
+            lattice_px[other] = lattice_px[keep]
+            notes.append(f"{other}: 1/5 mm reading taken from {keep} (same line frequency)")
         r = ppm[other] / ppm[keep]
         factor = r if r >= 1 else 1.0 / r
-        n = round(factor)
-        if n >= 2 and abs(factor / n - 1) < 0.1:
+        n = min((2.0, 2.5, 3.0, 4.0, 5.0, 10.0), key=lambda c: abs(factor / c - 1))
+        if abs(factor - 1) < 0.05:
+            pass
+        elif abs(factor / n - 1) < 0.08:
             ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
             two_levels[("h", "v").index(other)] = False
             lattice_px[other] = lattice_px[keep]
-            notes.append(f"{other}: harmonic ({n}x) reconciled with {keep}")
+            notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
         else:
             notes.append(f"px/mm x/y ratio {ppm['v'] / ppm['h']:.2f} far from 1")
         px_x, px_y = ppm["v"], ppm["h"]
@@ -991,7 +1020,7 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
         # with clear periodicity (text lines and character pitch are not a grid)
         lat_ratio = lattice_px["h"] / lattice_px["v"]
-        if not (0.87 < lat_ratio < 1.15 and snr > 3.0 and coh > 0.6):
+        if not (0.87 < lat_ratio < 1.15 and snr > 3.0 and coh > 0.4):
             found = False
             notes.append(f"one-level periodic pattern only (lattice h/v {lat_ratio:.2f})")
     if not found and snr > 3.0 and 0.9 < px_x / px_y < 1.11 and all(two_levels):
@@ -1007,8 +1036,9 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     if not found:
         extra = ("; " + "; ".join(notes)) if notes else ""
         return _no_grid(f"grid evidence too weak (coherence {coh:.2f}, snr {snr:.1f}, "
-                        f"x/y {px_x / px_y:.2f}){extra}", dpi_prior, colour="none",
-                        rotation_deg=rotation, confidence=conf)
+                        f"x/y {px_x / px_y:.2f}){extra}; rotation from horizontal "
+                        "structure (trace rows, text), approximate", dpi_prior, colour="none",
+                        rotation_deg=theta_h, confidence=conf)
     if dpi_prior:
         ratio = 0.5 * (px_x + px_y) / (dpi_prior / 25.4)
         if abs(ratio - 1) > 0.1:

@@ -110,7 +110,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-    mask = darkness >= 0.3
+    mask = darkness >= 0.45
     h, w = mask.shape
     profile = gaussian_filter1d(mask.sum(axis=1).astype(float), 1.2 * px_per_mm)
     if profile.max() <= 0:
@@ -127,6 +127,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
     small = mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)).astype(np.uint8)
     reach = max(1, round(2.5 * px_per_mm / f))
     dil = cv2.dilate(small, np.ones((2 * reach + 1, 1), np.uint8))
+    dil_wide = small.astype(bool)
+    reach_wide = max(1, int(round(5 * px_per_mm / f)))
     cols_full = mask.any(axis=0)
     if not cols_full.any():
         return RowsResult(rows=(), pitch_px=float("nan"))
@@ -141,6 +143,12 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
             1, 0.8 * ws)
         coverage = min(coverage, 1.0)
         if coverage < min_coverage:
+            continue
+        # a trace runs unbroken for a long stretch (within ±5 mm); text breaks between words
+        wide = dil_wide[max(0, ys - reach_wide):ys + reach_wide + 1].any(axis=0)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], wide.astype(np.int8), [0]])))
+        longest = int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0
+        if longest * f < 20 * px_per_mm:
             continue
         # exact first/last inked columns near the row, at full resolution
         r0, r1 = max(0, int(y - 2.5 * px_per_mm)), min(h, int(y + 2.5 * px_per_mm) + 1)
@@ -170,6 +178,11 @@ def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarr
             continue
         band = darkness[max(0, int(y - px_per_mm)):int(y + px_per_mm) + 1, x0:x1 + 1]
         if band.size and float(np.mean(band >= 0.3)) > 0.6:
+            continue
+        # a ruled line (grid border, residual grid) is perfectly straight; a trace is not
+        wide = darkness[max(0, int(y - 2 * px_per_mm)):int(y + 2 * px_per_mm) + 1, x0:x1 + 1]
+        inked = wide.max(axis=0) >= 0.45
+        if inked.sum() > 10 and float(np.std(np.argmax(wide[:, inked], axis=0))) < 0.6:
             continue
         kept.append((y, cov, x0, x1))
     return kept

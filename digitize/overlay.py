@@ -81,10 +81,11 @@ def draw_overlay(result: DigitizeResult, width_px: int = 1600) -> np.ndarray:
 
 
 def save_overlay(image: np.ndarray, path: str | Path) -> Path:
-    """Write the overlay PNG (palette-free, compressed)."""
+    """Write the overlay PNG (quantised to a 64-colour palette: small files, same look)."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, optimize=False, compress_level=6)
+    Image.fromarray(image).quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(
+        path, optimize=False, compress_level=6)
     return path

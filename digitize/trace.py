@@ -24,6 +24,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+FILL_NEAR_APEX = False
+ERODE = False
+
 
 @dataclasses.dataclass(frozen=True)
 class RowTrace:
@@ -239,19 +242,25 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         others = [j for j in range(n_rows) if j != k]
         height = page_runs[k, :, 1] - page_runs[k, :, 0] + 1
         is_tall = (page_runs[k, :, 0] >= 0) & (height > tall)
-        # crossings: a tall run claimed by another row while our path sits inside it
+        # crossings: a tall run claimed by another row too. The row whose own line passes
+        # through (short runs at the same level on both sides) reads across it; the row
+        # whose stroke it is reads it as usual.
         anchor = ~is_tall & np.isfinite(values[k])
+        look = max(3, int(np.ceil(2 * line_width_px)))
         for x in np.flatnonzero(is_tall):
             claimed = any(page_runs[j, x, 0] == page_runs[k, x, 0]
                           and page_runs[j, x, 1] == page_runs[k, x, 1] for j in others)
             if not claimed:
                 continue
             shared[k, x] = True
-            a, b = page_runs[k, x] - tops[k]
-            state = int(path[k, x])
-            if state - a > slack and b - state > slack:
-                w = int(np.ceil(line_width_px))
-                values[k, x] = _centroid(bands[k, x], max(state - w, a), min(state + w, b))
+            left = [c for c in range(x - 1, max(-1, x - look - 1), -1)
+                    if not is_tall[c] and np.isfinite(values[k, c])]
+            right = [c for c in range(x + 1, min(n_cols, x + look + 1))
+                     if not is_tall[c] and np.isfinite(values[k, c])]
+            if left and right and abs(values[k, left[0]] - values[k, right[0]]) < slack + 1:
+                a_, b_ = left[0], right[0]
+                values[k, x] = values[k, a_] + (values[k, b_] - values[k, a_]) * (x - a_) / (
+                    b_ - a_)
                 anchor[x] = True
                 is_tall[x] = False
         u = np.where(np.isfinite(upper[k]), upper[k], np.inf)
@@ -274,7 +283,7 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
             near[max(0, x - reach):x + reach + 1] = True
         anchor |= up_apex | down_apex | (is_tall & ~near)
         anchor &= np.isfinite(values[k])
-        fill = near & ~anchor & np.isfinite(values[k])
+        fill = near & ~anchor & np.isfinite(values[k]) & FILL_NEAR_APEX
         if fill.any() and anchor.sum() >= 2:
             xs = np.flatnonzero(anchor)
             values[k, fill] = np.interp(np.flatnonzero(fill), xs, values[k, xs])
@@ -310,13 +319,7 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         half_band_px = int(max(12 * px_per_mm, 1.3 * spacing))
     x0 = int(min(r[0] for r in x_ranges_px))
     x1 = int(max(r[1] for r in x_ranges_px))
-    # faint (thin, low-resolution) traces must count as fully inked, or the path prefers a
-    # darker neighbouring row: scale darkness by the typical ink level
-    ink = darkness[darkness >= 0.15]
-    ink_level = float(np.clip(np.percentile(ink, 60), 0.3, 1.0)) if ink.size else 1.0
     bands, tops = _band_stack(darkness, centres, half_band_px, x0, x1)
-    if ink_level < 0.99:
-        np.clip(bands / ink_level, 0.0, 1.0, out=bands)
     # columns outside a row's own range carry no ink for it
     for k, (a, b) in enumerate(x_ranges_px):
         bands[k, : max(a - x0, 0)] = 0
@@ -328,7 +331,7 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
                          dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
     line_width = estimate_line_width(bands, path, threshold)
     values, shared = read_columns(bands, path, tops, threshold, line_width)
-    erode_px = int(0.5 * line_width - 0.5)
+    erode_px = int(0.5 * line_width - 0.5) if ERODE else 0
     if erode_px >= 1:
         # a thick pen smears steep strokes over the neighbouring columns; eroding the ink by
         # (almost) the pen radius leaves the pen's centre line, which is read the same way

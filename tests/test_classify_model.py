@@ -160,3 +160,22 @@ def test_cli_json_reports_classes_thresholds_version_disclaimer(shared_data, cap
     assert out["disclaimer"] == DISCLAIMER
     assert png.exists() and png.stat().st_size > 10_000
     assert out["beats"]["counts"]["N"] >= 8               # sinus rhythm, 10 s
+
+
+def test_full_ptbxl_layout_derives_the_same_labels(shared_data, tmp_path):
+    """`--ptbxl PATH` on PhysioNet's layout (no labels.csv): labels come from scp_codes by the
+    Strodthoff rule and agree with the shared labels.csv for every record."""
+    import shutil
+
+    from classify.data import read_ptbxl_table
+
+    src = shared_data / "ptbxl"
+    for name in ("ptbxl_database.csv", "scp_statements.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    ids_full, files_full, folds_full, labels_full = read_ptbxl_table(tmp_path)
+    ids, files, folds, labels = read_ptbxl_table(src)
+    order = {i: k for k, i in enumerate(ids_full)}
+    k = np.array([order[i] for i in ids])
+    np.testing.assert_array_equal(folds_full[k], folds)
+    np.testing.assert_array_equal(labels_full[k], labels)
+    assert [files_full[j] for j in k] == files

@@ -1,0 +1,86 @@
+"""Digitizer speed and memory: seconds per page per stage on one core, at 200 and 300 dpi.
+
+Usage::
+
+    python benchmarks/bench_digitize.py                       # 3 pages per dpi, LUDB records
+    python benchmarks/bench_digitize.py --pages 5 --out benchmarks/out/bench_digitize.json
+
+Each page is rendered (3x4+1, red grid) and saved as PNG; then, in this process, limited to one
+thread, ``digitize_file`` runs on it once to warm imports and then ``--pages`` times for the
+timing. Reported per dpi: the median seconds of every stage (load = image decode, grid,
+deskew, ink, rows, calibration, trace, text/OCR, layout, convert), the total, its ratio to
+the image-decode time, and the peak resident memory of the process (``ru_maxrss``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=3)
+    parser.add_argument("--dpi", type=float, nargs="+", default=[200.0, 300.0])
+    parser.add_argument("--out", default="benchmarks/out/bench_digitize.json")
+    parser.add_argument("--no-ocr", action="store_true", help="time without tesseract")
+    args = parser.parse_args(argv)
+
+    import cv2
+    import numpy as np
+
+    cv2.setNumThreads(1)
+    from digitize.io import read_record
+    from digitize.pipeline import digitize_file
+    from digitize.render import RenderSettings, render_page, save_page
+
+    data = REPO.parent / "shared" / "data" / "ludb" / "data"
+    work = REPO / "benchmarks" / "out" / "bench_digitize"
+    work.mkdir(parents=True, exist_ok=True)
+    report: dict[str, object] = {"pages_per_dpi": args.pages, "ocr": not args.no_ocr}
+    for dpi in args.dpi:
+        files = []
+        for k in range(args.pages + 1):
+            record = read_record(data / str(10 + k))
+            page = render_page(record, RenderSettings(layout="3x4+1", dpi=dpi, grid="red"))
+            files.append(save_page(page, work / f"p{int(dpi)}_{k}.png"))
+        digitize_file(files[0], use_ocr=not args.no_ocr)  # warm-up: imports, tesseract start
+        stages: dict[str, list[float]] = {}
+        totals = []
+        for path in files[1:]:
+            start = time.perf_counter()
+            result = digitize_file(path, use_ocr=not args.no_ocr)[0]
+            totals.append(time.perf_counter() - start)
+            for name, seconds in result.timings_s.items():
+                stages.setdefault(name, []).append(seconds)
+        med = {name: round(float(np.median(v)), 4) for name, v in stages.items()}
+        total = float(np.median(totals))
+        report[f"{int(dpi)}dpi"] = {
+            "image_px": list(result.deskew.image.shape[:2]),
+            "stages_s": med, "total_s": round(total, 3),
+            "ratio_to_decode": round(total / max(med.get("load", 1e-9), 1e-9), 1),
+        }
+        print(f"{int(dpi)} dpi: total {total:.2f} s/page; " + ", ".join(
+            f"{k} {v:.3f}" for k, v in med.items()), flush=True)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    report["peak_rss_mib"] = round(peak_mib, 1)
+    print(f"peak RSS {peak_mib:.0f} MiB")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""End to end: render pages with known truth, digitize them, score against the truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from digitize.io import read_record
+from digitize.metrics import score_record
+from digitize.pipeline import digitize_file, digitize_image, write_outputs
+from digitize.render import RenderSettings, render_page, save_pdf
+
+
+@pytest.fixture(scope="module")
+def record(shared_data):
+    return read_record(shared_data / "ludb" / "data" / "5")
+
+
+def _score(truth, read) -> tuple[float, float]:
+    scores = score_record(truth, read)
+    snr = [s.snr_db for s in scores.values() if math.isfinite(s.snr_db)]
+    r = [s.pearson_r for s in scores.values() if math.isfinite(s.pearson_r)]
+    return float(np.mean(snr)), float(np.median(r))
+
+
+CASES = [
+    # layout, speed, gain, dpi, grid, label position, min mean SNR dB
+    ("3x4+1", 25.0, 10.0, 150.0, "red", "top-left", 7.0),
+    ("6x2", 25.0, 20.0, 120.0, "pink", "baseline", 6.0),
+    ("3x4", 50.0, 10.0, 120.0, "green", "bottom-left", 7.0),
+    ("12x1", 25.0, 10.0, 120.0, "grey", "top-left", 6.0),
+]
+
+
+@pytest.mark.parametrize(("layout", "speed", "gain", "dpi", "grid", "labels", "min_snr"), CASES)
+def test_rendered_page_reads_back(record, layout, speed, gain, dpi, grid, labels, min_snr):
+    page = render_page(record, RenderSettings(layout=layout, speed_mm_s=speed, gain_mm_mv=gain,
+                                              dpi=dpi, grid=grid, label_position=labels))
+    result = digitize_image(page.image, source=f"{layout}.png", dpi_prior=dpi,
+                            use_ocr=layout == "3x4+1")
+    assert result.layout.name == layout
+    assert result.calibration.gain_mm_mv == gain
+    assert result.calibration.speed_mm_s == speed
+    assert result.record.n_samples == page.truth.n_samples      # the printed duration
+    assert result.record.fs == 500.0
+    snr, r = _score(page.truth, result.record)
+    assert snr >= min_snr, f"mean SNR {snr:.1f} dB"
+    assert r >= 0.9, f"median r {r:.3f}"
+    # NaN exactly where the page did not print a lead (within a few samples of the edges)
+    printed = np.isfinite(page.truth.signal)
+    read = np.isfinite(result.record.signal)
+    if (~printed).any():
+        assert np.mean(read[~printed]) < 0.01
+    assert np.mean(read[printed]) > 0.97
+    # 0 mV lines from the pulses match the renderer's baselines
+    for row, base in zip(page.geometry["rows"], result.baselines_px, strict=True):
+        assert abs(row["baseline_px"] - base) < 1.5
+    if layout == "3x4+1":
+        leads = {lab.lead for lab in result.text.labels if lab.lead}
+        assert len(leads & {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5",
+                            "V6"}) >= 6
+        assert math.isfinite(result.convert.einthoven["limb"])
+        assert result.convert.einthoven["limb"] < 0.6
+
+
+def test_multipage_pdf_and_outputs(record, tmp_path):
+    pages = [render_page(record, RenderSettings(layout=lay, dpi=150.0, grid="red"))
+             for lay in ("3x4+1", "6x2")]
+    pdf = save_pdf(pages, tmp_path / "two.pdf")
+    results = digitize_file(pdf, dpi=150.0, use_ocr=False)
+    assert [r.stem for r in results] == ["two_p1", "two_p2"]
+    assert [r.layout.name for r in results] == ["3x4+1", "6x2"]
+    for page, result in zip(pages, results, strict=True):
+        snr, r = _score(page.truth, result.record)
+        assert snr >= 6.0 and r >= 0.9
+    paths = write_outputs(results[0], tmp_path / "out")
+    assert (tmp_path / "out" / "two_p1.hea").exists()
+    assert paths["overlay"].stat().st_size < 1_000_000
+    back = read_record(tmp_path / "out" / "two_p1.hea")
+    assert back.leads[:3] == ("I", "II", "III")
+    assert np.isnan(back.lead("I")[2000:]).all()
+    import json
+
+    meta = json.loads(paths["json"].read_text())
+    for key in ("layout", "gain_mm_mv", "speed_mm_s", "px_per_mm_x", "px_per_mm_y",
+                "rotation_deg", "rows", "leads", "warnings", "timings_s", "versions"):
+        assert key in meta
+    assert meta["layout"] == "3x4+1" and len(meta["rows"]) == 4

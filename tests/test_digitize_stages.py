@@ -1,0 +1,191 @@
+"""Stage functions of the digitizer on synthetic inputs with known answers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digitize.calibration import (
+    Pulse,
+    decide_calibration,
+    find_pulse,
+    parse_settings_text,
+)
+from digitize.convert import build_record, einthoven_residual
+from digitize.labels import normalize_label
+from digitize.layout_detect import choose_layout
+from digitize.layouts import get_layout
+from digitize.trace import RowTrace, extract_traces
+
+PPMM = 8.0  # px per mm of the synthetic pages
+
+
+def _canvas(h_mm: float, w_mm: float) -> np.ndarray:
+    return np.zeros((int(h_mm * PPMM), int(w_mm * PPMM)), dtype=np.uint8)
+
+
+def _draw(mask: np.ndarray, xy_px: np.ndarray, width_px: int = 2) -> None:
+    pts = np.round(np.asarray(xy_px) * 16).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(mask, [pts], False, 255, width_px, cv2.LINE_AA, 4)
+
+
+def _pulse_xy(x0_mm: float, base_mm: float, gain: float, speed: float) -> np.ndarray:
+    w = 0.2 * speed
+    pts_mm = [(x0_mm - 2, base_mm), (x0_mm, base_mm), (x0_mm, base_mm - gain),
+              (x0_mm + w, base_mm - gain), (x0_mm + w, base_mm), (x0_mm + w + 3, base_mm)]
+    return np.array(pts_mm) * PPMM
+
+
+@pytest.mark.parametrize(("gain", "speed"), [(5, 25), (10, 25), (20, 25), (10, 50), (20, 50)])
+def test_pulse_gives_gain_speed_and_zero_line(gain: float, speed: float) -> None:
+    mask = _canvas(60, 60)
+    base_mm = 45.0
+    _draw(mask, _pulse_xy(8, base_mm, gain, speed))
+    pulse = find_pulse(mask / 255.0, 0, base_mm * PPMM - 3, (0, 45 * PPMM), PPMM, PPMM,
+                       30 * PPMM)
+    assert pulse is not None
+    assert pulse.gain_mm_mv == gain
+    assert pulse.speed_mm_s == speed
+    assert abs(pulse.baseline_px - base_mm * PPMM) < 0.6
+    assert abs(pulse.height_mm - gain) < 0.3
+
+
+def test_overlapping_pulses_of_neighbouring_rows_are_not_doubled() -> None:
+    # 12x1 at 20 mm/mV: each 20-mm pulse reaches over the row above (pitch 13 mm)
+    mask = _canvas(110, 40)
+    bases = [30.0, 43.0, 56.0, 69.0, 82.0]
+    for base in bases:
+        _draw(mask, _pulse_xy(8, base, 20, 25))
+    for k, base in enumerate(bases[1:-1], start=1):
+        pulse = find_pulse(mask / 255.0, k, base * PPMM, (0, 35 * PPMM), PPMM, PPMM, 13 * PPMM)
+        assert pulse is not None and pulse.gain_mm_mv == 20.0
+        assert abs(pulse.baseline_px - base * PPMM) < 0.6
+
+
+def test_no_pulse_on_a_plain_trace() -> None:
+    mask = _canvas(40, 60)
+    x = np.arange(0, 60 * PPMM)
+    _draw(mask, np.stack([x, 20 * PPMM + 3 * np.sin(x / 9.0)], axis=1))
+    assert find_pulse(mask / 255.0, 0, 20 * PPMM, (0, 40 * PPMM), PPMM, PPMM, 30 * PPMM) is None
+
+
+def test_settings_text_and_disagreement() -> None:
+    text = parse_settings_text("25 mm/s   10 mm/mV   0.05-150 Hz")
+    assert (text.speed_mm_s, text.gain_mm_mv) == (25.0, 10.0)
+    text = parse_settings_text("Speed: 50mm/s Limb: 20mm/mV")
+    assert (text.speed_mm_s, text.gain_mm_mv) == (50.0, 20.0)
+    assert parse_settings_text("no numbers here").gain_mm_mv is None
+    pulses = [Pulse(0, 10, 50, 100, 20.0, 5.0, 20.0, 25.0, 0.9)]
+    agree = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 20 mm/mV"))
+    clash = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 10 mm/mV"))
+    assert agree.gain_mm_mv == clash.gain_mm_mv == 20.0
+    assert agree.source == "pulse+text"
+    assert clash.confidence < agree.confidence
+    assert any("settings line" in w for w in clash.warnings)
+    nothing = decide_calibration([], 3, None)
+    assert (nothing.gain_mm_mv, nothing.speed_mm_s, nothing.source) == (10.0, 25.0, "default")
+    assert nothing.confidence < 0.5
+
+
+def test_lead_label_normalisation() -> None:
+    assert normalize_label("aVR") == "aVR"
+    assert normalize_label("AVL") == "aVL"
+    assert normalize_label("Vl") == "V1"
+    assert normalize_label("ll") == "II"
+    assert normalize_label("III") == "III"
+    assert normalize_label("-aVR") == "-aVR"
+    assert normalize_label("QT/QTc") is None
+
+
+def _signal_px(x: np.ndarray, base: float, spike_at: float, spike_mm: float) -> np.ndarray:
+    """A wave (3 px) plus a narrow spike of ``spike_mm`` at ``spike_at`` (px)."""
+    wave = 3.0 * np.sin(x / 25.0)
+    spike = spike_mm * PPMM * np.exp(-0.5 * ((x - spike_at) / 3.0) ** 2)
+    return base - wave - spike
+
+
+def test_trace_follows_wave_and_keeps_peak() -> None:
+    mask = _canvas(60, 120)
+    x = np.arange(20.0, 110 * PPMM, 0.5)
+    y = _signal_px(x, 35 * PPMM, 400.0, 15.0)
+    _draw(mask, np.stack([x, y], axis=1), 2)
+    res = extract_traces(mask / 255.0, [35 * PPMM], [(30, int(105 * PPMM))], PPMM)
+    row = res.rows[0]
+    truth = np.interp(row.x_px, x, y)
+    err = row.y_px - truth
+    flat = np.abs(row.x_px - 400) > 25
+    assert np.nanmax(np.abs(err[flat])) < 1.0
+    # the spike's tip (15 mm = 120 px above the line) is kept within 2 px
+    assert abs(np.nanmin(row.y_px) - truth.min()) < 2.0
+    assert row.confidence > 0.9
+
+
+def test_trace_ignores_text_and_neighbouring_row_spike() -> None:
+    mask = _canvas(70, 120)
+    x = np.arange(20.0, 110 * PPMM, 0.5)
+    top = 25 * PPMM + 2.0 * np.sin(x / 30.0)
+    # the lower row has a spike that reaches 18 mm up, through the upper row's line
+    low = _signal_px(x, 45 * PPMM, 500.0, 22.0)
+    _draw(mask, np.stack([x, top], axis=1), 2)
+    _draw(mask, np.stack([x, low], axis=1), 2)
+    cv2.putText(mask, "aVR", (int(30 * PPMM), int(19 * PPMM)), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                255, 2, cv2.LINE_AA)
+    res = extract_traces(mask / 255.0, [25 * PPMM, 45 * PPMM], [(30, int(105 * PPMM))] * 2,
+                         PPMM)
+    upper, lower = res.rows
+    truth_upper = np.interp(upper.x_px, x, top)
+    assert np.nanmax(np.abs(upper.y_px - truth_upper)) < 2.0      # stays on its own line
+    truth_lower = np.interp(lower.x_px, x, low)
+    assert abs(np.nanmin(lower.y_px) - truth_lower.min()) < 3.0   # spike kept in its own row
+
+
+def test_convert_places_cells_and_inverts_cabrera() -> None:
+    layout = get_layout("3x4")
+    n = 5000
+    x0, speed, ppmm = 100.0, 25.0, PPMM
+    xs = np.arange(0, int(x0 + 250 * ppmm) + 2)
+    rows = []
+    for r in range(3):
+        rows.append(RowTrace(r, xs, np.full(len(xs), 200.0 * (r + 1) - 8.0 * (r + 1)),
+                             np.zeros(len(xs), bool), 1.0, 2.0))
+    conv = build_record(tuple(rows), layout, [200.0, 400.0, 600.0], [10.0] * 3, speed, ppmm, ppmm,
+                        x0, n)
+    rec = conv.record
+    lead_i = rec.lead("I")
+    assert np.allclose(lead_i[:1250], 0.1)               # 8 px / (8 px/mm · 10 mm/mV)
+    assert np.isnan(lead_i[1250:]).all()                 # not printed after 2.5 s
+    assert np.allclose(rec.lead("V6")[3750:], 0.3)
+    cab = build_record(tuple(rows * 4), get_layout("12x1-cabrera"), [200.0, 400.0, 600.0] * 4,
+                       [10.0] * 12, speed, ppmm, ppmm, x0, n)
+    # row 2 prints -aVR at +0.3 mV, so aVR is stored as -0.3 mV
+    assert np.allclose(cab.record.lead("aVR"), -0.3)
+
+
+def test_einthoven_residual() -> None:
+    t = np.arange(2000) / 500
+    lead_i = np.sin(2 * np.pi * t)
+    lead_iii = 0.5 * np.cos(2 * np.pi * 1.3 * t)
+    sig = np.full((2000, 12), np.nan)
+    sig[:, 0], sig[:, 2], sig[:, 1] = lead_i, lead_iii, lead_i + lead_iii
+    sig[:, 3] = -(lead_i + sig[:, 1]) / 2
+    sig[:, 4] = lead_i - sig[:, 1] / 2
+    sig[:, 5] = sig[:, 1] - lead_i / 2
+    res = einthoven_residual(sig)
+    assert res["limb"] < 1e-6 and res["augmented"] < 1e-6
+    sig[:, 1] = lead_i  # wrong lead II
+    assert einthoven_residual(sig)["limb"] > 0.3
+
+
+def test_layout_from_ticks_and_labels() -> None:
+    ticks_3x4 = {0.25: 1.0, 0.5: 1.0, 0.75: 1.0}
+    ticks_mid = {0.25: 0.0, 0.5: 1.0, 0.75: 0.0}
+    none = {0.25: 0.0, 0.5: 0.0, 0.75: 0.0}
+    assert choose_layout(6, [ticks_3x4] * 3 + [none] * 3, []).name == "3x4+3"
+    assert choose_layout(6, [ticks_mid] * 6, []).name == "6x2"
+    assert choose_layout(4, [ticks_3x4] * 3 + [none], []).name == "3x4+1"
+    labels = [(0, 0.0, "aVL"), (1, 0.0, "I"), (3, 0.0, "II")]
+    assert choose_layout(12, [none] * 12, labels).name == "12x1-cabrera"
+    assert choose_layout(12, [none] * 12, [], {"12x1": 0.05, "12x1-cabrera": 0.9}).name == "12x1"
+    unknown = choose_layout(7, [none] * 7, [])
+    assert unknown.name == "unknown" and unknown.warnings
