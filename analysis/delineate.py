@@ -7,7 +7,9 @@ Method (own; compared with NeuroKit2's delineators in ``benchmarks/ludb_delineat
    instant (NaN-aware, so a 3x4 page with 3 leads at a time works), smoothed over 40 ms.
    Peaks at least 250 ms apart and above 30 % of the typical peak height are beats; each is moved
    to the maximum of the 16-ms smoothed envelope and then aligned (±12 ms) to the multi-lead
-   template by cross-correlation.
+   template by cross-correlation. On a page layout (one rhythm-strip lead runs through the whole
+   record, the others cover parts) the timing and alignment use the rhythm strip alone, so the
+   median beats of different columns share one time reference.
 2. **Median beat** per lead: sample-wise median of the beat windows (−450 … +650 ms around the
    anchor), NaN-aware; beats whose multi-lead correlation with the first template is < 0.7
    (ectopics, artefacts) are left out.
@@ -186,7 +188,36 @@ def detect_beats(signal_mv: np.ndarray, fs: float) -> Beats:
             continue
         keep.append(int(a))
     anchors_arr = np.array(keep, dtype=int)
-    return _align_beats(signal_mv, fs, anchors_arr)
+    ref = reference_lead(signal_mv)
+    if ref is None:
+        return _align_beats(signal_mv, fs, anchors_arr)
+    # page layout: time every beat on the one lead that runs through the whole record (the
+    # rhythm strip), so median beats from different columns share one time reference
+    strip = signal_mv[:, [ref]]
+    narrow_ref = _smooth(qrs_envelope(strip, fs), int(0.016 * fs))
+    moved = []
+    for a in anchors_arr:
+        lo, hi = max(0, a - half), min(len(narrow_ref), a + half + 1)
+        moved.append(lo + int(np.argmax(narrow_ref[lo:hi])))
+    return _align_beats(strip, fs, np.array(moved, dtype=int))
+
+
+def reference_lead(signal_mv: np.ndarray) -> int | None:
+    """Index of a rhythm-strip lead in a page layout, else None.
+
+    A page (3x4+1, 6x2+1 …) prints most leads for a part of the time and one or more leads for
+    the whole of it. If one lead covers ≥ 90 % of the samples that carry any signal while every
+    other lead covers < 60 %, it is returned; for simultaneous recordings this is None.
+    """
+    finite = np.isfinite(signal_mv)
+    covered = finite.any(axis=1).sum()
+    if covered == 0 or signal_mv.shape[1] < 2:
+        return None
+    coverage = finite.sum(axis=0) / covered
+    order = np.argsort(coverage)[::-1]
+    if coverage[order[0]] >= 0.9 and coverage[order[1]] < 0.6:
+        return int(order[0])
+    return None
 
 
 def _windows(signal_mv: np.ndarray, anchors: np.ndarray, pre: int, post: int) -> np.ndarray:

@@ -907,8 +907,15 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     for k, v in fam_peaks.items():
         top = max(p.power for p in v)
         strong = [p for p in v if p.power >= 0.15 * top]
-        f_coarse[k] = max(strong, key=lambda p: math.sqrt(p.power * min(p.ratio, 50.0))
-                          * p.freq).freq * sc
+        best_p = max(strong, key=lambda p: math.sqrt(p.power * min(p.ratio, 50.0)) * p.freq)
+        # a 2nd harmonic of the 1 mm lines also scores high: step down to the fundamental
+        # when it is there too (the 1/5 mm reading is then unambiguous)
+        for _ in range(2):
+            half = [p for p in strong if abs(p.freq / (0.5 * best_p.freq) - 1) < 0.03]
+            if not half:
+                break
+            best_p = max(half, key=lambda p: p.power)
+        f_coarse[k] = best_p.freq * sc
     # the working copy must keep the finest line family (1 mm lines) resolvable
     p_top = max(p.power for v in fam_peaks.values() for p in v)
     f_fine = max((p.freq for v in fam_peaks.values() for p in v

@@ -59,7 +59,9 @@ def test_filter_keeps_st_level_and_nan_gaps():
     assert abs((inside.mean() - before.mean()) - 0.2) < 0.03
 
 
-def test_page_layout_with_nan_gaps_is_measured(ludb):
+@pytest.mark.parametrize(("rhythm_strip", "qrs_tolerance_ms"), [(False, 20), (True, 8)])
+def test_page_layout_with_nan_gaps_is_measured(ludb, rhythm_strip, qrs_tolerance_ms):
+    """A 3x4 page (2.5 s per lead, NaN elsewhere), with or without a lead-II rhythm strip."""
     record = read_ludb_record(ludb / "data" / "1").standard12()
     signal = np.full(record.signal.shape, np.nan)
     n = record.n_samples
@@ -68,11 +70,14 @@ def test_page_layout_with_nan_gaps_is_measured(ludb):
         for lead in leads:
             k = record.leads.index(lead)
             signal[c * n // 4:(c + 1) * n // 4, k] = record.signal[c * n // 4:(c + 1) * n // 4, k]
+    if rhythm_strip:
+        signal[:, 1] = record.signal[:, 1]
     page = record.replace(signal=signal)
+    assert (delineate.reference_lead(signal) == 1) is rhythm_strip
     full, paged = analyze_record(record), analyze_record(page)
     assert paged.measurable
     assert abs(paged.intervals.hr_bpm - full.intervals.hr_bpm) < 3
-    assert abs(paged.intervals.qrs_ms - full.intervals.qrs_ms) < 20
+    assert abs(paged.intervals.qrs_ms - full.intervals.qrs_ms) <= qrs_tolerance_ms
     for a, b in zip(full.st, paged.st, strict=True):
         assert b.measured, b.reason
         assert abs(a.st_j_mv - b.st_j_mv) < 0.05
