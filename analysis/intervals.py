@@ -46,7 +46,8 @@ class QRSAmplitudes:
     ``r_mv`` the largest positive deflection, ``s_mv`` the depth (positive number) of the largest
     negative deflection after R, ``q_mv`` the depth of a negative deflection before R,
     ``net_mv`` = max + min, ``t_mv`` the T-wave extreme (signed), ``terminal_mv`` the mean of
-    the last 30 ms of the QRS (positive for the R' of a right bundle-branch block in V1).
+    the last 30 ms of the QRS (positive for the R' of a right bundle-branch block in V1),
+    ``r_time_ms`` the R-peak time (QRS onset to the largest positive deflection).
     """
 
     r_mv: float
@@ -55,6 +56,7 @@ class QRSAmplitudes:
     net_mv: float
     t_mv: float
     terminal_mv: float = float("nan")
+    r_time_ms: float = float("nan")
 
     @property
     def neg_mv(self) -> float:
@@ -69,7 +71,7 @@ def _ms(samples: float, fs: float) -> float:
 def qrs_amplitudes(med: MedianBeats, fid: Fiducials) -> list[QRSAmplitudes]:
     """Per-lead QRS and T amplitudes (mV) between the global QRS onset and J point."""
     n_leads = med.beats.shape[1]
-    nan = QRSAmplitudes(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
+    nan = QRSAmplitudes(np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan)
     if not (np.isfinite(fid.qrs_onset) and np.isfinite(fid.j_point)):
         return [nan] * n_leads
     on, j = int(fid.qrs_onset), int(fid.j_point)
@@ -91,7 +93,8 @@ def qrs_amplitudes(med: MedianBeats, fid: Fiducials) -> list[QRSAmplitudes]:
             if tseg.size and np.isfinite(tseg).all():
                 t_mv = float(tseg[int(np.argmax(np.abs(tseg)))])
         terminal = float(np.mean(seg[-max(2, int(0.03 * med.fs)):]))
-        out.append(QRSAmplitudes(r, s, q, float(seg.max() + seg.min()), t_mv, terminal))
+        r_time = i_max / med.fs * 1000.0
+        out.append(QRSAmplitudes(r, s, q, float(seg.max() + seg.min()), t_mv, terminal, r_time))
     return out
 
 

@@ -12,7 +12,7 @@ was tuned on LUDB.
   posterior from horizontal or down-sloping depression ≥ 0.05 mV with upright T in ≥ 2
   contiguous leads of V1–V3 (isolated: flagged as an equivalent, record V7–V9).
 * **Reciprocal depression** (≥ 0.05 mV) in the opposite territory raises confidence.
-* **Confounders**: LBBB (QRS ≥ 120 ms, V1 mainly negative, monophasic R in I or V6) and
+* **Confounders**: LBBB (QRS ≥ 120 ms, V1 mainly negative, monophasic late R in I or V6) and
   ventricular pacing switch the decision to **Sgarbossa** (≥ 3 points) and the
   **Smith-modified** Sgarbossa rule (discordant ST/S ≤ −0.25); **LVH** (Sokolow-Lyon, Cornell)
   applies the proportional rule in V1–V3 (ST elevation < 25 % of the S depth is attributed to
@@ -181,8 +181,9 @@ class Flags:
 
 
 def lbbb_rule(intervals: Intervals, amps: Mapping[str, QRSAmplitudes]) -> RuleOutcome:
-    """LBBB: QRS ≥ 120 ms, V1 mainly negative (S/QS > R), and a monophasic R in I or V6
-    (no q, S < 25 % of R; the broad S of a right bundle-branch block fails this)."""
+    """LBBB: QRS ≥ 120 ms, V1 mainly negative (S/QS > R), and a monophasic, late R in I or V6
+    (no q, S < 25 % of R — the broad S of a right bundle-branch block fails this — and R-peak
+    time ≥ 60 ms, AHA/ACCF/HRS 2009)."""
     qrs = intervals.qrs_ms
     if not math.isfinite(qrs):
         return RuleOutcome("LBBB", None, (), "QRS duration not measurable")
@@ -196,12 +197,16 @@ def lbbb_rule(intervals: Intervals, amps: Mapping[str, QRSAmplitudes]) -> RuleOu
         if amp is not None and math.isfinite(amp.r_mv):
             values[f"r_{name.lower()}_mv"] = amp.r_mv
             values[f"q_{name.lower()}_mv"] = amp.q_mv
-            # monophasic R: no q and no S deeper than a quarter of R (RBBB has a broad S here)
-            if amp.r_mv > 0 and amp.q_mv < 0.1 and amp.s_mv < 0.25 * amp.r_mv:
+            values[f"r_peak_time_{name.lower()}_ms"] = amp.r_time_ms
+            # monophasic R: no q, no S deeper than a quarter of R (RBBB has a broad S here), and
+            # a late R peak (R-peak time ≥ 60 ms, AHA/ACCF/HRS 2009)
+            if (amp.r_mv > 0 and amp.q_mv < 0.1 and amp.s_mv < 0.25 * amp.r_mv
+                    and amp.r_time_ms >= 60):
                 left_pos.append(name)
     fired = qrs >= 120 and v1.neg_mv > v1.r_mv and bool(left_pos)
     detail = (f"QRS {qrs:.0f} ms (≥ 120 needed), V1 S/QS {v1.neg_mv:.2f} vs R {v1.r_mv:.2f} mV, "
-              f"monophasic R (no q, S < R/4) in: {', '.join(left_pos) or 'none'}")
+              f"monophasic R (no q, S < R/4, R-peak time ≥ 60 ms) in: "
+              f"{', '.join(left_pos) or 'none'}")
     return RuleOutcome("LBBB", fired, ("V1", *left_pos) if fired else (), detail, values)
 
 

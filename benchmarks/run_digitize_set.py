@@ -43,6 +43,40 @@ def _one(image: str, out: str, overlay: bool) -> tuple[str, str | None, float]:
         return image, str(exc), time.perf_counter() - start
 
 
+def _score_chunk(truth_dir: str, read_dir: str) -> list[dict]:
+    from digitize.scoring import score_folder
+
+    return score_folder(truth_dir, read_dir)["pages"]
+
+
+def score_parallel(set_dir: Path, read_dir: Path, jobs: int, only: set[str] | None) -> dict:
+    """:func:`digitize.scoring.score_folder`, split over ``jobs`` processes (same scores)."""
+    import tempfile
+
+    from digitize.scoring import _aggregate
+
+    ids = sorted(p.name[: -len("_truth.hea")] for p in set_dir.glob("*_truth.hea"))
+    if only:
+        ids = [i for i in ids if i in only]
+    n = max(1, jobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        chunks = []
+        for k in range(n):
+            d = Path(tmp) / f"c{k}"
+            d.mkdir()
+            for page in ids[k::n]:
+                for suffix in ("_truth.hea", "_truth.dat", "_truth.json"):
+                    src = set_dir / f"{page}{suffix}"
+                    if src.exists():
+                        (d / src.name).symlink_to(src.resolve())
+            if any(d.iterdir()):
+                chunks.append(str(d))
+        with concurrent.futures.ProcessPoolExecutor(max_workers=n) as pool:
+            parts = list(pool.map(_score_chunk, chunks, [str(read_dir)] * len(chunks)))
+    pages = sorted((p for part in parts for p in part), key=lambda p: p["id"])
+    return {"pages": pages, "groups": _aggregate(pages), "shift": True}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("set_dir")
@@ -76,14 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error {page}: {error}")
     if args.no_score:
         return 0
-    from digitize.scoring import markdown_table, score_folder
+    from digitize.scoring import markdown_table
 
-    result = score_folder(set_dir, out)
-    if args.only:
-        result["pages"] = [p for p in result["pages"] if p["id"] in set(args.only)]
-        from digitize.scoring import _aggregate
-
-        result["groups"] = _aggregate(result["pages"])
+    result = score_parallel(set_dir, out, args.jobs,
+                            set(args.only) if args.only else None)
     table = markdown_table(result)
     print(table)
     (out / "score.md").write_text(table)

@@ -163,9 +163,9 @@ def paper_background(image_rgb: np.ndarray, cell_px: float | None = None) -> np.
     mid_w, mid_h = max(sw * 4, 16), max(sh * 4, 16)
     mid = cv2.resize(image_rgb, (mid_w, mid_h), interpolation=cv2.INTER_AREA)
     mid = cv2.dilate(mid, np.ones((5, 5), np.uint8))
-    small = cv2.resize(mid, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    small = cv2.GaussianBlur(small, (0, 0), 1.0)
-    bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    small_f = cv2.resize(mid, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    blurred = cv2.GaussianBlur(small_f, (0, 0), 1.0)
+    bg = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.maximum(bg, 1.0)
 
 
@@ -791,7 +791,8 @@ def _name_colour(image_rgb: np.ndarray, evidence: np.ndarray, use_colour: bool,
     norm = normalised_u8(image_rgb).astype(np.float32) * np.float32(1.0 / 255.0)
     pix = norm[sel]
     rgb = np.median(pix, axis=0)
-    hsv = cv2.cvtColor(np.uint8([[np.clip(rgb * 255, 0, 255)]]), cv2.COLOR_RGB2HSV_FULL)[0, 0]
+    pixel = np.clip(rgb * 255, 0, 255).astype(np.uint8).reshape(1, 1, 3)
+    hsv = cv2.cvtColor(pixel, cv2.COLOR_RGB2HSV_FULL)[0, 0]
     hue = float(hsv[0]) * 360.0 / 256.0
     sat = float(hsv[1]) / 255.0
     if sat < 0.08:
@@ -877,10 +878,10 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
                        darkness=maps_s.darkness, achromatic=maps_s.achromatic)
     max_period = min(small.shape[:2]) / 6.0
     best = None
-    for name, m in (("colour", maps_s.colour), ("grey", maps_s.grey)):
+    for name, cand_map in (("colour", maps_s.colour), ("grey", maps_s.grey)):
         if name == "colour" and maps_s.achromatic:
             continue
-        peaks, score = _spectral_peaks(m, max_period)
+        peaks, score = _spectral_peaks(cand_map, max_period)
         cand_score = score * (1.0 if name == "colour" else 0.8)
         log.debug("coarse %s: %d peaks, periodicity %.3f", name, len(peaks), score)
         if best is None or cand_score > best[2]:
@@ -912,7 +913,10 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         # when it is there too (the 1/5 mm reading is then unambiguous)
         for _ in range(2):
             half = [p for p in strong if abs(p.freq / (0.5 * best_p.freq) - 1) < 0.03]
-            if not half:
+            # ... but not from an even harmonic of the 5 mm lines (then 3/4 of it is a peak too)
+            three_q = [p for p in v if abs(p.freq / (0.75 * best_p.freq) - 1) < 0.03
+                       and p.power >= 0.05 * top]
+            if not half or three_q:
                 break
             best_p = max(half, key=lambda p: p.power)
         f_coarse[k] = best_p.freq * sc
@@ -977,6 +981,14 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             ppm_k = _choose_mm([base, base / 5.0], prior)
             notes.append(f"{k}: one-level lattice, 1/5 mm resolved by "
                          f"{'dpi' if dpi_prior else 'page-size'} prior")
+        if two_level:
+            # precision pass: locate the 1 mm lines themselves (5x the 5 mm frequency)
+            f_mm = math.cos(math.radians(fit.theta_deg)) / (ppm_k * sw)
+            if abs(fit.freq / f_mm - 1) > 0.05 and f_mm < 0.4:
+                refit = _refine_family(gmap, fit.theta_deg, f_mm, k)
+                if refit.snr > 2.0 and abs(refit.freq / f_mm - 1) < 0.01:
+                    ppm_k = math.cos(math.radians(refit.theta_deg)) / refit.freq / sw
+                    fits[k] = fit = refit
         two_levels.append(two_level)
         lattice_px[k] = period_full * abs(m)
         ppm[k] = ppm_k
@@ -1012,7 +1024,13 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         if abs(factor - 1) < 0.05:
             pass
         elif abs(factor / n - 1) < 0.08:
-            ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
+            # re-measure the other family at the kept family's lattice (square paper grid)
+            retry = _refine_family(gmap, fits[keep].theta_deg, fits[keep].freq, other)
+            if retry.snr > 2.0 and abs(retry.freq / fits[keep].freq - 1) < 0.03:
+                ppm[other] = ppm[keep] * fits[keep].freq / retry.freq
+                fits[other] = retry
+            else:
+                ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
             two_levels[("h", "v").index(other)] = False
             lattice_px[other] = lattice_px[keep]
             notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
@@ -1022,7 +1040,9 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     conf = float(np.clip((coh - 0.3) / 0.5, 0, 1) * np.clip((snr - 1.5) / 3.0, 0, 1))
     if not all(two_levels):
         conf *= 0.7
-    found = coh > 0.35 and snr > 2.0 and 0.7 < px_x / px_y < 1.43
+    found = coh > 0.35 and snr > 2.0 and 0.8 < px_x / px_y < 1.25
+    if found and not any(two_levels) and not 0.9 < px_x / px_y < 1.11:
+        found = False
     if found and not any(two_levels):
         # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
         # with clear periodicity (text lines and character pitch are not a grid)
@@ -1161,7 +1181,8 @@ def _perspective_grid(image_rgb: np.ndarray, small: np.ndarray, gmap_s: np.ndarr
              "centre"]
     if inner.reason:
         notes.append("rectified: " + inner.reason)
-    h_rows = tuple(tuple(float(v) for v in row) for row in (m_full / m_full[2, 2]))
+    hn = m_full / m_full[2, 2]
+    h_rows = tuple((float(r[0]), float(r[1]), float(r[2])) for r in hn)
     conf = float(inner.confidence * np.clip(1.0 - 5.0 * proj.residual_rel, 0.3, 1.0))
     return GridResult(True, px_x, px_y, 0.5 * (theta_h + theta_v), inner.grid_colour, "grid",
                       conf, "; ".join(notes), rotation_h_deg=theta_h, rotation_v_deg=theta_v,

@@ -95,7 +95,7 @@ class LayoutResult:
         return LAYOUTS.get(self.name)
 
 
-def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45) -> RowsResult:
+def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6) -> RowsResult:
     """Trace rows from the horizontal ink projection.
 
     Parameters
@@ -128,7 +128,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.45
     reach = max(1, round(2.5 * px_per_mm / f))
     dil = cv2.dilate(small, np.ones((2 * reach + 1, 1), np.uint8))
     dil_wide = small.astype(bool)
-    reach_wide = max(1, int(round(5 * px_per_mm / f)))
+    reach_wide = max(1, round(5 * px_per_mm / f))
     cols_full = mask.any(axis=0)
     if not cols_full.any():
         return RowsResult(rows=(), pitch_px=float("nan"))
@@ -177,13 +177,15 @@ def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarr
         if len(rows) > 2 and x0 > first + 20 * px_per_mm:
             continue
         band = darkness[max(0, int(y - px_per_mm)):int(y + px_per_mm) + 1, x0:x1 + 1]
-        if band.size and float(np.mean(band >= 0.3)) > 0.6:
+        if band.size and float(np.mean(band >= 0.3)) > 0.85:
             continue
         # a ruled line (grid border, residual grid) is perfectly straight; a trace is not
         wide = darkness[max(0, int(y - 2 * px_per_mm)):int(y + 2 * px_per_mm) + 1, x0:x1 + 1]
         inked = wide.max(axis=0) >= 0.45
-        if inked.sum() > 10 and float(np.std(np.argmax(wide[:, inked], axis=0))) < 0.6:
-            continue
+        if inked.sum() > 10 and inked.mean() > 0.98:
+            peak_rows = np.argmax(wide[:, inked], axis=0)
+            if float(np.max(np.abs(peak_rows - np.median(peak_rows)))) <= 1.0:
+                continue
         kept.append((y, cov, x0, x1))
     return kept
 

@@ -120,8 +120,8 @@ def _load_pdf(path: Path, dpi: float | None) -> list[PageImage]:
     if n_pages <= 0:
         raise InputError("empty PDF (0 pages)", path)
     try:
-        frames = pdf2image.convert_from_path(str(path), dpi=raster_dpi, fmt="png",
-                                             thread_count=1)
+        frames = pdf2image.convert_from_path(str(path), dpi=raster_dpi,  # type: ignore[arg-type]
+                                             fmt="png", thread_count=1)
     except Exception as exc:  # poppler failures come as assorted exception types
         raise InputError(f"cannot rasterise PDF ({_first_line(exc)})", path) from exc
     if not frames:

@@ -321,9 +321,14 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         image[..., None], 3, axis=2)
     grid = find_grid(image, dpi_prior)
     lap("grid")
-    if (abs(_f(getattr(grid, "rotation_deg", 0.0))) < 0.03
-            and getattr(grid, "homography", None) is None):
+    rotation = _f(getattr(grid, "rotation_deg", 0.0))
+    if (abs(rotation) < 0.03 or not math.isfinite(rotation)) and getattr(
+            grid, "homography", None) is None:
         # not worth resampling the page (it would only blur thin traces)
+        desk = _fallback_deskew(image, grid)
+    elif not getattr(grid, "found", False) and abs(rotation) > 6.0:
+        warnings.append(f"rotation {rotation:.1f} deg estimated without a grid is not trusted; "
+                        "page read as is")
         desk = _fallback_deskew(image, grid)
     else:
         desk = deskew(image, grid)
@@ -342,6 +347,14 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     page = desk.image
     ink = find_ink(page, grid2)
     darkness = np.asarray(ink.darkness, dtype=np.float32)
+    # dark borders (scanner lid, rotation fill) are not ink: no trace fills a column or row
+    solid = darkness >= 0.5
+    dark_cols = solid.mean(axis=0) > 0.85
+    dark_rows = solid.mean(axis=1) > 0.85
+    if dark_cols.any() or dark_rows.any():
+        darkness = darkness.copy()
+        darkness[:, dark_cols] = 0.0
+        darkness[dark_rows, :] = 0.0
     lap("ink")
     rows = find_rows(darkness, ppmm_y)
     _check_is_ecg(darkness, rows, source)
@@ -368,9 +381,13 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
                   for r in rows.rows]
     traces = extract_traces(clean, baselines0, x_ranges, ppmm_y)
     lap("trace")
+    claimed = trace_pixels(darkness.shape, traces.rows, traces.line_width_px + 0.8 * ppmm_y)
+    for p in pulses:   # pulse strokes are not text either
+        top = int(p.baseline_px - p.gain_mm_mv * ppmm_y - 2 * ppmm_y)
+        claimed[max(top, 0):int(p.baseline_px + 2 * ppmm_y),
+                max(int(p.x_left_px - 3 * ppmm_x), 0):int(p.x_right_px + 3 * ppmm_x)] = True
     text = read_text(darkness, ppmm_y, rows_top, rows_bottom, use_ocr=use_ocr,
-                     trace_mask=trace_pixels(darkness.shape, traces.rows,
-                                             traces.line_width_px + 0.8 * ppmm_y))
+                     trace_mask=claimed)
     if use_ocr and not text.ocr_ok and text.word_boxes:
         warnings.append("OCR unavailable: lead labels and settings line not read")
     lap("text")

@@ -229,6 +229,8 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
             if run is None:
                 continue
             a, b = run
+            if a == 0 and b == band - 1:
+                continue            # ink from edge to edge of the band: a fill, not a trace
             page_runs[k, x] = (a + tops[k], b + tops[k])
             upper[k, x] = a - 0.5 + (1.0 - float(col[a])) + (float(col[a - 1]) if a > 0 else 0.0
                                                             ) * -1.0
