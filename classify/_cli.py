@@ -47,6 +47,8 @@ def _run_classify(args: argparse.Namespace) -> int:
         if beats and beats.get("counts"):
             counts = ", ".join(f"{k} {v}" for k, v in beats["counts"].items() if v)
             print(f"  beats (lead {beats['lead']}, {beats['duration_s']:.1f} s): {counts}")
+        for warning in rep.get("warnings", []):
+            print(f"  warning: {warning}")
         for path in rep.get("saliency_png", []):
             print(f"  saliency: {path}")
         print(f"  {rep['disclaimer']}")

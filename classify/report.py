@@ -53,6 +53,10 @@ def classify_one(record: ECGRecord, source: str, page: int | None = None,
     out: dict[str, Any] = {"source": source, "page": page, **result.to_dict()}
     out["input"] = {"fs_hz": record.fs, "duration_s": round(record.duration_s, 3),
                     "from": "paper (ecglens digitize)" if digitized is not None else "file"}
+    n_seen = sum(v > 0 for v in result.lead_coverage.values())
+    out["warnings"] = [] if n_seen == 12 else [
+        f"only {n_seen} of 12 leads observed; the model was trained on 12-lead records and "
+        "paper patterns (3x4, 3x4+1, 6x2, 12x1), so these probabilities are less reliable"]
     if beats:
         try:
             out["beats"] = beat_summary(record)

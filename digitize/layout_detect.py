@@ -110,7 +110,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
-    mask = darkness >= 0.45
+    mask = darkness >= 0.3
     h, w = mask.shape
     profile = gaussian_filter1d(mask.sum(axis=1).astype(float), 1.2 * px_per_mm)
     if profile.max() <= 0:
@@ -172,7 +172,7 @@ def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarr
     first = float(np.median([r[2] for r in rows]))
     kept = []
     for y, cov, x0, x1 in rows:
-        if y < 3 * px_per_mm or y > h - 3 * px_per_mm:
+        if y < 6 * px_per_mm or y > h - 6 * px_per_mm:
             continue
         if len(rows) > 2 and x0 > first + 20 * px_per_mm:
             continue
@@ -181,10 +181,10 @@ def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarr
             continue
         # a ruled line (grid border, residual grid) is perfectly straight; a trace is not
         wide = darkness[max(0, int(y - 2 * px_per_mm)):int(y + 2 * px_per_mm) + 1, x0:x1 + 1]
-        inked = wide.max(axis=0) >= 0.45
+        inked = wide.max(axis=0) >= 0.3
         if inked.sum() > 10 and inked.mean() > 0.98:
             peak_rows = np.argmax(wide[:, inked], axis=0)
-            if float(np.max(np.abs(peak_rows - np.median(peak_rows)))) <= 1.0:
+            if float(np.percentile(np.abs(peak_rows - np.median(peak_rows)), 95)) <= 1.0:
                 continue
         kept.append((y, cov, x0, x1))
     return kept
