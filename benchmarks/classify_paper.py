@@ -299,17 +299,19 @@ def plot(summary: dict, path: Path) -> None:
     ax.axhline(auc["printed_truth"]["macro_auc"], color="grey", ls="--", lw=1,
                label=f"exactly what a 3x4+1 page prints ({auc['printed_truth']['macro_auc']:.3f})")
     xs, ys = [], []
-    for prof, info in summary["profiles"].items():
+    for n_prof, (prof, info) in enumerate(summary["profiles"].items()):
         x, y = info["mean_snr_db"], auc[prof]["macro_auc"]
         lo, hi = auc[prof]["ci95"]
         ax.errorbar([x], [y], yerr=[[y - lo], [hi - y]], fmt="o", capsize=3)
         ax.annotate(f"{prof} ({info['pages_read']}/{info['pages']} read)", (x, y),
-                    textcoords="offset points", xytext=(6, 6), fontsize=8)
+                    textcoords="offset points", xytext=(6, 8 if n_prof % 2 else -16),
+                    fontsize=8)
         xs.append(x)
         ys.append(y)
     order = np.argsort(xs)
     ax.plot(np.array(xs)[order], np.array(ys)[order], "-", color="C0", alpha=0.5)
-    ax.set_xlabel("mean Challenge-2024 SNR of the read pages (dB)")
+    ax.set_xlim(min(xs) - 1.5, max(xs) + 3.5)
+    ax.set_xlabel("mean Challenge-2024 SNR per profile (dB; unread page = 0 dB)")
     ax.set_ylabel("macro-AUC, 5 superclasses")
     ax.set_title(f"Paper → classifier, PTB-XL fold {summary['fold']} "
                  f"({summary['n_records']} records, 3x4+1)", fontsize=10)
