@@ -115,8 +115,10 @@ def read_wfdb(path: str | Path) -> ECGRecord:
             log.warning("%s: lead %s has unit %r; read as mV", header, rec.sig_name[k], unit)
             scale = 1.0
         signal[:, k] *= scale
-    if signal.shape[1] > 1:
-        spans = np.nanmax(signal, axis=0) - np.nanmin(signal, axis=0)
+    finite_leads = np.isfinite(signal).any(axis=0)
+    if finite_leads.sum() > 1:
+        read = signal[:, finite_leads]
+        spans = np.nanmax(read, axis=0) - np.nanmin(read, axis=0)
         if np.allclose(spans, spans[0], rtol=1e-6) and np.all(spans > 0):
             # e.g. LUDB v1.0.1: every lead's adc_gain equals its digital range
             log.warning("%s: every lead spans exactly %.3g %s; the header gains look like a "
