@@ -60,4 +60,5 @@ def test_score_folder_reports_table(shared_data: Path, tmp_path: Path,
     result = json.loads((tmp_path / "s" / "score.json").read_text())
     pages = {p["id"]: p for p in result["pages"]}
     assert pages["p1"]["mean_snr_db"] > 20 and pages["p2"]["mean_snr_db"] == 0.0
-    assert pages["p1"]["checks"]["layout"]["right"] and not pages["p1"]["checks"]["speed_mm_s"]["right"]
+    checks = pages["p1"]["checks"]
+    assert checks["layout"]["right"] and not checks["speed_mm_s"]["right"]
