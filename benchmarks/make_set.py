@@ -102,17 +102,27 @@ def plan_pages(records: list[Path], n: int, profiles: list[str], seed: int,
 _RECORD_CACHE: dict[str, Any] = {}
 
 
-def _load(path: str) -> Any:
+def _load(path: str, ludb_scale: str = "physical") -> Any:
+    """Read a source record. LUDB's header gains are per-lead min-max normalisations (every
+    lead spans exactly 1 "mV"); with ``ludb_scale="physical"`` its integers are read at
+    1 µV/unit instead (see ``analysis/ludb.py``), so pages show real ECG amplitudes."""
     from digitize.io import read_record
 
-    if path not in _RECORD_CACHE:
-        _RECORD_CACHE[path] = read_record(path)
-    return _RECORD_CACHE[path]
+    key = f"{path}|{ludb_scale}"
+    if key not in _RECORD_CACHE:
+        if ludb_scale == "physical" and Path(path).parent.name == "data" \
+                and Path(path).parent.parent.name == "ludb":
+            from analysis.ludb import read_ludb_record
+
+            _RECORD_CACHE[key] = read_ludb_record(path)
+        else:
+            _RECORD_CACHE[key] = read_record(path)
+    return _RECORD_CACHE[key]
 
 
 def make_page(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
     """Render, distort and save one page; returns its index row."""
-    record = _load(spec["record"])
+    record = _load(spec["record"], spec.get("ludb_scale", "physical"))
     duration = 250.0 / spec["speed_mm_s"]
     spare = max(0.0, record.duration_s - duration)
     start_s = round(spec["start_frac"] * spare, 1)
@@ -140,12 +150,14 @@ def make_page(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
 
 
 def make_set(out_dir: Path, records: list[Path], n: int, profiles: list[str], seed: int,
-             jobs: int = 1) -> list[dict[str, Any]]:
+             jobs: int = 1, ludb_scale: str = "physical") -> list[dict[str, Any]]:
     """Write ``n`` pages and ``index.csv`` into ``out_dir``; returns the index rows."""
     for name in profiles:
         get_profile(name)
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = plan_pages(records, n, profiles, seed)
+    for spec in specs:
+        spec["ludb_scale"] = ludb_scale
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     if jobs <= 1:
@@ -238,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--data", default=None, help="shared data folder (default ../shared/data)")
+    parser.add_argument("--ludb-scale", choices=["physical", "header"], default="physical",
+                        help="LUDB amplitudes: 1 µV/unit (physical, default) or the header's "
+                        "per-lead min-max gains (every lead spans 1 mV)")
     parser.add_argument("--contact-sheet", default=None, metavar="PATH",
                         help="write a layouts x profiles contact sheet to PATH and exit")
     args = parser.parse_args(argv)
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
         return 0
     start = time.perf_counter()
-    rows = make_set(Path(args.out), records, args.n, args.profiles, args.seed, args.jobs)
+    rows = make_set(Path(args.out), records, args.n, args.profiles, args.seed, args.jobs,
+                    ludb_scale=args.ludb_scale)
     print(f"wrote {len(rows)} pages to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -10,8 +10,14 @@ from classify.beats import (
     BEAT_CLASSES,
     DS1,
     DS2,
+    N_BEAT_FEATURES,
     PACED,
+    BeatSet,
+    BeatTrainConfig,
+    TreeEnsemble,
+    beat_features,
     beat_report,
+    fit_hgb,
     match_beats,
     rr_features,
 )
@@ -35,6 +41,55 @@ def test_rr_features_flag_a_premature_beat():
     assert f[10, 3] < 0.7             # pre-RR / local RR: premature
     assert f[10, 5] < 0.6             # pre-RR / post-RR: compensatory pause follows
     assert abs(f[5, 3] - 1.0) < 0.05
+
+
+def _toy_beats(n=40, premature=20, wide=30):
+    """Two synthetic records of Gaussian 'QRS' beats at 75 bpm; in record "a" beat
+    ``premature`` comes 300 ms early and beat ``wide`` is a wide, tall beat."""
+    t = np.arange(n) * 0.8
+    t[premature] -= 0.3
+    x = np.arange(117) - 45.0
+    windows = np.tile(np.exp(-(x / 3.0) ** 2), (n, 1)).astype(np.float32)
+    windows[wide] = 1.8 * np.exp(-(x / 9.0) ** 2)
+    tpl = np.repeat(np.median(windows, 0, keepdims=True), n, 0)
+    one = BeatSet(windows, tpl, rr_features(t), np.zeros(n, int), np.array(["a"] * n), t)
+    two = BeatSet(windows[:10], tpl[:10], rr_features(t[:10]), np.zeros(10, int),
+                  np.array(["b"] * 10), t[:10])
+    return BeatSet.concat([one, two])
+
+
+def test_beat_features_are_per_record_and_flag_ectopy():
+    f = beat_features(_toy_beats())
+    assert f.shape == (50, N_BEAT_FEATURES) and np.isfinite(f).all()
+    assert f[20, 10] < 0.7 < f[5, 10]          # pre-RR / local median RR: premature
+    assert f[20, 3] < 0.7                      # pre-RR / record median RR
+    assert f[30, 18] < f[5, 18] - 0.1          # correlation with the record's median beat
+    assert f[30, 22] > f[5, 22] + 0.1          # RMS difference to the median beat
+    # record "b" (first 10 beats of "a") gets its own features, same as computed alone
+    np.testing.assert_allclose(f[40:], beat_features(BeatSet(
+        *(getattr(_toy_beats(), k)[40:] for k in
+          ("windows", "templates", "rr", "labels", "records", "times_s")))), atol=1e-6)
+
+
+def test_tree_ensemble_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 6)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(int) + 2 * (x[:, 1] > 1.0)
+    cfg = BeatTrainConfig(hgb_iterations=15)
+    model = fit_hgb(x, y, cfg)
+    ens = TreeEnsemble.from_state(TreeEnsemble.from_sklearn(model).to_state())
+    want = np.zeros((600, len(BEAT_CLASSES)))
+    want[:, model.classes_] = model.predict_proba(x)
+    np.testing.assert_allclose(ens.predict_proba(x), want, atol=1e-5)
+
+
+def test_committed_weights_are_the_small_tree_model():
+    from classify.beats import WEIGHTS_DIR, load_beat_model
+
+    assert (WEIGHTS_DIR / "beats.pt").stat().st_size < 1_000_000
+    model, meta = load_beat_model()
+    assert meta["arch"] == "hgb" and isinstance(model, TreeEnsemble)
+    assert meta["train_records"] == list(DS1)
 
 
 def test_matching_within_150_ms_and_report():
