@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="page ids to run")
     parser.add_argument("--overlay", action="store_true")
     parser.add_argument("--no-score", action="store_true")
+    parser.add_argument("--score-only", action="store_true",
+                        help="only score the records already in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     set_dir, out = Path(args.set_dir), Path(args.out)
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = {}
     seconds = {}
     start = time.perf_counter()
+    if args.score_only:
+        images = []
     with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(_one, str(p), str(out), args.overlay) for p in images]
         for k, fut in enumerate(concurrent.futures.as_completed(futures), start=1):
@@ -105,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                 errors[Path(image).stem] = error
             sys.stderr.write(f"\r{k}/{len(images)} pages  {time.perf_counter() - start:6.0f} s")
     sys.stderr.write("\n")
-    (out / "run.json").write_text(json.dumps({"errors": errors, "seconds": seconds}, indent=1))
+    if not args.score_only:
+        (out / "run.json").write_text(json.dumps({"errors": errors, "seconds": seconds},
+                                                 indent=1))
     for page, error in sorted(errors.items()):
         print(f"error {page}: {error}")
     if args.no_score:

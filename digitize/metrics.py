@@ -67,8 +67,8 @@ def align(reference: np.ndarray, estimate: np.ndarray, fs: float) -> tuple[np.nd
     Returns the shifted and offset estimate, the lag in samples and the offset in mV
     (both 0 when the found shift exceeds 0.5 s or 1 mV, or when either series is empty).
     """
+    from scipy import fft
     from scipy.ndimage import gaussian_filter
-    from scipy.signal import fftconvolve
 
     estimate = np.asarray(estimate, dtype=float)
     reference = np.asarray(reference, dtype=float)
@@ -79,10 +79,16 @@ def align(reference: np.ndarray, estimate: np.ndarray, fs: float) -> tuple[np.nd
     length = max(len(reference), len(estimate))
     image_ref = gaussian_filter(_binary_image(reference, low, high, length), 0.5)
     image_est = gaussian_filter(_binary_image(estimate, low, high, length), 0.5)
-    cross = fftconvolve(image_ref, image_est[::-1, ::-1], mode="full")
-    auto = fftconvolve(image_ref, image_ref[::-1, ::-1], mode="full")
+    # full 2-D cross-correlation by real FFTs at fast sizes (same values as
+    # scipy.signal.fftconvolve(ref, est[::-1, ::-1]), ~3x faster)
+    full = (2 * 256 - 1, 2 * length - 1)
+    shape = (fft.next_fast_len(full[0], real=True), fft.next_fast_len(full[1], real=True))
+    spectrum = fft.rfft2(image_ref, shape) * fft.rfft2(image_est[::-1, ::-1], shape)
+    cross = fft.irfft2(spectrum, shape)[: full[0], : full[1]]
     peak_cross = np.unravel_index(int(np.argmax(cross)), cross.shape)
-    peak_auto = np.unravel_index(int(np.argmax(auto)), auto.shape)
+    # the reference's auto-correlation peaks at zero lag (Cauchy-Schwarz), i.e. at the centre
+    # of the full correlation; the Challenge code computes it, which gives the same index
+    peak_auto = (256 - 1, length - 1)
     lag = int(peak_auto[1] - peak_cross[1])
     offset = float((peak_auto[0] - peak_cross[0]) * (high - low) / 255.0)
     if abs(lag) > round(0.5 * fs) or abs(offset) > 1.0:

@@ -76,3 +76,37 @@ def test_score_record_skips_unprinted_leads_and_zeroes_missing(shared_data: Path
     scores = score_record(truth, estimate)
     assert "III" not in scores and len(scores) == 11
     assert scores["I"].snr_db >= 80 and scores["V1"].snr_db == 0.0
+
+
+def _align_reference_implementation(reference: np.ndarray, estimate: np.ndarray,
+                                    fs: float) -> tuple[int, float]:
+    """The Challenge's steps: fftconvolve cross- and auto-correlation, argmax difference."""
+    from scipy.ndimage import gaussian_filter
+    from scipy.signal import fftconvolve
+
+    from digitize.metrics import _binary_image
+
+    both = np.concatenate([reference[np.isfinite(reference)], estimate[np.isfinite(estimate)]])
+    low, high = both.min(), both.max()
+    n = max(len(reference), len(estimate))
+    a = gaussian_filter(_binary_image(reference, low, high, n), 0.5)
+    b = gaussian_filter(_binary_image(estimate, low, high, n), 0.5)
+    cross = fftconvolve(a, b[::-1, ::-1], mode="full")
+    auto = fftconvolve(a, a[::-1, ::-1], mode="full")
+    pc = np.unravel_index(np.argmax(cross), cross.shape)
+    pa = np.unravel_index(np.argmax(auto), auto.shape)
+    return int(pa[1] - pc[1]), float((pa[0] - pc[0]) * (high - low) / 255)
+
+
+def test_fast_alignment_equals_challenge_steps(shared_data: Path) -> None:
+    from digitize.metrics import align
+
+    record = read_record(shared_data / "cinc" / "E07501.hea")
+    rng = np.random.default_rng(1)
+    for k, lag in [(0, 37), (1, -80), (6, 0), (10, 120)]:
+        reference = np.array(record.signal[:, k])
+        estimate = np.roll(reference, lag) + 0.2 + rng.normal(0, 0.03, len(reference))
+        estimate[:300] = np.nan
+        _, fast_lag, fast_offset = align(reference, estimate, 500)
+        ref_lag, ref_offset = _align_reference_implementation(reference, estimate, 500)
+        assert fast_lag == ref_lag and fast_offset == pytest.approx(ref_offset)
