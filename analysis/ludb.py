@@ -33,9 +33,9 @@ def read_ludb_record(path: str | Path) -> ECGRecord:
     """
     import wfdb
 
-    from digitize.io import read_record
+    from digitize.io import read_wfdb
 
-    header_record = read_record(path)  # age, sex, provenance, lead names
+    header_record = read_wfdb(path, check_gains=False)  # age, sex, provenance, lead names
     raw = wfdb.rdrecord(str(path), physical=False)
     digital = raw.d_signal.astype(np.float64) - np.asarray(raw.baseline, dtype=np.float64)
     signal = digital / LUDB_UNITS_PER_MV

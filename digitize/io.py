@@ -89,8 +89,11 @@ def _parse_comments(comments: list[str]) -> dict[str, Any]:
     return info
 
 
-def read_wfdb(path: str | Path) -> ECGRecord:
-    """Read a WFDB record in mV (any format wfdb reads, FLAC included)."""
+def read_wfdb(path: str | Path, check_gains: bool = True) -> ECGRecord:
+    """Read a WFDB record in mV (any format wfdb reads, FLAC included).
+
+    With ``check_gains`` a warning is logged when every lead spans exactly the same range
+    (header gains that are a per-lead min-max normalisation, as in LUDB v1.0.1)."""
     import wfdb
 
     stem = _record_stem(Path(path))
@@ -116,7 +119,7 @@ def read_wfdb(path: str | Path) -> ECGRecord:
             scale = 1.0
         signal[:, k] *= scale
     finite_leads = np.isfinite(signal).any(axis=0)
-    if finite_leads.sum() > 1:
+    if check_gains and finite_leads.sum() > 1:
         read = signal[:, finite_leads]
         spans = np.nanmax(read, axis=0) - np.nanmin(read, axis=0)
         if np.allclose(spans, spans[0], rtol=1e-6) and np.all(spans > 0):

@@ -572,7 +572,9 @@ def _draw_texts(ink: _Ink, frame: PageFrame, settings: RenderSettings, record: E
     s = settings.px_per_mm
     header_box = None
     if settings.header:
-        source = str(record.provenance.get("source", ""))
+        # the fake header is seeded by the record's own name (last path parts), not its
+        # absolute path, so a page renders identically from any checkout or data folder
+        source = "/".join(Path(str(record.provenance.get("source", ""))).parts[-3:])
         seed = int(hashlib.sha1(source.encode()).hexdigest()[:8], 16)
         columns = _header_lines(record, ECGRecord(truth, TRUTH_FS_HZ, STANDARD_LEADS), seed)
         col_x_mm = (frame.grid_x0_mm, frame.grid_x0_mm + 75.0, frame.grid_x0_mm + 150.0)
