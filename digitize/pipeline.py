@@ -60,69 +60,21 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 
-# ---------------------------------------------------------------------------- fallbacks
-@dataclasses.dataclass(frozen=True)
-class _FallbackGrid:
-    found: bool
-    px_per_mm_x: float
-    px_per_mm_y: float
-    rotation_deg: float
-    grid_colour: str
-    source: str
-    confidence: float
-    reason: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class _FallbackDeskew:
-    image: np.ndarray
-    matrix: np.ndarray
-    rotation_deg: float
-    perspective_corrected: bool
-    grid: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class _FallbackInk:
-    darkness: np.ndarray
-    mask: np.ndarray
-    threshold: float
-
-
-def _fallback_find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None) -> Any:
-    dpi = dpi_prior or 200.0
-    ppmm = dpi / 25.4
-    return _FallbackGrid(False, ppmm, ppmm, 0.0, "none", "dpi", 0.3,
-                         "geometry stage unavailable; px/mm from dpi")
-
-
-def _fallback_deskew(image_rgb: np.ndarray, grid: Any) -> Any:
-    return _FallbackDeskew(image_rgb, np.eye(3), 0.0, False, grid)
-
-
-def _fallback_find_ink(image_rgb: np.ndarray, grid: Any) -> Any:
-    darkest = image_rgb.max(axis=2).astype(np.float32)
-    darkness = np.clip((105.0 - darkest) / 60.0, 0.0, 1.0)
-    return _FallbackInk(darkness, darkness >= 0.5, 0.5)
-
-
 def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
-    """(load_pages, find_grid, deskew, find_ink): the geometry helper's, else fallbacks."""
+    """The geometry stages ``(load_pages, find_grid, deskew, find_ink)``, imported lazily."""
+    from digitize.deskew import deskew
+    from digitize.grid import find_grid
+    from digitize.ink import find_ink
     from digitize.load import load_pages
 
-    try:
-        from digitize.grid import find_grid
-    except ImportError:
-        find_grid = _fallback_find_grid
-    try:
-        from digitize.deskew import deskew
-    except ImportError:
-        deskew = _fallback_deskew
-    try:
-        from digitize.ink import find_ink
-    except ImportError:
-        find_ink = _fallback_find_ink
     return load_pages, find_grid, deskew, find_ink
+
+
+def _read_as_is(image_rgb: np.ndarray, grid: Any, reason: str) -> Any:
+    """A deskew result that leaves the page untouched (identity matrix)."""
+    from digitize.deskew import DeskewResult
+
+    return DeskewResult(image_rgb, np.eye(3), 0.0, False, grid, reason=reason)
 
 
 # ---------------------------------------------------------------------------- result
@@ -325,11 +277,11 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     if (abs(rotation) < 0.03 or not math.isfinite(rotation)) and getattr(
             grid, "homography", None) is None:
         # not worth resampling the page (it would only blur thin traces)
-        desk = _fallback_deskew(image, grid)
+        desk = _read_as_is(image, grid, "rotation below 0.03 deg: page read as is")
     elif not getattr(grid, "found", False) and abs(rotation) > 6.0:
         warnings.append(f"rotation {rotation:.1f} deg estimated without a grid is not trusted; "
                         "page read as is")
-        desk = _fallback_deskew(image, grid)
+        desk = _read_as_is(image, grid, "rotation estimated without a grid not trusted")
     else:
         desk = deskew(image, grid)
     grid2 = getattr(desk, "grid", None) or grid
