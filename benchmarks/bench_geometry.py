@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -30,32 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from digitize.deskew import deskew  # noqa: E402
+from digitize.deskew import deskew, local_scale  # noqa: E402
 from digitize.grid import find_grid  # noqa: E402
 from digitize.ink import find_ink  # noqa: E402
-
-
-def _local_scale(matrix: np.ndarray, ppm_x: float, ppm_y: float, xy: np.ndarray
-                 ) -> tuple[float, float, float]:
-    """px/mm (x, y) and rotation (deg, CCW+) at input point ``xy``, defined like the
-    renderer's truth: the image of a 1 mm step along the page's x and y axes.
-
-    ``matrix`` maps input px to the deskewed page, whose grid is axis-aligned with
-    ``ppm_x``/``ppm_y`` px/mm.
-    """
-    to_mm = np.diag([1 / ppm_x, 1 / ppm_y, 1.0]) @ matrix
-    from_mm = np.linalg.inv(to_mm)
-
-    def f(m: np.ndarray, p: np.ndarray) -> np.ndarray:
-        v = m @ np.array([p[0], p[1], 1.0])
-        return v[:2] / v[2]
-
-    c_mm = f(to_mm, xy)
-    p0 = f(from_mm, c_mm)
-    jx = f(from_mm, c_mm + np.array([1.0, 0.0])) - p0  # image of a 1 mm step along x
-    jy = f(from_mm, c_mm + np.array([0.0, 1.0])) - p0
-    rot = -math.degrees(math.atan2(jx[1], jx[0]))
-    return float(np.hypot(*jx)), float(np.hypot(*jy)), rot
 
 
 def _evaluate(image: np.ndarray, geo: dict, meta: dict) -> dict:
@@ -80,7 +56,7 @@ def _evaluate(image: np.ndarray, geo: dict, meta: dict) -> dict:
     if desk.perspective_corrected:
         gx0, gy0, gx1, gy1 = geo["grid_box"]
         centre = np.array([(gx0 + gx1) / 2, (gy0 + gy1) / 2])
-        px, py, rot = _local_scale(desk.matrix, desk.grid.px_per_mm_x, desk.grid.px_per_mm_y,
+        px, py, rot = local_scale(desk.matrix, desk.grid.px_per_mm_x, desk.grid.px_per_mm_y,
                                    centre)
     else:
         px, py, rot = grid.px_per_mm_x, grid.px_per_mm_y, grid.rotation_deg

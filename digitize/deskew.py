@@ -65,6 +65,24 @@ def _apply_h(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return hom[:, :2] / hom[:, 2:3]
 
 
+def local_scale(matrix: np.ndarray, px_per_mm_x: float, px_per_mm_y: float,
+                xy: np.ndarray) -> tuple[float, float, float]:
+    """px/mm along the page's x and y axes and rotation (deg, CCW+) at input pixel ``xy``.
+
+    ``matrix`` maps input pixels to the deskewed page, whose grid is axis-aligned with
+    ``px_per_mm_x``/``px_per_mm_y``; the result is the image, in input pixels, of a 1 mm step
+    along each page axis (the renderer's truth is defined the same way).
+    """
+    to_mm = np.diag([1 / px_per_mm_x, 1 / px_per_mm_y, 1.0]) @ matrix
+    from_mm = np.linalg.inv(to_mm)
+    centre_mm = _apply_h(to_mm, np.asarray(xy, dtype=float))[0]
+    origin = _apply_h(from_mm, centre_mm)[0]
+    step_x = _apply_h(from_mm, centre_mm + np.array([1.0, 0.0]))[0] - origin
+    step_y = _apply_h(from_mm, centre_mm + np.array([0.0, 1.0]))[0] - origin
+    rotation = -math.degrees(math.atan2(step_x[1], step_x[0]))
+    return float(np.hypot(*step_x)), float(np.hypot(*step_y)), rotation
+
+
 def paper_colour(image_rgb: np.ndarray) -> tuple[int, int, int]:
     """Typical paper colour (RGB): the median of the brightest half of a subsample."""
     sub = image_rgb[::7, ::7].reshape(-1, 3)

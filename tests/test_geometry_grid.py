@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitize.deskew import deskew
+from digitize.deskew import deskew, local_scale
 from digitize.grid import find_grid
 from digitize.ink import find_ink
 
@@ -143,24 +143,6 @@ def test_real_scan_is_200_dpi(shared_data: Path) -> None:
     assert abs(result.rotation_deg) < 0.2
 
 
-def _local_scale(matrix: np.ndarray, ppm_x: float, ppm_y: float, xy: np.ndarray
-                 ) -> tuple[float, float, float]:
-    """px/mm along the page's x and y axes and rotation (deg, CCW+) at input point ``xy``,
-    defined like the renderer's truth, from a deskew matrix and the deskewed grid's px/mm."""
-    to_mm = np.diag([1 / ppm_x, 1 / ppm_y, 1.0]) @ matrix
-    from_mm = np.linalg.inv(to_mm)
-
-    def f(m: np.ndarray, p: np.ndarray) -> np.ndarray:
-        v = m @ np.array([p[0], p[1], 1.0])
-        return v[:2] / v[2]
-
-    c_mm = f(to_mm, xy)
-    p0 = f(from_mm, c_mm)
-    jx = f(from_mm, c_mm + np.array([1.0, 0.0])) - p0
-    jy = f(from_mm, c_mm + np.array([0.0, 1.0])) - p0
-    return float(np.hypot(*jx)), float(np.hypot(*jy)), -float(np.degrees(np.arctan2(jx[1], jx[0])))
-
-
 @pytest.mark.parametrize("seed", [2, 5])
 def test_photo_perspective_is_rectified(record, seed: int) -> None:
     page = distort.apply_profile(_page(record, "red", 150.0), "photo", seed=seed)
@@ -174,7 +156,7 @@ def test_photo_perspective_is_rectified(record, seed: int) -> None:
     # the chain input -> deskewed -> mm reproduces the local scale at the grid centre
     gx0, gy0, gx1, gy1 = page.geometry["grid_box"]
     centre = np.array([(gx0 + gx1) / 2, (gy0 + gy1) / 2])
-    px, py, rot = _local_scale(out.matrix, out.grid.px_per_mm_x, out.grid.px_per_mm_y, centre)
+    px, py, rot = local_scale(out.matrix, out.grid.px_per_mm_x, out.grid.px_per_mm_y, centre)
     tx, ty, trot = _truth(page)
     assert abs(px / tx - 1) < 0.01 and abs(py / ty - 1) < 0.01, (px, tx, py, ty)
     assert abs(rot - trot) < 0.3, (rot, trot)
