@@ -1041,8 +1041,11 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
     if not all(two_levels):
         conf *= 0.7
     found = coh > 0.35 and snr > 2.0 and 0.8 < px_x / px_y < 1.25
-    if found and not any(two_levels) and not 0.9 < px_x / px_y < 1.11:
+    if found and not all(two_levels) and not 0.9 < px_x / px_y < 1.11:
+        # paper grids are square (a fax's 204 x 196 dpi is 4 % off); a one-level reading in
+        # either direction that is not square is text lines and character pitch
         found = False
+        notes.append(f"one-level lattice not square (x/y {px_x / px_y:.2f})")
     if found and not any(two_levels):
         # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
         # with clear periodicity (text lines and character pitch are not a grid)
