@@ -51,10 +51,21 @@ def row_to_mv(trace: RowTrace, baseline_px: float, px_per_mm_y: float, gain_mm_m
     return (baseline_px - trace.y_px) / (px_per_mm_y * gain_mm_mv)
 
 
+def row_samples_mv(trace: RowTrace, baseline_px: float, px_per_mm_y: float,
+                   gain_mm_mv: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(x_px, mV)`` of a row at its finest resolution: the sub-column trace when the trace
+    stage made one, else one value per column."""
+    if trace.fine_x_px is not None and trace.fine_y_px is not None:
+        x_px, y_px = trace.fine_x_px, trace.fine_y_px
+    else:
+        x_px, y_px = trace.x_px.astype(float), trace.y_px
+    return x_px, (baseline_px - y_px) / (px_per_mm_y * gain_mm_mv)
+
+
 def _guard_boundaries(x_px: np.ndarray, mv: np.ndarray, layout: Layout, row: int, x0_px: float,
                       x_end_px: float, guard_px: float) -> np.ndarray:
-    """Replace values within ``guard_px`` of inner cell boundaries by the nearest value read
-    on the same side of the boundary (separator ticks are not signal)."""
+    """NaN within ``guard_px`` of inner cell boundaries: a separator tick and the jump from
+    one lead's trace to the next are printed there, not either lead's signal."""
     cells = layout.row_cells(row)
     if len(cells) < 2:
         return mv
@@ -62,14 +73,7 @@ def _guard_boundaries(x_px: np.ndarray, mv: np.ndarray, layout: Layout, row: int
     span = x_end_px - x0_px
     for cell in cells[1:]:
         xb = x0_px + cell.t0 * span
-        left = (x_px >= xb - guard_px) & (x_px < xb)
-        right = (x_px >= xb) & (x_px <= xb + guard_px)
-        for side, pick in ((left, -1), (right, 1)):
-            if not side.any():
-                continue
-            idx = np.flatnonzero(side)
-            probe = idx[0] - 1 if pick < 0 else idx[-1] + 1
-            out[idx] = mv[probe] if 0 <= probe < len(mv) else np.nan
+        out[np.abs(x_px - xb) <= guard_px] = np.nan
     return out
 
 
@@ -109,7 +113,7 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
     """Place every cell of ``layout`` into a 12-lead record (see module docstring).
 
     ``guard_px``: columns this close to a boundary between two cells of a row (where a
-    separator tick may be printed) are not read; each cell holds its nearest read value there.
+    separator tick may be printed) are not read (NaN).
     """
     signal = np.full((n_samples, 12), np.nan)
     t = np.arange(n_samples) / FS_HZ
@@ -124,16 +128,16 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
             continue
         trace = traces[cell.row]
         i0, i1 = round(cell.t0 * n_samples), round(cell.t1 * n_samples)
-        mv = row_to_mv(trace, baselines_px[cell.row], px_per_mm_y, row_gain_mm_mv[cell.row])
         if len(trace.x_px) < 2:
             continue
+        x_px, mv = row_samples_mv(trace, baselines_px[cell.row], px_per_mm_y,
+                                  row_gain_mm_mv[cell.row])
         y_row = mv
         if guard_px > 0:
-            y_row = _guard_boundaries(trace.x_px, mv, layout, cell.row, x0_px,
+            y_row = _guard_boundaries(x_px, mv, layout, cell.row, x0_px,
                                       x0_px + n_samples / FS_HZ * speed_mm_s * px_per_mm_x,
                                       guard_px)
-        values = np.interp(x_of_t[i0:i1], trace.x_px.astype(float), y_row, left=np.nan,
-                           right=np.nan)
+        values = np.interp(x_of_t[i0:i1], x_px, y_row, left=np.nan, right=np.nan)
         if cell.inverted:
             values = -values
         k = STANDARD_LEADS.index(cell.stored_lead)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FILL_NEAR_APEX = False
 ERODE = False
+REFINE = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,10 @@ class RowTrace:
         Fraction of columns read cleanly (not lost, not shared), in [0, 1].
     line_width_px
         Estimated stroke width of the trace.
+    fine_x_px, fine_y_px
+        The same trace at ``SUBSAMPLES`` points per column (see :func:`refine_envelope`):
+        the signal between and within columns, which a steep QRS stroke or a narrow spike
+        needs. NaN where ``y_px`` is NaN; ``None`` when not computed.
     """
 
     row: int
@@ -54,6 +59,8 @@ class RowTrace:
     shared: np.ndarray
     confidence: float
     line_width_px: float
+    fine_x_px: np.ndarray | None = None
+    fine_y_px: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +214,10 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     tip is ``U + R`` (``L - R`` for a downward peak), which keeps QRS amplitudes; the columns
     under the pen's cap beside a tip are interpolated between the tip and the strokes.
 
-    Returns ``(y_band_px, shared)``: NaN where the column has no ink under the path; ``shared``
-    marks columns whose run is claimed by another row's path too (a crossing).
+    Returns ``(y_band_px, shared, upper, lower)``: NaN where the column has no ink under the
+    path; ``shared`` marks columns whose run is claimed by another row's path too (a
+    crossing); ``upper`` / ``lower`` are the sub-pixel top and bottom edges of each column's
+    run (band px, NaN where none).
     """
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
@@ -289,7 +298,110 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         if fill.any() and anchor.sum() >= 2:
             xs = np.flatnonzero(anchor)
             values[k, fill] = np.interp(np.flatnonzero(fill), xs, values[k, xs])
-    return values, shared
+    return values, shared, upper, lower
+
+
+SUBSAMPLES = 2
+"""Points per column of the refined trace (``RowTrace.fine_*``)."""
+
+
+def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fine-sample offsets (relative to ``subsamples * column``) of the samples whose pen disc
+    reaches a column, and the half height of the disc's ink in that column there (px)."""
+    reach = radius_px + 0.5
+    kmax = int(np.ceil(reach * subsamples)) + 1
+    offs = np.arange(-kmax, kmax + subsamples)
+    pos = (offs + 0.5) / subsamples - 0.5          # sample position relative to column centre
+    dist = np.maximum(np.abs(pos) - 0.5, 0.0)      # to the nearest point of the column
+    keep = dist < radius_px
+    half = np.sqrt(np.maximum(radius_px ** 2 - dist[keep] ** 2, 0.0))
+    return offs[keep], half
+
+
+def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
+                    valid: np.ndarray, line_width_px: float, subsamples: int = SUBSAMPLES,
+                    iterations: int = 120, smooth: float = 0.02) -> np.ndarray:
+    """The signal at ``subsamples`` points per column whose pen drawing matches the ink.
+
+    A pen of radius ``R`` draws each point of the signal as a disc, so column ``j``'s run
+    has top edge ``min_i (z_i - s_ij)`` and bottom edge ``max_i (z_i + s_ij)`` over the fine
+    samples ``z_i`` whose disc reaches the column (``s_ij``: the disc's half height there).
+    A steep stroke therefore fixes the signal at both ends of the column's window, and a
+    narrow spike's tip is where its far edge says — information that one value per column
+    throws away. ``z`` minimises the squared misfit of both edges on ``valid`` columns plus
+    ``smooth`` × the squared second difference (Adam, started from ``initial``).
+
+    Parameters
+    ----------
+    upper, lower
+        ``(n_rows, n_cols)`` sub-pixel run edges (px, y down).
+    initial
+        ``(n_rows, n_cols)`` one value per column (px); NaN where the trace was lost.
+    valid
+        ``(n_rows, n_cols)`` columns whose edges are the trace's own (not lost or shared).
+    line_width_px
+        Pen width; ``R`` is half of it.
+
+    Returns
+    -------
+    ``(n_rows, n_cols * subsamples)`` px; NaN where ``initial`` is NaN.
+    """
+    n_rows, n_cols = initial.shape
+    m = subsamples
+    radius = max(0.5, 0.5 * line_width_px)
+    offs, half = _pen_offsets(radius, m)
+    n_fine = n_cols * m
+    base = (np.arange(n_cols) * m)[:, None] + offs[None, :]          # (n_cols, n_win)
+    inside = (base >= 0) & (base < n_fine)
+    base = np.clip(base, 0, n_fine - 1)
+    finite = np.isfinite(initial)
+    fine_pos = (np.arange(n_fine) + 0.5) / m - 0.5
+    out = np.full((n_rows, n_fine), np.nan)
+    for k in range(n_rows):
+        ok = finite[k]
+        if ok.sum() < 2:
+            continue
+        cols = np.flatnonzero(ok)
+        z = np.interp(fine_pos, cols, initial[k, cols])
+        use = valid[k] & ok & np.isfinite(upper[k]) & np.isfinite(lower[k])
+        # a column with no trace of its own holds its neighbours' fine samples still
+        frozen = ~np.repeat(use, m)
+        if use.sum() < 2:
+            out[k] = np.where(np.repeat(ok, m), z, np.nan)
+            continue
+        jj = np.flatnonzero(use)
+        idx = base[jj]
+        win_ok = inside[jj]
+        u_obs, l_obs = upper[k, jj], lower[k, jj]
+        mom = np.zeros(n_fine)
+        vel = np.zeros(n_fine)
+        lr, b1, b2 = 0.25, 0.8, 0.95
+        for it in range(1, iterations + 1):
+            zw = z[idx]
+            top = np.where(win_ok, zw - half, np.inf)
+            bot = np.where(win_ok, zw + half, -np.inf)
+            ia = np.argmin(top, axis=1)
+            ib = np.argmax(bot, axis=1)
+            rows_ = np.arange(len(jj))
+            ru = top[rows_, ia] - u_obs
+            rl = bot[rows_, ib] - l_obs
+            grad = np.zeros(n_fine)
+            np.add.at(grad, idx[rows_, ia], 2 * ru)
+            np.add.at(grad, idx[rows_, ib], 2 * rl)
+            d2 = np.zeros(n_fine)
+            d2[1:-1] = z[:-2] - 2 * z[1:-1] + z[2:]
+            g2 = np.zeros(n_fine)
+            g2[:-2] += d2[1:-1]
+            g2[1:-1] -= 2 * d2[1:-1]
+            g2[2:] += d2[1:-1]
+            grad += 2 * smooth * g2
+            grad[frozen] = 0.0
+            mom = b1 * mom + (1 - b1) * grad
+            vel = b2 * vel + (1 - b2) * grad ** 2
+            step = lr * (mom / (1 - b1 ** it)) / (np.sqrt(vel / (1 - b2 ** it)) + 1e-3)
+            z = z - step
+        out[k] = np.where(np.repeat(ok, m), z, np.nan)
+    return out
 
 
 def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
@@ -332,7 +444,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
                          start_col=np.array([r[0] - x0 for r in x_ranges_px]),
                          dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
     line_width = estimate_line_width(bands, path, threshold)
-    values, shared = read_columns(bands, path, tops, threshold, line_width)
+    values, shared, upper, lower = read_columns(bands, path, tops, threshold, line_width)
+    fine = refine_envelope(upper, lower, values, ~shared, line_width) if REFINE else None
     erode_px = int(0.5 * line_width - 0.5) if ERODE else 0
     if erode_px >= 1:
         # a thick pen smears steep strokes over the neighbouring columns; eroding the ink by
@@ -343,8 +456,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         thin = np.empty_like(bands)
         for k in range(n_rows):
             thin[k] = cv2.erode(bands[k], kernel)
-        thin_values, thin_shared = read_columns(thin, path, tops, threshold,
-                                                max(1.0, line_width - 2 * erode_px))
+        thin_values, thin_shared, _, _ = read_columns(thin, path, tops, threshold,
+                                                      max(1.0, line_width - 2 * erode_px))
         use = np.isfinite(thin_values)
         values = np.where(use, thin_values, values)
         shared = np.where(use, thin_shared, shared)
@@ -356,11 +469,21 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         ys = values[k, a - x0:b - x0] + tops[k]
         sh = shared[k, a - x0:b - x0]
         ys = _fill_short_gaps(ys, max_gap_s_px)
+        fine_x = fine_y = None
+        if fine is not None:
+            m = SUBSAMPLES
+            fine_x = (a + (np.arange((b - a) * m) + 0.5) / m - 0.5).astype(float)
+            fine_y = fine[k, (a - x0) * m:(b - x0) * m] + tops[k]
+            # short gaps filled in the column trace are filled the same way here
+            gap = ~np.isfinite(fine_y) & np.repeat(np.isfinite(ys), m)
+            if gap.any():
+                fine_y = fine_y.copy()
+                fine_y[gap] = np.interp(fine_x[gap], xs.astype(float), ys)
         n = max(len(xs), 1)
         lost = float(np.mean(~np.isfinite(ys))) if len(ys) else 1.0
         confidence = max(0.0, 1.0 - lost - 0.5 * float(np.mean(sh)) if len(sh) else 0.0)
         rows.append(RowTrace(row=k, x_px=xs, y_px=ys, shared=sh, confidence=round(confidence, 3),
-                             line_width_px=line_width))
+                             line_width_px=line_width, fine_x_px=fine_x, fine_y_px=fine_y))
         log.debug("row %d: %d columns, %.1f%% lost, %.1f%% shared", k, n, 100 * lost,
                   100 * float(np.mean(sh)) if len(sh) else 0.0)
     return TraceResult(rows=tuple(rows), ink_threshold=threshold, line_width_px=line_width)
