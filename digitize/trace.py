@@ -187,17 +187,29 @@ def _centroid(column: np.ndarray, a: int, b: int) -> float:
 
 
 def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -> float:
-    """Median ink-run height along the paths (flat parts dominate), in px."""
+    """Pen width along the paths, in px.
+
+    Per sampled column the smaller of the run's summed darkness (the width of a flat line)
+    and twice the largest distance from the run to paper minus half a pixel (the width of a
+    steep stroke, whose vertical run is much taller than the pen); the median of those. A
+    noisy or fast-moving trace is steep almost everywhere, so the run height alone
+    overestimates the pen.
+    """
+    import cv2
+
     heights = []
     n_rows, n_cols, _ = bands.shape
     step = max(1, n_cols // 400)
     for k in range(n_rows):
+        ink = np.ascontiguousarray((bands[k] >= threshold).astype(np.uint8))
+        dist = cv2.distanceTransform(ink, cv2.DIST_L2, 5)
         for x in range(0, n_cols, step):
             col = bands[k, x]
             run = _runs_at(col, int(path[k, x]), threshold)
             if run is not None:
                 a, b = run
-                heights.append(float(col[max(a - 1, 0):b + 2].sum()))
+                across = 2.0 * float(dist[x, a:b + 1].max()) - 0.5
+                heights.append(min(float(col[max(a - 1, 0):b + 2].sum()), across))
     if not heights:
         return 2.0
     return float(max(1.0, np.median(heights)))
