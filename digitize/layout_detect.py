@@ -162,6 +162,87 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
                                  enumerate(rows)), pitch_px=pitch)
 
 
+def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
+                  counts: tuple[int, ...], min_coverage: float = 0.2) -> RowsResult:
+    """Rows a template needs but the projection missed, found on the row lattice.
+
+    Trace rows are printed at one pitch. Where the found rows sit on such a lattice with
+    gaps (large complexes of neighbouring rows blur the projection at 20 mm/mV), the missing
+    lattice positions of the smallest template row count in ``counts`` that fits are checked
+    for a trace (inked columns within ±2.5 mm over at least ``min_coverage`` of the page
+    width) and added. Returns ``rows`` unchanged when no template is completed this way.
+    """
+    found = [r.centre_px for r in rows.rows]
+    n = len(found)
+    if n < 2 or n in counts:
+        return rows
+    diffs = np.diff(found)
+    if diffs.min() <= 0:
+        return rows
+    # the ink centre of a row with large complexes is off its 0 mV line by up to ~1/5 pitch,
+    # so the pitch is the span over the number of steps, and a step of 1.7-2.3 pitches is a
+    # missing row
+    mult = np.maximum(np.round(diffs / float(np.median(diffs))), 1)
+    pitch = float(diffs.sum() / mult.sum())
+    if np.max(np.abs(diffs / pitch - mult)) > 0.3:
+        return rows
+    slots = np.concatenate([[0], np.cumsum(np.round(diffs / pitch))]).astype(int)
+    span = int(slots[-1]) + 1
+    h, w = darkness.shape
+    mask = darkness >= 0.3
+    reach = int(round(2.5 * px_per_mm))
+    x_first = int(np.median([r.x_first_px for r in rows.rows]))
+    x_last = int(np.median([r.x_last_px for r in rows.rows]))
+
+    def coverage_at(y: float) -> float:
+        a, b = max(0, int(y) - reach), min(h, int(y) + reach + 1)
+        if b <= a:
+            return 0.0
+        return float(mask[a:b, x_first:x_last + 1].any(axis=0).mean())
+
+    def coverage(y: float) -> tuple[float, float]:
+        """Best coverage within a quarter pitch of ``y``, and where."""
+        step = max(1.0, 0.5 * px_per_mm)
+        tries = [(coverage_at(y + d), y + d) for d in np.arange(-0.25 * pitch, 0.25 * pitch
+                                                                   + step, step)]
+        return max(tries)
+
+    for total in sorted(c for c in counts if c > n):
+        if total < span:
+            continue
+        best = None
+        for shift in range(0, total - span + 1):
+            ys = [found[0] + (slot - shift) * pitch for slot in range(total)]
+            if ys[0] < 3 * px_per_mm or ys[-1] > h - 3 * px_per_mm:
+                continue
+            occupied = set((slots + shift).tolist())
+            new = [k for k in range(total) if k not in occupied]
+            seen = [coverage(ys[k]) for k in new]
+            cov = [c for c, _ in seen]
+            if min(cov) < min_coverage:
+                continue
+            if best is None or min(cov) > best[0]:
+                for k, (_, y) in zip(new, seen, strict=True):
+                    ys[k] = y
+                best = (min(cov), ys, occupied, cov)
+        if best is None:
+            continue
+        _, ys, occupied, cov = best
+        old = iter(rows.rows)
+        new_cov = iter(cov)
+        out = []
+        for k, y in enumerate(ys):
+            if k in occupied:
+                r = next(old)
+                out.append(Row(k, r.centre_px, r.coverage, r.x_first_px, r.x_last_px))
+            else:
+                out.append(Row(k, float(y), round(next(new_cov), 3), x_first, x_last))
+        log.info("rows: %d found, %d added on the %.1f-px lattice for %d rows", n, total - n,
+                 pitch, total)
+        return RowsResult(rows=tuple(out), pitch_px=pitch)
+    return rows
+
+
 def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarray,
                    px_per_mm: float) -> list[tuple[float, float, int, int]]:
     """Drop 'rows' that are page borders or fills: at the image edge, starting far right of

@@ -47,6 +47,7 @@ from digitize.layout_detect import (
     RowsResult,
     TimeAxis,
     choose_layout,
+    complete_rows,
     find_rows,
     find_time_axis,
     tick_evidence,
@@ -68,6 +69,23 @@ def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
     from digitize.load import load_pages
 
     return load_pages, find_grid, deskew, find_ink
+
+
+def _trace_end_px(trace: Any, px_per_mm_x: float, gap_mm: float = 5.0,
+                  stray_mm: float = 20.0) -> float:
+    """Last column of a row's own trace. A piece of ink after a blank gap of ``gap_mm`` that
+    is shorter than ``stray_mm`` is not the trace (the edge of a scanner's dark background,
+    a stamp, a margin note) and does not extend the time axis."""
+    ok = np.flatnonzero(np.isfinite(trace.y_px))
+    if not len(ok):
+        return float(trace.x_px[-1])
+    breaks = np.flatnonzero(np.diff(ok) > gap_mm * px_per_mm_x)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(ok) - 1]])
+    k = len(starts) - 1
+    while k > 0 and (ok[ends[k]] - ok[starts[k]]) < stray_mm * px_per_mm_x:
+        k -= 1
+    return float(trace.x_px[ok[ends[k]]])
 
 
 def _read_as_is(image_rgb: np.ndarray, grid: Any, reason: str) -> Any:
@@ -310,6 +328,13 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     lap("ink")
     rows = find_rows(darkness, ppmm_y)
     _check_is_ecg(darkness, rows, source)
+    template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
+    if len(rows.rows) not in template_rows:
+        completed = complete_rows(rows, darkness, ppmm_y, template_rows)
+        if len(completed.rows) != len(rows.rows):
+            warnings.append(f"{len(completed.rows) - len(rows.rows)} trace row(s) not seen in "
+                            "the ink projection were added on the row lattice")
+            rows = completed
     lap("rows")
     pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40 * ppmm_y
     rows_top = rows.rows[0].centre_px - 0.6 * pitch
@@ -346,10 +371,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     settings = parse_settings_text(text.settings_text) if text.settings_text else None
     cal = decide_calibration(pulses, len(rows.rows), settings)
     warnings.extend(cal.warnings)
-    last_ink = []
-    for trace in traces.rows:
-        ok = np.flatnonzero(np.isfinite(trace.y_px))
-        last_ink.append(float(trace.x_px[ok[-1]]) if len(ok) else float(trace.x_px[-1]))
+    last_ink = [_trace_end_px(trace, ppmm_x) for trace in traces.rows]
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
                           line_width_px=traces.line_width_px, last_ink_px=last_ink)
     lap("calibration")
