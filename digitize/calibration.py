@@ -251,14 +251,24 @@ def parse_settings_text(text: str) -> SettingsText:
     return SettingsText(gain_mm_mv=gain, speed_mm_s=speed, text=text.strip()[:200])
 
 
+PULSE_HEIGHT_TOL = 0.08
+"""Largest relative difference between a pulse's measured height and its nominal gain for the
+pulse to vote when other pulses measure true."""
+
+
 def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | None
                        ) -> CalibrationResult:
     """Combine the row pulses and the settings text into one gain and speed (see module doc)."""
     warnings: list[str] = []
     pulse_gain = pulse_speed = None
+    # a pulse whose measured height is off its nominal gain by more than 8 % is another row's
+    # ink read as a pulse (the top of a 20-mm pulse from the row below looks like a 5-mm
+    # one); where some pulses measure true, only those vote
+    exact = [p for p in pulses if abs(p.height_mm / p.gain_mm_mv - 1.0) <= PULSE_HEIGHT_TOL]
+    voters = exact or pulses
     if pulses:
-        gains = [p.gain_mm_mv for p in pulses]
-        speeds = [p.speed_mm_s for p in pulses]
+        gains = [p.gain_mm_mv for p in voters]
+        speeds = [p.speed_mm_s for p in voters]
         pulse_gain = max(set(gains), key=gains.count)
         pulse_speed = max(set(speeds), key=speeds.count)
         if len(set(gains)) > 1:
@@ -297,7 +307,7 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         warnings.append("paper speed not printed or not read: assumed 25 mm/s")
     row_gain = [gain] * n_rows
     for p in pulses:
-        if 0 <= p.row < n_rows:
+        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain):
             row_gain[p.row] = p.gain_mm_mv
     if pulses and len(pulses) < n_rows:
         warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")

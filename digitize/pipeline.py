@@ -443,11 +443,16 @@ def _mode(values: np.ndarray) -> float:
 def _einthoven_by_layout(n_rows: int, traces: TraceResult, baselines: list[float],
                          cal: CalibrationResult, ppmm_x: float, ppmm_y: float,
                          axis: TimeAxis) -> dict[str, float]:
-    """Einthoven residual for templates that only differ in lead order (12x1 vs Cabrera)."""
+    """Consistency penalty per candidate template (subtracted, ×2, from its layout score):
+    the Einthoven residual for templates that only differ in lead order (12x1 vs Cabrera);
+    :func:`_duplicate_mismatch` for templates that differ in their grid (6x2 vs 3x4+3)."""
     candidates = [name for name, lay in LAYOUTS.items() if lay.n_rows == n_rows]
-    if len(candidates) < 2 or not all(
-            len(LAYOUTS[c].row_cells(0)) == 1 for c in candidates):
+    if len(candidates) < 2:
         return {}
+    if not all(len(LAYOUTS[c].row_cells(0)) == 1 for c in candidates):
+        # templates that differ in their grid (6x2 vs 3x4+3): a lead printed twice (a cell
+        # and a rhythm strip) must read the same both times
+        return {name: _duplicate_mismatch(LAYOUTS[name], traces, axis) for name in candidates}
     out = {}
     for name in candidates:
         conv = build_record(traces.rows, LAYOUTS[name], baselines, list(cal.row_gain_mm_mv),
@@ -456,6 +461,33 @@ def _einthoven_by_layout(n_rows: int, traces: TraceResult, baselines: list[float
         vals = [v for v in res.values() if math.isfinite(v)]
         out[name] = float(np.mean(vals)) if vals else float("nan")
     return out
+
+
+def _duplicate_mismatch(layout: Any, traces: TraceResult, axis: TimeAxis) -> float:
+    """Sum over the leads that ``layout`` prints twice at the same time of (0.6 − r), r the
+    correlation of the two rows' traces there: negative where the copies agree (evidence for
+    the layout), positive where they do not; 0 for a layout without such pairs."""
+    span = axis.x1_px - axis.x0_px
+    total = 0.0
+    cells = sorted(layout.cells, key=lambda c: (c.stored_lead, c.t1 - c.t0))
+    for i, short in enumerate(cells):
+        for long in cells[i + 1:]:
+            if long.stored_lead != short.stored_lead or long.row == short.row:
+                continue
+            t0, t1 = max(short.t0, long.t0), min(short.t1, long.t1)
+            if t1 - t0 < 0.1 or long.row >= len(traces.rows) or short.row >= len(traces.rows):
+                continue
+            xs = np.arange(axis.x0_px + t0 * span + 0.05 * span * (t1 - t0),
+                           axis.x0_px + t1 * span - 0.05 * span * (t1 - t0))
+            a_tr, b_tr = traces.rows[short.row], traces.rows[long.row]
+            a = np.interp(xs, a_tr.x_px.astype(float), a_tr.y_px, left=np.nan, right=np.nan)
+            b = np.interp(xs, b_tr.x_px.astype(float), b_tr.y_px, left=np.nan, right=np.nan)
+            ok = np.isfinite(a) & np.isfinite(b)
+            if ok.sum() < 20 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+                continue
+            r = float(np.corrcoef(a[ok], b[ok])[0, 1])
+            total += 0.6 - r
+    return total
 
 
 def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True

@@ -368,52 +368,52 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     base = np.clip(base, 0, n_fine - 1)
     finite = np.isfinite(initial)
     fine_pos = (np.arange(n_fine) + 0.5) / m - 0.5
-    out = np.full((n_rows, n_fine), np.nan)
+    z = np.zeros((n_rows, n_fine))
     for k in range(n_rows):
-        ok = finite[k]
-        if ok.sum() < 2:
-            continue
-        cols = np.flatnonzero(ok)
-        z = np.interp(fine_pos, cols, initial[k, cols])
-        use = valid[k] & ok & np.isfinite(upper[k]) & np.isfinite(lower[k])
-        # a column with no trace of its own holds its neighbours' fine samples still
-        frozen = ~np.repeat(use, m)
-        if use.sum() < 2:
-            out[k] = np.where(np.repeat(ok, m), z, np.nan)
-            continue
-        jj = np.flatnonzero(use)
-        idx = base[jj]
-        win_ok = inside[jj]
-        u_obs, l_obs = upper[k, jj], lower[k, jj]
-        mom = np.zeros(n_fine)
-        vel = np.zeros(n_fine)
-        lr, b1, b2 = 0.25, 0.8, 0.95
-        for it in range(1, iterations + 1):
-            zw = z[idx]
-            top = np.where(win_ok, zw - half, np.inf)
-            bot = np.where(win_ok, zw + half, -np.inf)
-            ia = np.argmin(top, axis=1)
-            ib = np.argmax(bot, axis=1)
-            rows_ = np.arange(len(jj))
-            ru = top[rows_, ia] - u_obs
-            rl = bot[rows_, ib] - l_obs
-            grad = np.zeros(n_fine)
-            np.add.at(grad, idx[rows_, ia], 2 * ru)
-            np.add.at(grad, idx[rows_, ib], 2 * rl)
-            d2 = np.zeros(n_fine)
-            d2[1:-1] = z[:-2] - 2 * z[1:-1] + z[2:]
-            g2 = np.zeros(n_fine)
-            g2[:-2] += d2[1:-1]
-            g2[1:-1] -= 2 * d2[1:-1]
-            g2[2:] += d2[1:-1]
-            grad += 2 * smooth * g2
-            grad[frozen] = 0.0
-            mom = b1 * mom + (1 - b1) * grad
-            vel = b2 * vel + (1 - b2) * grad ** 2
-            step = lr * (mom / (1 - b1 ** it)) / (np.sqrt(vel / (1 - b2 ** it)) + 1e-3)
-            z = z - step
-        out[k] = np.where(np.repeat(ok, m), z, np.nan)
-    return out
+        cols = np.flatnonzero(finite[k])
+        if len(cols):
+            z[k] = np.interp(fine_pos, cols, initial[k, cols])
+    use = valid & finite & np.isfinite(upper) & np.isfinite(lower)
+    use[finite.sum(axis=1) < 2] = False
+    # every row at once: (row, column) pairs of the columns that take part, flat indices
+    rr, jj = np.nonzero(use)
+    out = np.where(np.repeat(finite, m, axis=1), z, np.nan)
+    if len(rr) < 2:
+        return out
+    idx = rr[:, None] * n_fine + base[jj]
+    win_ok = inside[jj]
+    u_obs, l_obs = upper[rr, jj], lower[rr, jj]
+    # a column with no trace of its own holds its neighbours' fine samples still
+    free = np.repeat(use, m, axis=1).ravel()
+    zf = z.ravel().copy()
+    mom = np.zeros_like(zf)
+    vel = np.zeros_like(zf)
+    lr, b1, b2 = 0.25, 0.8, 0.95
+    pairs = np.arange(len(rr))
+    size = zf.size
+    for it in range(1, iterations + 1):
+        zw = zf[idx]
+        top = np.where(win_ok, zw - half, np.inf)
+        bot = np.where(win_ok, zw + half, -np.inf)
+        ia = np.argmin(top, axis=1)
+        ib = np.argmax(bot, axis=1)
+        ru = top[pairs, ia] - u_obs
+        rl = bot[pairs, ib] - l_obs
+        grad = np.bincount(idx[pairs, ia], 2 * ru, size) + np.bincount(idx[pairs, ib], 2 * rl,
+                                                                       size)
+        z2 = zf.reshape(n_rows, n_fine)
+        d2 = z2[:, :-2] - 2 * z2[:, 1:-1] + z2[:, 2:]
+        g2 = np.zeros((n_rows, n_fine))
+        g2[:, :-2] += d2
+        g2[:, 1:-1] -= 2 * d2
+        g2[:, 2:] += d2
+        grad += 2 * smooth * g2.ravel()
+        grad[~free] = 0.0
+        mom = b1 * mom + (1 - b1) * grad
+        vel = b2 * vel + (1 - b2) * grad ** 2
+        zf -= lr * (mom / (1 - b1 ** it)) / (np.sqrt(vel / (1 - b2 ** it)) + 1e-3)
+    z = zf.reshape(n_rows, n_fine)
+    return np.where(np.repeat(finite, m, axis=1), z, np.nan)
 
 
 def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
