@@ -188,9 +188,9 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
         return rows
     slots = np.concatenate([[0], np.cumsum(np.round(diffs / pitch))]).astype(int)
     span = int(slots[-1]) + 1
-    h, w = darkness.shape
+    h = darkness.shape[0]
     mask = darkness >= 0.3
-    reach = int(round(2.5 * px_per_mm))
+    reach = round(2.5 * px_per_mm)
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
 
