@@ -62,7 +62,9 @@ def test_rendered_page_reads_back(record, layout, speed, gain, dpi, grid, labels
         assert len(leads & {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5",
                             "V6"}) >= 6
         assert math.isfinite(result.convert.einthoven["limb"])
-        assert result.convert.einthoven["limb"] < 0.6
+        # the printed truth itself has 0.23 (LUDB's per-lead header scaling); reading errors of
+        # three leads add ~0.4; II swapped with I or III, or an inverted lead, gives >= 1.2
+        assert result.convert.einthoven["limb"] < 0.8
 
 
 def test_multipage_pdf_and_outputs(record, tmp_path):
