@@ -332,7 +332,7 @@ def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndar
 
 def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
                     valid: np.ndarray, line_width_px: float, subsamples: int = SUBSAMPLES,
-                    iterations: int = 120, smooth: float = 0.02) -> np.ndarray:
+                    iterations: int = 120, smooth: float = 0.1) -> np.ndarray:
     """The signal at ``subsamples`` points per column whose pen drawing matches the ink.
 
     A pen of radius ``R`` draws each point of the signal as a disc, so column ``j``'s run
