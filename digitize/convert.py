@@ -45,12 +45,6 @@ class ConvertResult:
     einthoven: dict[str, float]
 
 
-def row_to_mv(trace: RowTrace, baseline_px: float, px_per_mm_y: float, gain_mm_mv: float
-              ) -> np.ndarray:
-    """Signal of a row in mV per read column (NaN where lost)."""
-    return (baseline_px - trace.y_px) / (px_per_mm_y * gain_mm_mv)
-
-
 def row_samples_mv(trace: RowTrace, baseline_px: float, px_per_mm_y: float,
                    gain_mm_mv: float) -> tuple[np.ndarray, np.ndarray]:
     """``(x_px, mV)`` of a row at its finest resolution: the sub-column trace when the trace

@@ -186,7 +186,7 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     pitch = float(diffs.sum() / mult.sum())
     if np.max(np.abs(diffs / pitch - mult)) > 0.3:
         return rows
-    slots = np.concatenate([[0], np.cumsum(np.round(diffs / pitch))]).astype(int)
+    slots = np.concatenate([[0], np.cumsum(mult)]).astype(int)
     span = int(slots[-1]) + 1
     h = darkness.shape[0]
     mask = darkness >= 0.3

@@ -54,7 +54,7 @@ from digitize.layout_detect import (
 )
 from digitize.layouts import LAYOUTS, get_layout
 from digitize.record import ECGRecord
-from digitize.trace import TraceResult, extract_traces
+from digitize.trace import RowTrace, TraceResult, extract_traces
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
     return load_pages, find_grid, deskew, find_ink
 
 
-def _trace_end_px(trace: Any, px_per_mm_x: float, gap_mm: float = 5.0,
+def _trace_end_px(trace: RowTrace, px_per_mm_x: float, gap_mm: float = 5.0,
                   stray_mm: float = 20.0) -> float:
     """Last column of a row's own trace. A piece of ink after a blank gap of ``gap_mm`` that
     is shorter than ``stray_mm`` is not the trace (the edge of a scanner's dark background,
