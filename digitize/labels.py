@@ -216,7 +216,8 @@ def _ocr_batch(lab: np.ndarray, crops: list, px_per_mm: float) -> list[tuple[str
         spans.append((y, y + row.shape[0]))
         y += row.shape[0]
     canvas = np.vstack(canvas_rows)
-    data = pytesseract.image_to_data(canvas, config="--psm 6",
+    # the crops are drawn dark on white, so tesseract's second, inverted pass is skipped
+    data = pytesseract.image_to_data(canvas, config="--psm 6 -c tessedit_do_invert=0",
                                      output_type=pytesseract.Output.DICT)
     out: list[list[tuple[int, str, float]]] = [[] for _ in crops]
     for text, top, height, left, conf in zip(data["text"], data["top"], data["height"],

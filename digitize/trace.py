@@ -154,6 +154,33 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
     return path
 
 
+VITERBI_PX_PER_MM = 6.0
+"""Vertical resolution the path search runs at: bands finer than this are max-pooled first
+(the path only picks the ink run; the value is read at full resolution)."""
+
+
+def _coarse_viterbi(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
+                    start_col: np.ndarray, dead_px: float) -> np.ndarray:
+    """:func:`viterbi_paths` on bands max-pooled vertically by ``px_per_mm / 6`` (to the
+    nearest integer), mapped back to full resolution: in each column the darkest pixel of
+    the pooled cell the path is in."""
+    factor = round(px_per_mm / VITERBI_PX_PER_MM)
+    if factor < 2:
+        return viterbi_paths(bands, start_px, px_per_mm, start_col=start_col, dead_px=dead_px)
+    n_rows, n_cols, band = bands.shape
+    n_cells = band // factor
+    cells = bands[:, :, :n_cells * factor].reshape(n_rows, n_cols, n_cells, factor)
+    pooled = cells[..., 0].copy()
+    for offset in range(1, factor):     # (a max over a short last axis is slow in numpy)
+        np.maximum(pooled, cells[..., offset], out=pooled)
+    coarse = viterbi_paths(pooled, start_px / factor, px_per_mm / factor, start_col=start_col,
+                           dead_px=dead_px / factor)
+    rows = np.arange(n_rows)[:, None]
+    cols = np.arange(n_cols)[None, :]
+    within = np.argmax(cells[rows, cols, coarse], axis=2)
+    return (coarse * factor + within).astype(np.int32)
+
+
 def _runs_at(column: np.ndarray, y: int, threshold: float) -> tuple[int, int] | None:
     """The ink run [a, b] of ``column`` (darkness, or a 0/1 mask) containing ``y`` (or within
     two pixels of it), else None."""
@@ -175,6 +202,54 @@ def _runs_at(column: np.ndarray, y: int, threshold: float) -> tuple[int, int] | 
     while b < n - 1 and column[b + 1] >= threshold:
         b += 1
     return a, b
+
+
+def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_runs_at` for every column of one band at once.
+
+    ``columns`` is ``(n_cols, band)``, ``path`` ``(n_cols,)``; returns ``(found, a, b)``.
+    """
+    n_cols, band = columns.shape
+    ink = columns >= threshold
+    cols = np.arange(n_cols)
+    y = np.asarray(path, dtype=np.int64).copy()
+    found = ink[cols, y]
+    for dy in (-1, 1, -2, 2):      # one or two pixels of slack (anti-aliased thin lines)
+        cand = y + dy
+        ok = ~found & (cand >= 0) & (cand < band)
+        ok[ok] = ink[cols[ok], cand[ok]]
+        y[ok] = cand[ok]
+        found |= ok
+    # runs of the columns laid end to end, a paper pixel after each column
+    flat = np.zeros((n_cols, band + 2), dtype=bool)
+    flat[:, 1:-1] = ink
+    flat = flat.ravel()
+    starts = np.flatnonzero(flat[1:] & ~flat[:-1]) + 1
+    ends = np.flatnonzero(flat[:-1] & ~flat[1:])
+    where = cols * (band + 2) + y + 1
+    run = np.clip(np.searchsorted(starts, where, side="right") - 1, 0, max(len(starts) - 1, 0))
+    if len(starts) == 0:
+        return found, y, y
+    origin = cols * (band + 2) + 1
+    return found, starts[run] - origin, ends[run] - origin
+
+
+def _centroids(columns: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray
+               ) -> np.ndarray:
+    """:func:`_centroid` of runs ``[a, b]`` of columns ``x`` (vectorised)."""
+    if len(x) == 0:
+        return np.zeros(0)
+    band = columns.shape[1]
+    lo = np.maximum(a - 1, 0)
+    hi = np.minimum(b + 2, band)
+    width = int((hi - lo).max())
+    pos = lo[:, None] + np.arange(width)[None, :]
+    inside = pos < hi[:, None]
+    w = np.where(inside, columns[x[:, None], np.minimum(pos, band - 1)], 0.0).astype(np.float64)
+    total = w.sum(axis=1)
+    moment = (w * pos).sum(axis=1)
+    return np.where(total > 0, moment / np.where(total > 0, total, 1.0), 0.5 * (a + b))
 
 
 def _centroid(column: np.ndarray, a: int, b: int) -> float:
@@ -243,24 +318,22 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     page_runs = np.full((n_rows, n_cols, 2), -1, dtype=np.int64)
     upper = np.full((n_rows, n_cols), np.nan)
     lower = np.full((n_rows, n_cols), np.nan)
+    cols = np.arange(n_cols)
     for k in range(n_rows):
-        for x in range(n_cols):
-            col = bands[k, x]
-            run = _runs_at(col, int(path[k, x]), threshold)
-            if run is None:
-                continue
-            a, b = run
-            if a == 0 and b == band - 1:
-                continue            # ink from edge to edge of the band: a fill, not a trace
-            page_runs[k, x] = (a + tops[k], b + tops[k])
-            upper[k, x] = a - 0.5 + (1.0 - float(col[a])) + (float(col[a - 1]) if a > 0 else 0.0
-                                                            ) * -1.0
-            lower[k, x] = b + 0.5 - (1.0 - float(col[b])) + (float(col[b + 1]) if b + 1 < band
-                                                            else 0.0)
-            if b - a + 1 <= tall:
-                values[k, x] = _centroid(col, a, b)
-            else:
-                values[k, x] = 0.5 * (upper[k, x] + lower[k, x])
+        found, a, b = _runs_under(bands[k], path[k], threshold)
+        found &= ~((a == 0) & (b == band - 1))   # ink edge to edge of the band: a fill
+        x = cols[found]
+        a, b = a[found], b[found]
+        col = bands[k]
+        page_runs[k, x, 0] = a + tops[k]
+        page_runs[k, x, 1] = b + tops[k]
+        above = np.where(a > 0, col[x, np.maximum(a - 1, 0)], 0.0)
+        below = np.where(b + 1 < band, col[x, np.minimum(b + 1, band - 1)], 0.0)
+        upper[k, x] = a - 0.5 + (1.0 - col[x, a].astype(np.float64)) - above
+        lower[k, x] = b + 0.5 - (1.0 - col[x, b].astype(np.float64)) + below
+        short = b - a + 1 <= tall
+        values[k, x[~short]] = 0.5 * (upper[k, x[~short]] + lower[k, x[~short]])
+        values[k, x[short]] = _centroids(col, x[short], a[short], b[short])
     for k in range(n_rows):
         others = [j for j in range(n_rows) if j != k]
         height = page_runs[k, :, 1] - page_runs[k, :, 0] + 1
@@ -452,9 +525,9 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         bands[k, b - x0:] = 0
     start = centres - tops
     pitch_px = half_band_px / 1.3
-    path = viterbi_paths(bands, start, px_per_mm,
-                         start_col=np.array([r[0] - x0 for r in x_ranges_px]),
-                         dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
+    path = _coarse_viterbi(bands, start, px_per_mm,
+                           start_col=np.array([r[0] - x0 for r in x_ranges_px]),
+                           dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
     line_width = estimate_line_width(bands, path, threshold)
     values, shared, upper, lower = read_columns(bands, path, tops, threshold, line_width)
     fine = refine_envelope(upper, lower, values, ~shared, line_width) if REFINE else None
