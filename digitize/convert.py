@@ -142,9 +142,19 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
         finite = float(np.mean(np.isfinite(values))) if len(values) else 0.0
         c = (row_confidence[cell.row] if row_confidence else 1.0) * finite
         conf[cell.stored_lead] = max(conf.get(cell.stored_lead, 0.0), c)
-        if finite < 0.95:
+        overlap = 0.0
+        if trace.overlapped is not None and trace.overlapped.any() and len(values):
+            near = np.interp(x_of_t[i0:i1], trace.x_px, trace.overlapped.astype(float),
+                             left=0.0, right=0.0) > 0.5
+            overlap = float(np.mean(near & ~np.isfinite(values)))
+        if overlap >= 0.005:
             reasons.setdefault(cell.stored_lead, []).append(
-                f"row {cell.row}: {100 * (1 - finite):.0f} % of the cell could not be read")
+                f"row {cell.row}: {100 * overlap:.0f} % not read where its trace merges with "
+                "a neighbouring row's (which ink is whose cannot be told)")
+        if finite + overlap < 0.95:
+            reasons.setdefault(cell.stored_lead, []).append(
+                f"row {cell.row}: {100 * (1 - finite - overlap):.0f} % of the cell could not "
+                "be read")
     leads = []
     confidence = []
     for k, name in enumerate(STANDARD_LEADS):

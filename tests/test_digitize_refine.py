@@ -120,3 +120,44 @@ def test_trace_end_ignores_a_stray_stroke_after_a_blank_gap() -> None:
     assert _trace_end_px(trace, PPMM) == 1499.0
     ys[1500:1900] = 50.0            # continuous: the end is the last inked column
     assert _trace_end_px(RowTrace(0, xs, ys, np.zeros(len(xs), bool), 1.0, 2.0), PPMM) == 1959.0
+
+
+def _merged_rows() -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Two rows 20 mm apart whose QRS complexes (at the same times, as on a real page) reach
+    18 mm into each other: the upper row's S wave down, the lower row's R wave up."""
+    mask = np.zeros((int(70 * PPMM), int(150 * PPMM)), np.uint8)
+    x = np.arange(10.0, 145 * PPMM, 0.1)
+    rows = []
+    for base, sign in ((25 * PPMM, 1.0), (45 * PPMM, -1.0)):
+        y = base - 1.0 * np.sin(x / 25.0)
+        for centre in (200.0, 420.0, 640.0):
+            y = y + sign * 18 * PPMM * np.exp(-0.5 * ((x - centre) / 2.5) ** 2)
+        _draw(mask, x, y, 2)
+        rows.append((x, y))
+    return mask / 255.0, rows
+
+
+def test_merged_strokes_of_two_rows_are_left_unread_not_guessed(monkeypatch) -> None:
+    import digitize.trace as trace_mod
+
+    darkness, truth = _merged_rows()
+    ranges = [(20, int(140 * PPMM))] * 2
+    res = extract_traces(darkness, [25 * PPMM, 45 * PPMM], ranges, PPMM)
+    for row, (x, y) in zip(res.rows, truth, strict=True):
+        assert row.overlapped is not None
+        want = np.interp(row.x_px.astype(float), x, y)
+        err = np.abs(row.y_px - want)
+        finite = np.isfinite(row.y_px)
+        assert np.array_equal(~finite, row.overlapped | ~finite)
+        # every complex is marked, and little else: 3 merges of ~3 mm
+        for centre in (200.0, 420.0, 640.0):
+            assert row.overlapped[np.abs(row.x_px - centre) < 3].all()
+        assert row.overlapped.mean() < 0.12
+        # what is read is right: no excursion into the other row's stroke
+        assert np.nanmax(err) < 4.0, np.nanmax(err)
+    # without the rule the same ink is read into the wrong row somewhere (the test's premise)
+    monkeypatch.setattr(trace_mod, "OVERLAP_NAN", False)
+    guessed = extract_traces(darkness, [25 * PPMM, 45 * PPMM], ranges, PPMM)
+    worst = max(float(np.nanmax(np.abs(row.y_px - np.interp(row.x_px.astype(float), x, y))))
+                for row, (x, y) in zip(guessed.rows, truth, strict=True))
+    assert worst > 20.0, worst
