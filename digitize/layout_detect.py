@@ -365,13 +365,11 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
         if layout.n_rows != n_rows:
             continue
         tick_score = 0.0
-        tick_n = 0
         for r in range(n_rows):
             want = _template_boundaries(layout, r)
             for frac, strength in (ticks[r].items() if r < len(ticks) else ()):
                 expected = round(frac, 3) in want
                 tick_score += strength if expected else -strength
-                tick_n += 1
         label_score = 0.0
         for row, xfrac, lead in labels:
             if row >= n_rows:
@@ -382,7 +380,8 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
                 label_score += 1.0
             elif match:
                 label_score -= 0.5
-        score = tick_score / max(tick_n, 1) + 0.5 * label_score
+        # ticks: summed over a row's boundaries, averaged over rows (each row up to ±3)
+        score = tick_score / max(n_rows, 1) + 0.5 * label_score
         if einthoven and name in einthoven and np.isfinite(einthoven[name]):
             score -= 2.0 * einthoven[name]
         scores[name] = round(float(score), 3)
