@@ -1,4 +1,5 @@
-"""Sub-column trace refinement, row-lattice completion, pulse-height vote, trace end."""
+"""Sub-column trace refinement, merged strokes, row-lattice completion, pulse-height vote,
+trace end, scanner borders."""
 
 from __future__ import annotations
 
@@ -161,3 +162,25 @@ def test_merged_strokes_of_two_rows_are_left_unread_not_guessed(monkeypatch) -> 
     worst = max(float(np.nanmax(np.abs(row.y_px - np.interp(row.x_px.astype(float), x, y))))
                 for row, (x, y) in zip(guessed.rows, truth, strict=True))
     assert worst > 20.0, worst
+
+
+def test_scanner_lid_beside_a_tilted_page_is_not_ink_but_traces_and_text_are() -> None:
+    from digitize.pipeline import _solid_border
+
+    h, w = int(80 * PPMM), int(200 * PPMM)
+    page = np.zeros((h, w), np.uint8)
+    # a dark wedge along the top edge (the lid of a scanner, the page tilted by ~3 degrees)
+    wedge = np.array([[0, 0], [w - 1, 0], [w - 1, int(2 * PPMM)], [0, int(12 * PPMM)]],
+                     np.int32)
+    cv2.fillPoly(page, [wedge], 255)
+    x = np.arange(10.0, 190 * PPMM, 0.5)
+    y = 40 * PPMM - 3 * PPMM * np.exp(-0.5 * ((x % 300) - 150) ** 2 / 9.0)
+    _draw(page, x, y, 3)
+    cv2.putText(page, "aVL", (int(20 * PPMM), int(60 * PPMM)), cv2.FONT_HERSHEY_SIMPLEX, 1.2,
+                255, 3, cv2.LINE_AA)
+    border = _solid_border(page / 255.0, PPMM)
+    inside_wedge = np.zeros_like(page)
+    cv2.fillPoly(inside_wedge, [wedge], 1)
+    assert border[inside_wedge.astype(bool)].mean() > 0.99
+    ink_below = page[int(20 * PPMM):] > 127
+    assert not border[int(20 * PPMM):][ink_below].any()     # trace and label untouched
