@@ -588,7 +588,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         ys = values[k, a - x0:b - x0] + tops[k]
         sh = shared[k, a - x0:b - x0]
         unsure = merged[k, a - x0:b - x0] | (bridged[k, a - x0:b - x0] & BRIDGE_NAN)
-        ys = _fill_short_gaps(ys, max_gap_s_px)
+        ys = _fill_short_gaps(_drop_end_specks(ys, round(END_SPECK_MM * px_per_mm)),
+                              max_gap_s_px)
         unreadable = np.zeros(len(ys), dtype=bool)
         if OVERLAP_NAN and unsure.any():
             from scipy.ndimage import binary_dilation
@@ -617,6 +618,32 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         log.debug("row %d: %d columns, %.1f%% lost, %.1f%% shared", k, n, 100 * lost,
                   100 * float(np.mean(sh)) if len(sh) else 0.0)
     return TraceResult(rows=tuple(rows), ink_threshold=threshold, line_width_px=line_width)
+
+
+END_SPECK_MM = 1.0
+"""A piece of a row's read trace at its very start or end, shorter than this and cut off
+from the rest by a gap, is a speck (a grid dot, a tick) and not read: it would extend the
+trace, and with it the time axis."""
+
+
+def _drop_end_specks(y: np.ndarray, max_len: int) -> np.ndarray:
+    """NaN over a first or last finite piece of ``y`` shorter than ``max_len`` samples that a
+    gap separates from the rest."""
+    finite = np.isfinite(y)
+    idx = np.flatnonzero(finite)
+    if len(idx) < 2 or max_len < 1:
+        return y
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    if not len(breaks):
+        return y
+    y = y.copy()
+    first_end = idx[breaks[0]]
+    if first_end - idx[0] + 1 < max_len:
+        y[idx[0]:first_end + 1] = np.nan
+    last_start = idx[breaks[-1] + 1]
+    if idx[-1] - last_start + 1 < max_len:
+        y[last_start:idx[-1] + 1] = np.nan
+    return y
 
 
 def _fill_short_gaps(y: np.ndarray, max_gap: int) -> np.ndarray:

@@ -184,3 +184,16 @@ def test_scanner_lid_beside_a_tilted_page_is_not_ink_but_traces_and_text_are() -
     assert border[inside_wedge.astype(bool)].mean() > 0.99
     ink_below = page[int(20 * PPMM):] > 127
     assert not border[int(20 * PPMM):][ink_below].any()     # trace and label untouched
+
+
+def test_a_grid_dot_just_past_the_trace_end_does_not_extend_the_trace() -> None:
+    mask = np.zeros((int(40 * PPMM), int(120 * PPMM)), np.uint8)
+    x = np.arange(20.0, 100 * PPMM, 0.5)
+    _draw(mask, x, 20 * PPMM + 2 * np.sin(x / 20.0), 2)
+    end = int(100 * PPMM)
+    dark = mask / 255.0
+    dark[int(20 * PPMM) - 1:int(20 * PPMM) + 1, end + 3:end + 5] = 0.4   # a dot, 3 px on
+    res = extract_traces(dark, [20 * PPMM], [(10, int(110 * PPMM))], PPMM)
+    row = res.rows[0]
+    last = row.x_px[np.isfinite(row.y_px)][-1]
+    assert last <= end + 1, last
