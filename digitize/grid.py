@@ -1046,6 +1046,14 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         # either direction that is not square is text lines and character pitch
         found = False
         notes.append(f"one-level lattice not square (x/y {px_x / px_y:.2f})")
+    if found and not all(two_levels) and dpi_prior:
+        prior_ratio = 0.5 * (px_x + px_y) / (dpi_prior / 25.4)
+        if not 1 / 1.6 < prior_ratio < 1.6:
+            # a one-level lattice at a scale no printout is reduced or enlarged to: the pitch
+            # of trace rows or text lines, not a grid (the prior is a scan's real dpi; the
+            # screen defaults 72/96 are never used as one)
+            found = False
+            notes.append(f"one-level lattice at {prior_ratio:.2f}x the dpi prior's scale")
     if found and not any(two_levels):
         # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
         # with clear periodicity (text lines and character pitch are not a grid)

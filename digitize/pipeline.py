@@ -276,6 +276,65 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     DigitizeError
         The page is blank, mostly dark, or holds no trace rows.
     """
+    result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
+    grid = result.grid
+    if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
+        return result
+    residual = residual_rotation_deg(result)
+    if residual is None or abs(residual) < 0.05:
+        return result
+    # no grid: the rotation came from the text and trace rows, approximately; the rows' common
+    # right end (every row stops at the same time) measures it again, and the page is read once
+    # more with the sum
+    applied = _f(getattr(result.deskew, "rotation_deg", 0.0))
+    applied = applied if math.isfinite(applied) else 0.0
+    refined = dataclasses.replace(result.grid, rotation_deg=applied + residual)
+    again = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint,
+                       grid_override=refined)
+    timings = dict(again.timings_s)
+    timings["first_pass"] = round(float(sum(result.timings_s.values())), 4)
+    note = (f"no grid: rotation refined by {residual:+.2f} deg from the rows' common end "
+            f"(page read twice)")
+    return dataclasses.replace(again, timings_s=timings, warnings=(*again.warnings, note))
+
+
+def residual_rotation_deg(result: DigitizeResult) -> float | None:
+    """Rotation left on a deskewed page, from the rows' right ends (deg, same convention as
+    ``GridResult.rotation_deg``): every row's trace stops at the same time, so the ends lie on
+    a vertical line; their slope against the rows' heights is the residual tilt. ``None`` with
+    fewer than 3 (or two thirds of the) rows within 1 mm of the robust (Theil-Sen) line, or
+    when those scatter by more than 0.1 mm (on the seed-0 benchmark right estimates scatter
+    by <= 0.07 mm, wrong ones by >= 0.18 mm).
+    """
+    ppmm_x = _f(getattr(result.grid, "px_per_mm_x", float("nan")))
+    ppmm_y = _f(getattr(result.grid, "px_per_mm_y", float("nan")))
+    if not (math.isfinite(ppmm_x) and ppmm_x > 0 and math.isfinite(ppmm_y) and ppmm_y > 0):
+        return None
+    ends = np.array([_trace_end_px(t, ppmm_x) for t in result.traces.rows], dtype=float)
+    heights = np.array([r.centre_px for r in result.rows.rows], dtype=float)
+    if len(ends) != len(heights):
+        return None
+    # a trace that runs to the image's edge may go on beyond it: its end says nothing
+    inside = ends < result.deskew.image.shape[1] - 1 - 2.0 * ppmm_x
+    ends, heights = ends[inside], heights[inside]
+    if len(ends) < 3:
+        return None
+    from scipy.stats import theilslopes
+
+    slope, offset, _, _ = theilslopes(ends, heights)    # robust to a row or two cut short
+    misfit = ends - (offset + slope * heights)
+    agree = np.abs(misfit) <= 1.0 * ppmm_x
+    if agree.sum() < max(3, int(np.ceil(2 * len(ends) / 3))):
+        return None
+    if float(np.std(misfit[agree])) > 0.1 * ppmm_x:
+        return None
+    return float(np.degrees(np.arctan(slope * ppmm_y / ppmm_x)))
+
+
+def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
+               dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
+               grid_override: Any = None) -> DigitizeResult:
+    """:func:`digitize_image` with the grid stage's result given (``grid_override``)."""
     _, find_grid, deskew, find_ink = _stage_functions()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -289,7 +348,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
 
     image = np.ascontiguousarray(image[..., :3]) if image.ndim == 3 else np.repeat(
         image[..., None], 3, axis=2)
-    grid = find_grid(image, dpi_prior)
+    grid = grid_override if grid_override is not None else find_grid(image, dpi_prior)
     lap("grid")
     rotation = _f(getattr(grid, "rotation_deg", 0.0))
     if (abs(rotation) < 0.03 or not math.isfinite(rotation)) and getattr(

@@ -90,3 +90,29 @@ def test_multipage_pdf_and_outputs(record, tmp_path):
                 "rotation_deg", "rows", "leads", "warnings", "timings_s", "versions"):
         assert key in meta
     assert meta["layout"] == "3x4+1" and len(meta["rows"]) == 4
+
+
+def test_rows_common_end_measures_the_rotation_left_on_a_page_without_grid(record):
+    import dataclasses
+
+    import cv2
+
+    from digitize.grid import find_grid
+    from digitize.pipeline import _read_page, residual_rotation_deg
+
+    page = render_page(record, RenderSettings(layout="12x1", dpi=150.0, grid="none"))
+    h, w = page.image.shape[:2]
+    tilt = cv2.warpAffine(page.image, cv2.getRotationMatrix2D((w / 2, h / 2), 0.6, 1.0),
+                          (w, h), flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
+    grid = find_grid(tilt, 150.0)
+    assert not grid.found
+    # read without removing the tilt: the rows' ends say how much is left
+    untouched = _read_page(tilt, "tilt.png", 0, 1, 150.0, False, None,
+                           grid_override=dataclasses.replace(grid, rotation_deg=0.0))
+    residual = residual_rotation_deg(untouched)
+    assert residual is not None and abs(residual - 0.6) < 0.1, residual
+    # read properly, nothing is left
+    done = digitize_image(tilt, source="tilt.png", dpi_prior=150.0, use_ocr=False)
+    assert abs(done.deskew.rotation_deg - 0.6) < 0.1
+    left = residual_rotation_deg(done)
+    assert left is None or abs(left) < 0.05
