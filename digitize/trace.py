@@ -200,34 +200,13 @@ def _coarse_viterbi(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
     return (coarse * factor + within).astype(np.int32)
 
 
-def _runs_at(column: np.ndarray, y: int, threshold: float) -> tuple[int, int] | None:
-    """The ink run [a, b] of ``column`` (darkness, or a 0/1 mask) containing ``y`` (or within
-    two pixels of it), else None."""
-    n = len(column)
-    if not (0 <= y < n):
-        return None
-    if column[y] < threshold:
-        # allow one pixel of slack (anti-aliased thin lines)
-        for dy in (-1, 1, -2, 2):
-            if 0 <= y + dy < n and column[y + dy] >= threshold:
-                y = y + dy
-                break
-        else:
-            return None
-    a = y
-    while a > 0 and column[a - 1] >= threshold:
-        a -= 1
-    b = y
-    while b < n - 1 and column[b + 1] >= threshold:
-        b += 1
-    return a, b
-
-
 def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_runs_at` for every column of one band at once.
+    """The ink run ``[a, b]`` containing the path (or within two pixels of it) in every column
+    of one band at once.
 
-    ``columns`` is ``(n_cols, band)``, ``path`` ``(n_cols,)``; returns ``(found, a, b)``.
+    ``columns`` is ``(n_cols, band)`` darkness, ``path`` ``(n_cols,)``; returns
+    ``(found, a, b)``, with ``a``/``b`` meaningless where ``found`` is False.
     """
     n_cols, band = columns.shape
     ink = columns >= threshold
@@ -256,7 +235,8 @@ def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float
 
 def _centroids(columns: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray
                ) -> np.ndarray:
-    """:func:`_centroid` of runs ``[a, b]`` of columns ``x`` (vectorised)."""
+    """Darkness-weighted centroid of runs ``[a, b]`` of columns ``x``, one pixel of margin each
+    side (the middle of the run where it holds no darkness)."""
     if len(x) == 0:
         return np.zeros(0)
     band = columns.shape[1]
@@ -269,15 +249,6 @@ def _centroids(columns: np.ndarray, x: np.ndarray, a: np.ndarray, b: np.ndarray
     total = w.sum(axis=1)
     moment = (w * pos).sum(axis=1)
     return np.where(total > 0, moment / np.where(total > 0, total, 1.0), 0.5 * (a + b))
-
-
-def _centroid(column: np.ndarray, a: int, b: int) -> float:
-    lo, hi = max(a - 1, 0), min(b + 2, len(column))
-    w = column[lo:hi].astype(np.float64)
-    s = w.sum()
-    if s <= 0:
-        return 0.5 * (a + b)
-    return float(np.dot(np.arange(lo, hi), w) / s)
 
 
 def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -> float:
@@ -297,13 +268,12 @@ def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -
     for k in range(n_rows):
         ink = np.ascontiguousarray((bands[k] >= threshold).astype(np.uint8))
         dist = cv2.distanceTransform(ink, cv2.DIST_L2, 5)
-        for x in range(0, n_cols, step):
+        xs = np.arange(0, n_cols, step)
+        found, starts, ends = _runs_under(bands[k, xs], path[k, xs], threshold)
+        for x, a, b in zip(xs[found], starts[found], ends[found], strict=True):
             col = bands[k, x]
-            run = _runs_at(col, int(path[k, x]), threshold)
-            if run is not None:
-                a, b = run
-                across = 2.0 * float(dist[x, a:b + 1].max()) - 0.5
-                heights.append(min(float(col[max(a - 1, 0):b + 2].sum()), across))
+            across = 2.0 * float(dist[x, a:b + 1].max()) - 0.5
+            heights.append(min(float(col[max(a - 1, 0):b + 2].sum()), across))
     if not heights:
         return 2.0
     return float(max(1.0, np.median(heights)))
