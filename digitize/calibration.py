@@ -166,23 +166,32 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     col_cum = np.vstack([np.zeros((1, thick.shape[1])), np.cumsum(thick, axis=0)])
     row_cum = np.hstack([np.zeros((thick.shape[0], 1)), np.cumsum(thick, axis=1)])
 
-    def hmean(y: float, xa: float, xb: float) -> float:
-        yi = round(y)
-        a, b = round(xa), round(xb)
-        if not (0 <= yi < thick.shape[0]) or b <= a or a < 0 or b > thick.shape[1]:
-            return 0.0
-        return float((row_cum[yi, b] - row_cum[yi, a]) / (b - a))
+    n_y, n_x = thick.shape
 
-    def vmean(x: float, ya: float, yb: float) -> float:
+    def hmean(ys: np.ndarray, xa: float, xb: float) -> np.ndarray:
+        """Mean ink along rows ``ys`` (rounded) between columns ``xa`` and ``xb``."""
+        yi = np.round(ys).astype(int)
+        a, b = round(xa), round(xb)
+        ok = (yi >= 0) & (yi < n_y)
+        if b <= a or a < 0 or b > n_x:
+            return np.zeros(len(ys))
+        yc = np.clip(yi, 0, n_y - 1)
+        return np.where(ok, (row_cum[yc, b] - row_cum[yc, a]) / (b - a), 0.0)
+
+    def vmean(x: float, ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
+        """Mean ink down column ``x`` between rows ``ya`` and ``yb`` (rounded, clipped)."""
         xi = round(x)
-        a, b = round(ya), round(yb)
-        a, b = max(a, 0), min(b, thick.shape[0])
-        if not (0 <= xi < thick.shape[1]) or b <= a:
-            return 0.0
-        return float((col_cum[b, xi] - col_cum[a, xi]) / (b - a))
+        a = np.maximum(np.round(ya).astype(int), 0)
+        b = np.minimum(np.round(yb).astype(int), n_y)
+        if not 0 <= xi < n_x:
+            return np.zeros(len(ya))
+        ok = b > a
+        a, b = np.clip(a, 0, n_y), np.clip(b, 0, n_y)
+        return np.where(ok, (col_cum[b, xi] - col_cum[a, xi]) / np.maximum(b - a, 1), 0.0)
 
     best: tuple[float, ...] | None = None
     centre = row_centre_px - y_lo
+    bottoms_all = np.arange(int(centre - half_pitch), int(centre + half_pitch) + 1)
     for i, xl in enumerate(strokes):
         for xr in strokes[i + 1:]:
             width_mm = (xr - xl) / px_per_mm_x
@@ -193,21 +202,24 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
             inset = 0.35 * (xr - xl)
             for gain in GAINS_MM_MV:
                 height = gain * px_per_mm_y
-                for b in range(int(centre - half_pitch), int(centre + half_pitch) + 1):
-                    top = b - height
-                    if top < 0 or b >= thick.shape[0]:
-                        continue
-                    sides = (
-                        hmean(b, xl - lead, xl - 2),
-                        vmean(xl, top + 2, b - 2),
-                        hmean(top, xl + inset, xr - inset),
-                        vmean(xr, top + 2, b - 2),
-                        hmean(b, xr + 2, xr + lead),
-                    )
-                    # the lead-in is optional (some printers start the row with the pulse)
-                    score = min(sides[1:]) + 0.01 * sides[0]
-                    if best is None or score > best[0] + 1e-6:
-                        best = (score, xl, xr, b, gain, speed, width_mm)
+                # every candidate bottom line b at once (the pulse's top is b - height)
+                bottoms = bottoms_all[(bottoms_all - height >= 0) & (bottoms_all < n_y)]
+                if len(bottoms) == 0:
+                    continue
+                tops = bottoms - height
+                lead_in = hmean(bottoms, xl - lead, xl - 2)
+                sides = np.minimum.reduce([
+                    vmean(xl, tops + 2, bottoms - 2),
+                    hmean(tops, xl + inset, xr - inset),
+                    vmean(xr, tops + 2, bottoms - 2),
+                    hmean(bottoms, xr + 2, xr + lead),
+                ])
+                # the lead-in is optional (some printers start the row with the pulse)
+                scores = sides + 0.01 * lead_in
+                # the first of near-equal maxima (the topmost line of a thick pulse base)
+                k = int(np.flatnonzero(scores >= scores.max() - 1e-6)[0])
+                if best is None or scores[k] > best[0] + 1e-6:
+                    best = (float(scores[k]), xl, xr, int(bottoms[k]), gain, speed, width_mm)
     if best is None or best[0] < 0.5:
         return None
     score, xl, xr, b, gain, speed, width_mm = best

@@ -139,18 +139,21 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
         start_col = np.zeros(n_rows, dtype=int)
     # moving from y' to y into column x costs |climb[x, y] - climb[x, y']|: the cumulative
     # cost of the pixels between (blank paper in both this and the previous column is dear)
-    union = np.empty_like(bands)
-    union[:, 0] = bands[:, 0]
-    np.maximum(bands[:, 1:], bands[:, :-1], out=union[:, 1:])
-    union *= -gap_cost
-    union += gap_cost + move_cost
-    climb = np.ascontiguousarray(np.cumsum(union, axis=2, dtype=np.float32).transpose(1, 0, 2))
-    del union
-    emission = np.clip((0.45 - bands) / 0.3, 0.0, 1.0)
-    emission += prior[:, None, :]
+    # (built column-major, the order the passes below read them in)
+    by_col = bands.transpose(1, 0, 2)
+    climb = np.empty((n_cols, n_rows, band), np.float32)
+    climb[0] = by_col[0]
+    np.maximum(by_col[1:], by_col[:-1], out=climb[1:])
+    climb *= -gap_cost
+    climb += gap_cost + move_cost
+    np.cumsum(climb, axis=2, out=climb)
+    emission = np.empty_like(climb)
+    np.subtract(np.float32(0.45), by_col, out=emission)
+    emission /= np.float32(0.3)
+    np.clip(emission, 0.0, 1.0, out=emission)
+    emission += prior[None]
     for k in range(n_rows):
-        emission[k, :start_col[k]] = 50 * prior[k]
-    emission = np.ascontiguousarray(emission.transpose(1, 0, 2))
+        emission[:start_col[k], k] = 50 * prior[k]
     # forward pass: the min over y' of cost(y') + |climb(y) - climb(y')| as two running
     # minima (y' <= y and y' >= y); the cost entering each column is kept, and the path's
     # predecessors are found again on the way back (cheaper than tracking arg-minima)
