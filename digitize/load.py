@@ -102,6 +102,8 @@ def _to_rgb(frame) -> np.ndarray:  # frame: PIL.Image.Image
         rgba = frame.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy()
+    if frame.mode == "RGB":
+        return np.array(frame)  # one copy, writable
     return np.asarray(frame.convert("RGB")).copy()
 
 
@@ -159,7 +161,9 @@ def _load_raster(path: Path, dpi: float | None) -> list[PageImage]:
                     raise InputError(f"image too large ({frame.width}x{frame.height} px)", path)
                 frame.load()  # raises OSError on truncated data
                 dpi_prior = float(dpi) if dpi else _plausible_dpi(frame.info.get("dpi"))
-                oriented = ImageOps.exif_transpose(frame) if i == 0 else frame
+                # (exif_transpose copies the frame even when there is nothing to turn)
+                turned = i == 0 and frame.getexif().get(0x0112, 1) not in (1, None)
+                oriented = ImageOps.exif_transpose(frame) if turned else frame
                 rgb = _to_rgb(oriented)
                 if rgb.shape[0] < 16 or rgb.shape[1] < 16:
                     raise InputError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)", path)
