@@ -452,9 +452,14 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     line_width_px
         Pen width; ``R`` is half of it.
 
+    return_misfit
+        Also return the RMS misfit of the fitted edges (px), which says how well a pen of
+        this width explains the ink.
+
     Returns
     -------
-    ``(n_rows, n_cols * subsamples)`` px; NaN where ``initial`` is NaN.
+    ``(n_rows, n_cols * subsamples)`` px; NaN where ``initial`` is NaN (with the misfit,
+    a tuple).
     """
     n_rows, n_cols = initial.shape
     m = subsamples
@@ -561,8 +566,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
                                                                  line_width)
     fine = None
     if REFINE:
-        fine, misfit = refine_envelope(upper, lower, values, ~shared, line_width,
-                                       return_misfit=True)
+        fine, misfit = refine_envelope(upper, lower, values, ~shared,
+                                       PEN_FACTORS[0] * line_width, return_misfit=True)
         for factor in PEN_FACTORS[1:]:
             # a narrower pen model is taken only where it explains the ink edges clearly
             # better (the width estimate runs high on blurred, thick strokes)
