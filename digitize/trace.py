@@ -494,10 +494,14 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     lr, b1, b2 = REFINE_LR, 0.8, 0.95
     pairs = np.arange(len(rr))
     size = zf.size
+    # window slots outside the page get -inf half heights: their top edge is +inf, their
+    # bottom edge -inf, so they never win the min / max
+    half_top = np.where(win_ok, half[None, :], -np.inf)
+    fixed = ~free
     for it in range(1, iterations + 1):
         zw = zf[idx]
-        top = np.where(win_ok, zw - half, np.inf)
-        bot = np.where(win_ok, zw + half, -np.inf)
+        top = zw - half_top
+        bot = zw + half_top
         ia = np.argmin(top, axis=1)
         ib = np.argmax(bot, axis=1)
         ru = top[pairs, ia] - u_obs
@@ -511,9 +515,11 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
         g2[:, 1:-1] -= 2 * d2
         g2[:, 2:] += d2
         grad += 2 * smooth * g2.ravel()
-        grad[~free] = 0.0
-        mom = b1 * mom + (1 - b1) * grad
-        vel = b2 * vel + (1 - b2) * grad ** 2
+        grad[fixed] = 0.0
+        mom *= b1
+        mom += (1 - b1) * grad
+        vel *= b2
+        vel += (1 - b2) * grad ** 2
         zf -= lr * (mom / (1 - b1 ** it)) / (np.sqrt(vel / (1 - b2 ** it)) + 1e-3)
     z = zf.reshape(n_rows, n_fine)
     out = np.where(np.repeat(finite, m, axis=1), z, np.nan)
