@@ -183,6 +183,7 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
         path[:, x - 1] = np.argmin(entering[x] + step, axis=1)
     return path
 
+
 VITERBI_PX_PER_MM = 6.0
 """Vertical resolution the path search runs at: bands finer than this are max-pooled first
 (the path only picks the ink run; the value is read at full resolution)."""
@@ -404,8 +405,9 @@ PEN_FACTORS = (1.0, 0.85)
 PEN_MISFIT_GAIN = 0.95
 """A narrower pen model is kept only when its RMS edge misfit is below this × the best so
 far. On 46 seed-0 pages the misfit ratio separated the pages a narrower model helps (ratio
-< 0.95: +1.3 dB on average) from those it hurts (0.97-1.06); with this rule the subset read
-+0.76 dB (clean) and +0.69 dB (scan), against +0.36/+0.64 for a plain 0.85 × width."""
+< 0.95: +1.3 dB on average) from those where it is mixed or hurts (0.97-1.06); with this
+rule the subset read +0.76 dB (clean) and +0.69 dB (scan), against +0.36/+0.64 for a plain
+0.85 × width."""
 REFINE_LR = 0.8
 """Adam step (px) of :func:`refine_envelope`. On 40 seed-0 benchmark pages, 0.8 px for 100
 iterations read 0.2 dB better than 0.25 px for 120 (which had not converged: 240 iterations
