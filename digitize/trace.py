@@ -431,7 +431,7 @@ def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndar
 
 def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
                     valid: np.ndarray, line_width_px: float, subsamples: int = SUBSAMPLES,
-                    iterations: int = 100, smooth: float = 0.1,
+                    iterations: int = 100, smooth: float = 0.4,
                     return_misfit: bool = False) -> np.ndarray | tuple[np.ndarray, float]:
     """The signal at ``subsamples`` points per column whose pen drawing matches the ink.
 
