@@ -50,6 +50,7 @@ from digitize.layout_detect import (
     complete_rows,
     find_rows,
     find_time_axis,
+    lattice_rows,
     tick_evidence,
 )
 from digitize.layouts import LAYOUTS, get_layout
@@ -397,6 +398,13 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
             warnings.append(f"{len(completed.rows) - len(rows.rows)} trace row(s) not seen in "
                             "the ink projection were added on the row lattice")
             rows = completed
+        else:
+            confirmed = _pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
+            if confirmed is not None:
+                warnings.append(f"{len(rows.rows)} rows found in the ink projection fit no "
+                                f"template; read as {len(confirmed.rows)} rows on the lattice "
+                                "their calibration pulses confirm")
+                rows = confirmed
     lap("rows")
     pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40 * ppmm_y
     rows_top = rows.rows[0].centre_px - 0.6 * pitch
@@ -500,6 +508,33 @@ def _mode(values: np.ndarray) -> float:
     centre = 0.5 * (edges[k] + edges[k + 1])
     near = values[np.abs(values - centre) <= 1.5]
     return float(near.mean()) if len(near) else centre
+
+
+LATTICE_PULSE_SHARE = 0.75
+"""Share of the rows of a fitted row lattice (:func:`layout_detect.lattice_rows`) that must
+hold a calibration pulse for the lattice to be read."""
+
+
+def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
+                   template_rows: tuple[int, ...]) -> RowsResult | None:
+    """The row lattice, for a template's row count, that calibration pulses confirm: at
+    least :data:`LATTICE_PULSE_SHARE` of its rows have a pulse whose 0 mV line lies within a
+    quarter pitch of the lattice row. Largest template first; None when none is confirmed."""
+    for total in sorted(template_rows, reverse=True):
+        lattice = lattice_rows(rows, darkness, ppmm_y, total)
+        if lattice is None:
+            continue
+        pitch = lattice.pitch_px
+        hits = 0
+        for row in lattice.rows:
+            search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
+            pulse = find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
+            if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
+                hits += 1
+        log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, hits)
+        if hits >= LATTICE_PULSE_SHARE * total:
+            return lattice
+    return None
 
 
 def _solid_border(darkness: np.ndarray, px_per_mm: float) -> np.ndarray:

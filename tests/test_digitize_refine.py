@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from digitize.calibration import Pulse, decide_calibration
-from digitize.layout_detect import Row, RowsResult, complete_rows
+from digitize.layout_detect import Row, RowsResult, complete_rows, lattice_rows
 from digitize.pipeline import _trace_end_px
 from digitize.trace import RowTrace, extract_traces
 
@@ -229,3 +229,25 @@ def test_narrower_pen_model_is_kept_where_it_explains_a_thick_blurred_trace(
     one_width, with_narrower = snr((1.0,)), snr((1.0, 0.85))
     # measured: 11.7 dB with the estimated width only, 17.8 dB with the narrower model
     assert with_narrower > one_width + 3.0, (one_width, with_narrower)
+
+
+def test_lattice_rows_recovers_twelve_rows_from_centres_pulled_off_their_lines() -> None:
+    """The row centres found on benchmark page p0039 (12x1, 119 dpi, 20 mm/mV): two rows
+    missing, one 0.44 pitch off; the 0 mV lines are 186 + 66.4 k px."""
+    ppmm = 4.685
+    truth = 186.0 + 66.4 * np.arange(12)
+    darkness = np.zeros((1012, 1309), np.float32)
+    for y in truth:
+        darkness[int(y):int(y) + 2, 100:1270] = 1.0
+    found = [239, 324, 415, 519, 572, 642, 719, 791, 849, 918]
+    rows = RowsResult(tuple(Row(i, float(y), 0.9, 100, 1269) for i, y in enumerate(found)),
+                      70.0)
+    # the lattice completion does not accept these rows (one is too far off its lattice)
+    assert len(complete_rows(rows, darkness, ppmm, (3, 4, 6, 12)).rows) == 10
+    lattice = lattice_rows(rows, darkness, ppmm, 12)
+    assert lattice is not None and len(lattice.rows) == 12
+    centres = np.array([r.centre_px for r in lattice.rows])
+    assert np.max(np.abs(centres - truth)) < 0.2 * 66.4, centres - truth
+    # no lattice where the page has no ink at the positions it needs
+    blank = np.zeros_like(darkness)
+    assert lattice_rows(rows, blank, ppmm, 12) is None
