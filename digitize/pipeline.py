@@ -44,6 +44,7 @@ from digitize.errors import DigitizeError
 from digitize.labels import TextResult, read_text, trace_pixels
 from digitize.layout_detect import (
     LayoutResult,
+    Row,
     RowsResult,
     TimeAxis,
     choose_layout,
@@ -412,8 +413,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     clean = darkness
     pulses: list[Pulse] = []
     for row in rows.rows:
-        search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
-        pulse = find_pulse(clean, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
+        pulse = _row_pulse(clean, row, ppmm_x, ppmm_y, pitch)
         if pulse is not None:
             pulses.append(pulse)
     pulse_right = max((p.x_right_px for p in pulses), default=None)
@@ -510,6 +510,13 @@ def _mode(values: np.ndarray) -> float:
     return float(near.mean()) if len(near) else centre
 
 
+def _row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
+               pitch: float) -> Pulse | None:
+    """The calibration pulse of ``row``: searched from its first ink to 30 mm right of it."""
+    search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
+    return find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
+
+
 LATTICE_PULSE_SHARE = 0.75
 """Share of the rows of a fitted row lattice (:func:`layout_detect.lattice_rows`) that must
 hold a calibration pulse for the lattice to be read."""
@@ -527,8 +534,7 @@ def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y
         pitch = lattice.pitch_px
         hits = 0
         for row in lattice.rows:
-            search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
-            pulse = find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
+            pulse = _row_pulse(darkness, row, ppmm_x, ppmm_y, pitch)
             if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
                 hits += 1
         log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, hits)
