@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 
 STANDARD_AXIS_MM = 250.0
 """Printed time axis of a standard page: 10 s at 25 mm/s."""
+END_SAMPLES = 1.31
+END_PX = -0.22
+"""Where the time axis ends relative to a row's last inked column ``c`` (a line ``w`` px wide,
+``v`` px per sample): ``x1 = c + 0.5 - w/2 + END_SAMPLES * v + END_PX``. One sample period
+after the last sample is the geometric part; the rest is how far the last column that still
+reaches the ink threshold falls short of the stroke's end. Calibrated on the unrotated clean
+pages of the seed-0 benchmark set (the read axis start was 0.31 px left of the printed one
+with the earlier ``+ 0.5 v``); checked on the held-out seed-1 set."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,7 +368,9 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
                     dtype=float)
     starts = np.array([r.x_first_px for r in rows.rows], dtype=float)
-    x1 = float(np.median(ends)) + 0.5 - 0.5 * line_width_px + 0.5 * speed_mm_s * px_per_mm_x / fs
+    px_per_sample = speed_mm_s * px_per_mm_x / fs
+    x1 = (float(np.median(ends)) + 0.5 - 0.5 * line_width_px + END_SAMPLES * px_per_sample
+          + END_PX)
     standard = x1 - STANDARD_AXIS_MM * px_per_mm_x
     left = float(np.median(starts))
     if pulse_right_px is not None:

@@ -419,6 +419,15 @@ iterations read 0.2 dB better than 0.25 px for 120 (which had not converged: 240
 at 0.25 px gained as much) and takes less time; 1.0 px for 80 iterations gained 0.15 dB."""
 SUBSAMPLES = 2
 """Points per column of the refined trace (``RowTrace.fine_*``)."""
+ACTIVE_ONLY = True
+ACTIVE_RUN_FACTOR = 1.25
+ACTIVE_PAD_COLS = 4
+"""The envelope fit runs only on columns near a run taller than ``ACTIVE_RUN_FACTOR`` × the
+line width + 1 px (steep strokes, peaks; ``ACTIVE_PAD_COLS`` + the pen radius either side):
+elsewhere the trace is a flat run whose centre is already its value, and those fine samples
+stay at the column reading. On 46 seed-0 pages against fitting every column: +0.10 dB
+(clean) and +0.05 dB (scan) at 1.25 / 4, +0.03 / -0.02 dB at 1.5 / 3, -0.10 / -0.14 dB at
+2.0 / 2; the trace stage of a 300-dpi page took 0.39 s instead of 0.50 s."""
 
 
 def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -485,6 +494,13 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
             z[k] = np.interp(fine_pos, cols, initial[k, cols])
     use = valid & finite & np.isfinite(upper) & np.isfinite(lower)
     use[finite.sum(axis=1) < 2] = False
+    all_use = use
+    if ACTIVE_ONLY:
+        from scipy.ndimage import maximum_filter1d
+
+        tall = use & ((lower - upper) > ACTIVE_RUN_FACTOR * line_width_px + 1.0)
+        reach = int(np.ceil(radius)) + ACTIVE_PAD_COLS
+        use = use & maximum_filter1d(tall.astype(np.uint8), 2 * reach + 1, axis=1).astype(bool)
     # every row at once: (row, column) pairs of the columns that take part, flat indices
     rr, jj = np.nonzero(use)
     out = np.where(np.repeat(finite, m, axis=1), z, np.nan)
@@ -546,6 +562,13 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     z = zf.reshape(n_rows, n_fine)
     out = np.where(np.repeat(finite, m, axis=1), z, np.nan)
     if return_misfit:
+        if all_use is not use:
+            # the misfit over every column that takes part, as without the active set
+            rr, jj = np.nonzero(all_use)
+            zw = z.ravel()[rr[:, None] * n_fine + base[jj]]
+            h = np.where(inside[jj], half[None, :], -np.inf)
+            ru = (zw - h).min(axis=1) - upper[rr, jj]
+            rl = (zw + h).max(axis=1) - lower[rr, jj]
         return out, float(np.sqrt(np.mean(np.concatenate([ru, rl]) ** 2)))
     return out
 
