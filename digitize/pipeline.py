@@ -56,7 +56,7 @@ from digitize.layout_detect import (
 )
 from digitize.layouts import LAYOUTS, get_layout
 from digitize.record import ECGRecord
-from digitize.trace import RowTrace, TraceResult, extract_traces
+from digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,10 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         x_ranges.append((max(int(start), 0), min(int(row.x_last_px) + 2, page.shape[1])))
     baselines0 = [pulse_of[r.index].baseline_px if r.index in pulse_of else r.centre_px
                   for r in rows.rows]
-    traces = extract_traces(clean, baselines0, x_ranges, ppmm_y)
+    # the band reaches as far as a trace can deflect at the largest gain the pulses show
+    reach = (MAX_EXCURSION_MV * max(p.gain_mm_mv for p in pulses) * ppmm_y if pulses
+             else None)
+    traces = extract_traces(clean, baselines0, x_ranges, ppmm_y, max_excursion_px=reach)
     lap("trace")
     claimed = trace_pixels(darkness.shape, traces.rows, traces.line_width_px + 0.8 * ppmm_y)
     for p in pulses:   # pulse strokes are not text either

@@ -186,6 +186,10 @@ def viterbi_paths(bands: np.ndarray, start_px: np.ndarray, px_per_mm: float,
     return path
 
 
+MAX_EXCURSION_MV = 4.0
+"""Largest deflection from a row's 0 mV line the path search allows for (a QRS beyond ±4 mV
+is exceedingly rare); with the gain known from the pulses this sets the search band."""
+
 RENORMALISE_EVERY = 8
 """Columns between subtractions of the running minimum from the Viterbi costs."""
 
@@ -575,7 +579,8 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
 
 def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
         tuple[int, int]], px_per_mm: float, half_band_px: int | None = None,
-        threshold: float = 0.35, max_gap_s_px: int | None = None) -> TraceResult:
+        threshold: float = 0.35, max_gap_s_px: int | None = None,
+        max_excursion_px: float | None = None) -> TraceResult:
     """Read every row's trace.
 
     Parameters
@@ -594,12 +599,19 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         Darkness at which a pixel counts as ink in a run.
     max_gap_s_px
         Gaps in the read trace up to this many columns are interpolated; longer ones stay NaN.
+    max_excursion_px
+        If given, the search band reaches at most this far (but at least 12 mm) from a row's
+        centre: the largest deflection a trace can have at the page's gain (see
+        ``MAX_EXCURSION_MV``), which keeps the path search off paper no trace can reach.
     """
     n_rows = len(baselines_px)
     centres = np.asarray(baselines_px, dtype=float)
     if half_band_px is None:
         spacing = float(np.median(np.diff(np.sort(centres)))) if n_rows > 1 else 40 * px_per_mm
         half_band_px = int(max(12 * px_per_mm, 1.3 * spacing))
+    pitch_px = half_band_px / 1.3
+    if max_excursion_px is not None:
+        half_band_px = int(min(half_band_px, max(12 * px_per_mm, max_excursion_px)))
     x0 = int(min(r[0] for r in x_ranges_px))
     x1 = int(max(r[1] for r in x_ranges_px))
     bands, tops = _band_stack(darkness, centres, half_band_px, x0, x1)
@@ -608,7 +620,6 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         bands[k, : max(a - x0, 0)] = 0
         bands[k, b - x0:] = 0
     start = centres - tops
-    pitch_px = half_band_px / 1.3
     path = _coarse_viterbi(bands, start, px_per_mm,
                            start_col=np.array([r[0] - x0 for r in x_ranges_px]),
                            dead_px=max(0.45 * pitch_px, 5 * px_per_mm))
