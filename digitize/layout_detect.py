@@ -178,19 +178,26 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     gaps (large complexes of neighbouring rows blur the projection at 20 mm/mV), the missing
     lattice positions of the smallest template row count in ``counts`` that fits are checked
     for a trace (inked columns within ±2.5 mm over at least ``min_coverage`` of the page
-    width) and added. Returns ``rows`` unchanged when no template is completed this way.
+    width) and added; so are the holes in a template count of rows. Returns ``rows``
+    unchanged when no template is completed this way.
     """
     found = [r.centre_px for r in rows.rows]
     n = len(found)
-    if n < 2 or n in counts:
+    if n < 2:
         return rows
     diffs = np.diff(found)
     if diffs.min() <= 0:
         return rows
     # the ink centre of a row with large complexes is off its 0 mV line by up to ~1/5 pitch,
     # so the pitch is the span over the number of steps, and a step of 1.7-2.3 pitches is a
-    # missing row
-    mult = np.maximum(np.round(diffs / float(np.median(diffs))), 1)
+    # missing row. A template's count of rows with such a hole between them is completed
+    # too (three of a 3x4+1 page's four rows: the steps are measured from the shortest).
+    if n in counts:
+        mult = np.maximum(np.round(diffs / float(diffs.min())), 1)
+        if mult.max() < 2:
+            return rows
+    else:
+        mult = np.maximum(np.round(diffs / float(np.median(diffs))), 1)
     pitch = float(diffs.sum() / mult.sum())
     if np.max(np.abs(diffs / pitch - mult)) > 0.3:
         return rows

@@ -393,19 +393,18 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     rows = find_rows(darkness, ppmm_y)
     _check_is_ecg(darkness, rows, source)
     template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
-    if len(rows.rows) not in template_rows:
-        completed = complete_rows(rows, darkness, ppmm_y, template_rows)
-        if len(completed.rows) != len(rows.rows):
-            warnings.append(f"{len(completed.rows) - len(rows.rows)} trace row(s) not seen in "
-                            "the ink projection were added on the row lattice")
-            rows = completed
-        else:
-            confirmed = _pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
-            if confirmed is not None:
-                warnings.append(f"{len(rows.rows)} rows found in the ink projection fit no "
-                                f"template; read as {len(confirmed.rows)} rows on the lattice "
-                                "their calibration pulses confirm")
-                rows = confirmed
+    completed = complete_rows(rows, darkness, ppmm_y, template_rows)
+    if len(completed.rows) != len(rows.rows):
+        warnings.append(f"{len(completed.rows) - len(rows.rows)} trace row(s) not seen in "
+                        "the ink projection were added on the row lattice")
+        rows = completed
+    elif len(rows.rows) not in template_rows:
+        confirmed = _pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
+        if confirmed is not None:
+            warnings.append(f"{len(rows.rows)} rows found in the ink projection fit no "
+                            f"template; read as {len(confirmed.rows)} rows on the lattice "
+                            "their calibration pulses confirm")
+            rows = confirmed
     lap("rows")
     pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40 * ppmm_y
     rows_top = rows.rows[0].centre_px - 0.6 * pitch

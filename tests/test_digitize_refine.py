@@ -93,6 +93,22 @@ def test_complete_rows_adds_nothing_where_the_page_is_blank() -> None:
     assert len(complete_rows(rows, darkness, PPMM, (3, 4, 6, 12)).rows) == 11
 
 
+def test_complete_rows_fills_a_hole_in_a_template_count_of_rows() -> None:
+    # three rows of a four-row (3x4+1) page found: a template count, but with a two-pitch step
+    pitch = 150.0
+    darkness = _rows_page(4, pitch, 60.0)
+    seen = [0, 1, 3]
+    rows = RowsResult(tuple(Row(i, 60.0 + k * pitch, 1.0, 100, 1099)
+                            for i, k in enumerate(seen)), pitch)
+    done = complete_rows(rows, darkness, PPMM, (3, 4, 6, 12))
+    assert len(done.rows) == 4
+    assert abs(done.rows[2].centre_px - (60.0 + 2 * pitch)) < 0.3 * pitch
+    # evenly spaced rows of a template count are left as they are
+    even = RowsResult(tuple(Row(i, 60.0 + k * pitch, 1.0, 100, 1099) for i, k in
+                            enumerate((0, 1, 2))), pitch)
+    assert len(complete_rows(even, darkness, PPMM, (3, 4, 6, 12)).rows) == 3
+
+
 def _pulse(row: int, gain: float, height_mm: float) -> Pulse:
     return Pulse(row=row, x_left_px=10.0, x_right_px=40.0, baseline_px=100.0 * (row + 1),
                  height_mm=height_mm, width_mm=5.0, gain_mm_mv=gain, speed_mm_s=25.0,
