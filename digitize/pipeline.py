@@ -522,6 +522,11 @@ def _row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
 LATTICE_PULSE_SHARE = 0.75
 """Share of the rows of a fitted row lattice (:func:`layout_detect.lattice_rows`) that must
 hold a calibration pulse for the lattice to be read."""
+LATTICE_PULSE_SCATTER = 0.06
+"""…and those pulses' 0 mV levels must lie on one straight pitch within this share of it
+(printed pulses do, to ~0.01 on rendered pages; on the dark-gridded photo ecg00005 major grid
+squares were taken for 5-mm/mV pulses off it by up to 0.11, and the page was read along its
+grid lines)."""
 
 
 def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
@@ -534,14 +539,22 @@ def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y
         if lattice is None:
             continue
         pitch = lattice.pitch_px
-        hits = 0
-        for row in lattice.rows:
+        hits: list[tuple[int, float]] = []
+        for k, row in enumerate(lattice.rows):
             pulse = _row_pulse(darkness, row, ppmm_x, ppmm_y, pitch)
             if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
-                hits += 1
-        log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, hits)
-        if hits >= LATTICE_PULSE_SHARE * total:
+                hits.append((k, pulse.baseline_px))
+        log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, len(hits))
+        if len(hits) < max(LATTICE_PULSE_SHARE * total, 3):
+            continue
+        # printed pulses sit on one pitch: grid squares taken for pulses do not
+        index, level = np.array(hits, dtype=float).T
+        fit = np.polyfit(index, level, 1)
+        scatter = float(np.max(np.abs(level - np.polyval(fit, index))))
+        if scatter <= LATTICE_PULSE_SCATTER * pitch:
             return lattice
+        log.debug("lattice of %d rows: pulse levels off one pitch by up to %.2f pitch",
+                  total, scatter / pitch)
     return None
 
 

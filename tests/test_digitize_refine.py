@@ -3,12 +3,16 @@ trace end, scanner borders."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pytest
 
 from digitize.calibration import Pulse, decide_calibration
+from digitize.errors import DigitizeError
 from digitize.layout_detect import Row, RowsResult, complete_rows, lattice_rows
-from digitize.pipeline import _trace_end_px
+from digitize.pipeline import _trace_end_px, digitize_file
 from digitize.trace import RowTrace, extract_traces
 
 PPMM = 6.0  # px per mm: a ~150-dpi page, where one value per column loses the most
@@ -267,3 +271,11 @@ def test_lattice_rows_recovers_twelve_rows_from_centres_pulled_off_their_lines()
     # no lattice where the page has no ink at the positions it needs
     blank = np.zeros_like(darkness)
     assert lattice_rows(rows, blank, ppmm, 12) is None
+
+
+def test_grid_squares_taken_for_pulses_do_not_confirm_a_row_lattice(shared_data: Path) -> None:
+    # a dark-gridded photo: 7 projection rows fit no template and 5-mm grid squares pass as
+    # 5 mm/mV pulses, but off one pitch; the page must be refused, not read along grid lines
+    path = shared_data / "ecg_image_kit" / "real_images" / "ecg00005.jpg"
+    with pytest.raises(DigitizeError, match="fit no template"):
+        digitize_file(path)
