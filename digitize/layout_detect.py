@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -170,6 +171,21 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
                                  enumerate(rows)), pitch_px=pitch)
 
 
+def _row_coverage(darkness: np.ndarray, px_per_mm: float, x_first: int, x_last: int
+                  ) -> Callable[[float], float]:
+    """``coverage_at(y)``: the share of columns ``x_first..x_last`` with ink (darkness ≥ 0.3)
+    within ±2.5 mm of row ``y`` (px)."""
+    mask = darkness >= 0.3
+    height = darkness.shape[0]
+    reach = round(2.5 * px_per_mm)
+
+    def coverage_at(y: float) -> float:
+        a, b = max(0, int(y) - reach), min(height, int(y) + reach + 1)
+        return float(mask[a:b, x_first:x_last + 1].any(axis=0).mean()) if b > a else 0.0
+
+    return coverage_at
+
+
 def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
                   counts: tuple[int, ...], min_coverage: float = 0.2) -> RowsResult:
     """Rows a template needs but the projection missed, found on the row lattice.
@@ -204,16 +220,9 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     slots = np.concatenate([[0], np.cumsum(mult)]).astype(int)
     span = int(slots[-1]) + 1
     h = darkness.shape[0]
-    mask = darkness >= 0.3
-    reach = round(2.5 * px_per_mm)
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
-
-    def coverage_at(y: float) -> float:
-        a, b = max(0, int(y) - reach), min(h, int(y) + reach + 1)
-        if b <= a:
-            return 0.0
-        return float(mask[a:b, x_first:x_last + 1].any(axis=0).mean())
+    coverage_at = _row_coverage(darkness, px_per_mm, x_first, x_last)
 
     def coverage(y: float) -> tuple[float, float]:
         """Best coverage within a quarter pitch of ``y``, and where."""
@@ -282,14 +291,9 @@ def lattice_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float, total
     hi_pitch = span / max(1, n - 3)
     if hi_pitch < lo_pitch:
         return None
-    mask = darkness >= 0.3
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    reach = round(2.5 * px_per_mm)
-
-    def coverage_at(y: float) -> float:
-        a, b = max(0, int(y) - reach), min(h, int(y) + reach + 1)
-        return float(mask[a:b, x_first:x_last + 1].any(axis=0).mean()) if b > a else 0.0
+    coverage_at = _row_coverage(darkness, px_per_mm, x_first, x_last)
 
     best: tuple[float, float, float] | None = None
     for pitch in np.arange(lo_pitch, hi_pitch + 0.25, 0.25):
