@@ -374,8 +374,9 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
                    speed_mm_s: float, fs: float = 500.0, line_width_px: float = 0.0,
                    last_ink_px: list[float] | None = None) -> TimeAxis:
     """The printed time axis: it ends at the rows' common right end (the last inked column
-    less half a line width); it starts 250 mm earlier (a standard 10-s page at 25 mm/s) when
-    that is right of the pulse, else just after it."""
+    less half a line width, plus one sample period; see :data:`END_SAMPLES`); it starts
+    250 mm earlier (a standard 10-s page at 25 mm/s) when that is right of the pulse, else
+    just after it."""
     ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
                     dtype=float)
     starts = np.array([r.x_first_px for r in rows.rows], dtype=float)

@@ -532,8 +532,10 @@ grid lines)."""
 def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
                    template_rows: tuple[int, ...]) -> RowsResult | None:
     """The row lattice, for a template's row count, that calibration pulses confirm: at
-    least :data:`LATTICE_PULSE_SHARE` of its rows have a pulse whose 0 mV line lies within a
-    quarter pitch of the lattice row. Largest template first; None when none is confirmed."""
+    least :data:`LATTICE_PULSE_SHARE` of its rows (and three) have a pulse whose 0 mV line
+    lies within a quarter pitch of the lattice row, and those 0 mV lines lie on one straight
+    pitch within :data:`LATTICE_PULSE_SCATTER` of it. Largest template first; None when none
+    is confirmed."""
     for total in sorted(template_rows, reverse=True):
         lattice = lattice_rows(rows, darkness, ppmm_y, total)
         if lattice is None:
