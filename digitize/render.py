@@ -711,7 +711,7 @@ def save_page(page: RenderedPage, path: str | Path, jpeg_quality: int = 92,
         if suffix == ".png":
             image.save(path, dpi=(file_dpi, file_dpi), compress_level=int(compress_level))
         elif suffix == ".pdf":
-            image.save(path, resolution=dpi)
+            _write_lossless_pdf([page.image], [dpi], path)
         else:
             image.save(path, quality=int(jpeg_quality),
                        dpi=(round(file_dpi), round(file_dpi)))
@@ -721,23 +721,58 @@ def save_page(page: RenderedPage, path: str | Path, jpeg_quality: int = 92,
     return path
 
 
+def _write_lossless_pdf(images: Sequence[np.ndarray], dpis: Sequence[float], path: Path) -> None:
+    """Write RGB pages as one PDF, each page one Flate-compressed (lossless) image sized by its
+    own dpi. (Pillow's PDF writer stores RGB as JPEG, which would blur the trace the benchmark
+    is meant to read.)"""
+    import zlib
+
+    objects: list[bytes] = [b"", b""]  # 1: catalog, 2: page tree; filled in below
+    page_ids = []
+    for image, dpi in zip(images, dpis, strict=True):
+        rgb = np.ascontiguousarray(image, dtype=np.uint8)
+        height_px, width_px = rgb.shape[:2]
+        width_pt, height_pt = width_px / dpi * 72.0, height_px / dpi * 72.0
+        data = zlib.compress(rgb.tobytes(), 6)
+        image_id, content_id, page_id = len(objects) + 1, len(objects) + 2, len(objects) + 3
+        objects.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d "
+                       b"/ColorSpace /DeviceRGB /BitsPerComponent 8 /Filter /FlateDecode "
+                       b"/Length %d >>\nstream\n" % (width_px, height_px, len(data))
+                       + data + b"\nendstream")
+        content = b"q %.4f 0 0 %.4f 0 0 cm /Im0 Do Q" % (width_pt, height_pt)
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] "
+                       b"/Resources << /XObject << /Im0 %d 0 R >> >> /Contents %d 0 R >>"
+                       % (width_pt, height_pt, image_id, content_id))
+        page_ids.append(page_id)
+    objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
+    kids = b" ".join(b"%d 0 R" % k for k in page_ids)
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(page_ids))
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref_at = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += (b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+            % (len(objects) + 1, xref_at))
+    path.write_bytes(bytes(out))
+
+
 def save_pdf(pages: Sequence[RenderedPage], path: str | Path) -> Path:
-    """Write a multi-page PDF (each page at its own dpi) plus ``<stem>_p<k>_truth.*``."""
+    """Write a multi-page PDF (each page a lossless image at its own dpi, so the page size is
+    the sheet's) plus ``<stem>_p<k>_truth.*``."""
     path = Path(path)
     if not pages:
         raise InputError("no pages to write", path)
     if path.suffix.lower() != ".pdf":
         raise InputError("multi-page output must end in .pdf", path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = [_pil_image(p) for p in pages]
-    dpi = float(pages[0].geometry["dpi"])
     try:
-        dpis = [float(p.geometry["dpi"]) for p in pages]
-        if len(set(dpis)) > 1:
-            # PIL's PDF writer states one resolution for every page
-            dpi = max(set(dpis), key=dpis.count)
-            log.warning("pages have different dpi %s; the PDF states %g dpi for all", dpis, dpi)
-        images[0].save(path, save_all=True, append_images=images[1:], resolution=dpi)
+        _write_lossless_pdf([p.image for p in pages], [float(p.geometry["dpi"]) for p in pages],
+                            path)
     except OSError as exc:
         raise InputError(f"cannot write PDF ({exc})", path) from exc
     for k, page in enumerate(pages, start=1):

@@ -62,6 +62,25 @@ def test_save_pdf_writes_every_page_and_truth(tmp_path, pages):
         assert geo["profile"] == page.geometry["profile"]
 
 
+def test_pdf_pages_are_stored_losslessly(tmp_path, pages):
+    """Pillow's PDF writer would store RGB pages as JPEG; ours keeps every pixel."""
+    import re
+    import zlib
+
+    out = save_pdf(list(pages), tmp_path / "two.pdf")
+    data = out.read_bytes()
+    assert b"/DCTDecode" not in data
+    streams = re.findall(rb"/Width (\d+) /Height (\d+) [^>]*/FlateDecode /Length (\d+) >>\n"
+                         rb"stream\n", data)
+    assert len(streams) == 2
+    at = 0
+    for page, (width, height, length) in zip(pages, streams, strict=True):
+        at = data.index(b"stream\n", data.index(b"/Length " + length, at)) + len(b"stream\n")
+        pixels = np.frombuffer(zlib.decompress(data[at:at + int(length)]), np.uint8)
+        assert (int(height), int(width)) == page.image.shape[:2]
+        assert np.array_equal(pixels.reshape(page.image.shape), page.image)
+
+
 def test_render_command(tmp_path, shared_data):
     from cli import main
 
