@@ -39,6 +39,10 @@ class DigitizeError(EcglensError, RuntimeError):
     """A page could not be read as an ECG (no grid, no traces, not an ECG)."""
 
 
+class RowsError(DigitizeError):
+    """No trace rows were found on a page, or their number fits no layout template."""
+
+
 class AnalysisError(EcglensError, ValueError):
     """A signal cannot be measured (flat, too short, all NaN)."""
 

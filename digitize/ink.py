@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: darkness above which a pixel is ink in the boolean mask
 MASK_LEVEL = 0.5
+#: least length of the straight lines whose darkness is the grid level (mm)
+LINE_LENGTH_MM = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class InkResult:
         Raw darkness of grid lines that was mapped to 0 (diagnostic).
     ink_level
         Raw darkness mapped to 1 (diagnostic).
+    capped_at_grid_lines
+        True if the grid level was capped by the grid's straight lines (``find_ink``).
     """
 
     darkness: np.ndarray = dataclasses.field(repr=False)
@@ -47,22 +51,41 @@ class InkResult:
     threshold: float
     grid_level: float = float("nan")
     ink_level: float = float("nan")
+    capped_at_grid_lines: bool = False
 
 
-def _levels(raw: np.ndarray, coloured: bool) -> tuple[float, float]:
+def _levels(raw: np.ndarray, coloured: bool, line_level: float | None = None
+            ) -> tuple[float, float]:
     """Darkness of grid lines (-> 0) and of certain ink (-> 1) on this page.
 
     Paper and grid cover far more of a page than ink (a few %), so a high percentile of the
-    darkness over the page is the level of the darkest grid lines; ink is above it.
+    darkness over the page is the level of the darkest grid lines; ink is above it. Where ink
+    covers more than that (twelve rows of trace at 100 dpi, a faded or absent grid), the
+    percentile lands on the trace itself; ``line_level``, when given, the darkness of the
+    page's long straight horizontal lines (the grid's), then caps it.
     """
-    sub = raw.ravel()
-    grid_level = float(np.percentile(sub, 93 if not coloured else 90))
+    grid_level = float(np.percentile(raw.ravel(), 93 if not coloured else 90))
+    if line_level is not None:
+        grid_level = min(grid_level, line_level)
     lo = min(max(grid_level + 0.1, 0.15), 0.65)
     hi = min(lo + 0.3, 0.95)
     return lo, hi
 
 
-def find_ink(image_rgb: np.ndarray, grid: GridResult) -> InkResult:
+def _line_level(light: np.ndarray, px_per_mm: float) -> float:
+    """Darkness (0-1) of the darkest 1 % of a page's pixels that lie on a straight horizontal
+    line at least ``LINE_LENGTH_MM`` long: the grid's horizontal lines (a trace, text or noise
+    does not stay on one pixel row that long); 1.0 when the scale is unknown."""
+    if not (np.isfinite(px_per_mm) and px_per_mm > 0):
+        return 1.0
+    length = max(5, int(LINE_LENGTH_MM * px_per_mm))
+    dark = 255 - light[::3, :]   # every third row: a horizontal line survives in full
+    opened = cv2.erode(dark, np.ones((1, length), np.uint8))
+    return float(np.percentile(opened[:, ::3], 99)) / 255.0
+
+
+def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = False
+             ) -> InkResult:
     """Ink darkness map and mask of a (deskewed) page.
 
     Parameters
@@ -71,6 +94,12 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult) -> InkResult:
         ``(H, W, 3)`` uint8 RGB.
     grid
         Grid result for this image (its ``grid_colour`` selects the colour rule).
+    cap_at_grid_lines
+        Take the grid level no higher than the darkness of the page's long straight
+        horizontal lines (:func:`_line_level`): for pages on which the usual estimate finds no
+        trace rows because ink covers more of the page than grid lines do. On pages that read
+        either way it changes little on average but moves single pages both ways by several
+        dB, so the pipeline uses it only as a second attempt.
 
     Returns
     -------
@@ -84,7 +113,8 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult) -> InkResult:
     else:
         light = cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
     sub = (255 - light[::3, ::3]).astype(np.float32) * np.float32(1.0 / 255.0)
-    lo, hi = _levels(sub, coloured)
+    line_level = _line_level(light, grid.px_per_mm_x) if cap_at_grid_lines else None
+    lo, hi = _levels(sub, coloured, line_level)
     # darkness = clip(((255 - light) / 255 - lo) / (hi - lo), 0, 1), as one affine map
     gain = np.float32(1.0 / (255.0 * (hi - lo)))
     dark = (np.float32(255.0 * (1.0 - lo)) - light.astype(np.float32)) * gain
@@ -92,4 +122,5 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult) -> InkResult:
     mask = dark > MASK_LEVEL
     log.debug("ink: colour=%s levels %.3f..%.3f, %.2f%% ink", grid.grid_colour, lo, hi,
               100.0 * float(mask.mean()))
-    return InkResult(darkness=dark, mask=mask, threshold=MASK_LEVEL, grid_level=lo, ink_level=hi)
+    return InkResult(darkness=dark, mask=mask, threshold=MASK_LEVEL, grid_level=lo, ink_level=hi,
+                     capped_at_grid_lines=cap_at_grid_lines)

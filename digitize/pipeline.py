@@ -40,7 +40,7 @@ from digitize.calibration import (
     parse_settings_text,
 )
 from digitize.convert import ConvertResult, build_record, einthoven_residual
-from digitize.errors import DigitizeError
+from digitize.errors import DigitizeError, RowsError
 from digitize.labels import TextResult, read_text, trace_pixels
 from digitize.layout_detect import (
     LayoutResult,
@@ -251,7 +251,7 @@ def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
         raise DigitizeError(f"not a paper ECG: {100 * ink_fraction:.0f} % of the page is dark "
                             "(a photo or a dark image, not traces on paper)", source)
     if not rows.rows:
-        raise DigitizeError("no ECG trace rows found (no line of ink runs across the page; "
+        raise RowsError("no ECG trace rows found (no line of ink runs across the page; "
                             "a page of text or not an ECG)", source)
 
 
@@ -278,7 +278,25 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     DigitizeError
         The page is blank, mostly dark, or holds no trace rows.
     """
-    result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
+    retry_note: tuple[str, ...] = ()
+    try:
+        result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
+    except RowsError as first:
+        # ink may cover more of the page than grid lines do (twelve rows at 100 dpi, a faded
+        # grid), which puts the ink threshold on the trace itself: read once more with the
+        # grid level taken from the grid's straight lines. The lower threshold can also turn
+        # a dark grid into 'trace' (real photo ecg00020 was read along its grid lines), so
+        # the second read counts only where calibration pulses confirm half its rows.
+        try:
+            result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                                layout_hint, ink_at_grid_lines=True)
+        except RowsError:
+            raise first from None
+        if 2 * len(result.calibration.pulses) < len(result.rows.rows):
+            raise first from None
+        retry_note = (f"first read failed ({first.reason}); read again with the ink "
+                      "threshold at the grid lines' level",)
+        result = dataclasses.replace(result, warnings=(*result.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
         return result
@@ -291,13 +309,15 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     applied = _f(getattr(result.deskew, "rotation_deg", 0.0))
     applied = applied if math.isfinite(applied) else 0.0
     refined = dataclasses.replace(result.grid, rotation_deg=applied + residual)
+    capped = bool(getattr(result.ink, "capped_at_grid_lines", False))
     again = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint,
-                       grid_override=refined)
+                       grid_override=refined, ink_at_grid_lines=capped)
     timings = dict(again.timings_s)
     timings["first_pass"] = round(float(sum(result.timings_s.values())), 4)
     note = (f"no grid: rotation refined by {residual:+.2f} deg from the rows' common end "
             f"(page read twice)")
-    return dataclasses.replace(again, timings_s=timings, warnings=(*again.warnings, note))
+    return dataclasses.replace(again, timings_s=timings,
+                               warnings=(*again.warnings, *retry_note, note))
 
 
 def residual_rotation_deg(result: DigitizeResult) -> float | None:
@@ -335,8 +355,9 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
 
 def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
                dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
-               grid_override: Any = None) -> DigitizeResult:
-    """:func:`digitize_image` with the grid stage's result given (``grid_override``)."""
+               grid_override: Any = None, ink_at_grid_lines: bool = False) -> DigitizeResult:
+    """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
+    ink stage's ``cap_at_grid_lines`` chosen."""
     _, find_grid, deskew, find_ink = _stage_functions()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -376,7 +397,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         warnings.append(f"grid not found ({getattr(grid2, 'reason', '')}); px/mm from "
                         f"{getattr(grid2, 'source', 'dpi')}")
     page = desk.image
-    ink = find_ink(page, grid2)
+    ink = find_ink(page, grid2, cap_at_grid_lines=ink_at_grid_lines)
     darkness = np.asarray(ink.darkness, dtype=np.float32)
     # dark borders (scanner lid, rotation fill) are not ink: no trace fills a column or row
     solid = darkness >= 0.5
@@ -478,7 +499,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     lap("layout")
     layout = layout_result.layout
     if layout is None:
-        raise DigitizeError(f"unknown layout: {len(rows.rows)} trace rows fit no template", source)
+        raise RowsError(f"unknown layout: {len(rows.rows)} trace rows fit no template", source)
     row_conf = [t.confidence for t in traces.rows]
     extra = min(1.0, 0.5 + 0.5 * cal.confidence) * min(1.0, 0.5 + 0.5 * layout_result.confidence)
     conv = build_record(traces.rows, layout, baselines, list(cal.row_gain_mm_mv), cal.speed_mm_s,
