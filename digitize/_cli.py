@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     digitize.add_argument("-o", "--outdir", required=True, help="output folder")
     digitize.add_argument("--json", action="store_true", help="print a JSON summary per page")
     digitize.add_argument("--dpi", type=float, default=None,
-                          help="DPI of the input if known (PDFs are rasterised at 300)")
+                          help="DPI of the input if known (PDF pages are rasterised at it; "
+                          "by default a scanned page at its image's resolution, others at 300)")
     digitize.add_argument("--no-overlay", action="store_true", help="skip writing the overlay PNG")
     digitize.set_defaults(func=_run_digitize)
 

@@ -78,7 +78,30 @@ def test_multipage_pdf_rasterised_at_requested_dpi(tmp_path: Path) -> None:
     assert pages[0].dpi_prior == 150
     # a 200 px wide page at 100 dpi is 2 inches -> 300 px at 150 dpi
     assert abs(pages[0].image.shape[1] - 300) <= 2
-    assert load_pages(path)[0].dpi_prior == 300  # default raster dpi
+    # by default a page that is one full-page image is rasterised at that image's resolution
+    native = load_pages(path)
+    assert [p.dpi_prior for p in native] == [100.0, 100.0]
+    assert native[0].image.shape[:2] == (100, 200)
+
+
+def test_pdf_scan_page_keeps_its_pixels_and_vector_page_gets_default_dpi(tmp_path: Path
+                                                                         ) -> None:
+    from digitize.render import _write_lossless_pdf
+
+    scan = np.full((300, 450, 3), 255, np.uint8)
+    scan[100:103, 20:430] = 0
+    _write_lossless_pdf([scan], [150.0], tmp_path / "scan.pdf")
+    page = load_pages(tmp_path / "scan.pdf")[0]
+    assert page.dpi_prior == 150.0 and np.array_equal(page.image, scan)   # pixel for pixel
+    # a vector page (a 2 x 1 inch line drawing, no image) is rasterised at 300 dpi
+    vector = (b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj\n"
+              b"2 0 obj <</Type /Pages /Kids [3 0 R] /Count 1>> endobj\n"
+              b"3 0 obj <</Type /Page /Parent 2 0 R /MediaBox [0 0 144 72] /Contents 4 0 R>>"
+              b" endobj\n4 0 obj <</Length 17>> stream\n0 0 m 144 72 l S\nendstream endobj\n"
+              b"trailer <</Root 1 0 R>>\n%%EOF\n")
+    (tmp_path / "vector.pdf").write_bytes(vector)
+    page = load_pages(tmp_path / "vector.pdf")[0]
+    assert page.dpi_prior == 300.0 and page.image.shape[:2] == (300, 600)
 
 
 @pytest.mark.parametrize(
