@@ -109,16 +109,17 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
     coloured = grid.grid_colour in ("red", "pink", "orange", "green", "blue")
     if coloured:
         # coloured grid lines stay bright in at least one channel; ink is dark in all
-        light = np.maximum(np.maximum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
+        light = cv2.max(cv2.max(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
     else:
         light = cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
     sub = (255 - light[::3, ::3]).astype(np.float32) * np.float32(1.0 / 255.0)
     line_level = _line_level(light, grid.px_per_mm_x) if cap_at_grid_lines else None
     lo, hi = _levels(sub, coloured, line_level)
-    # darkness = clip(((255 - light) / 255 - lo) / (hi - lo), 0, 1), as one affine map
+    # darkness = clip(((255 - light) / 255 - lo) / (hi - lo), 0, 1), one float32 per grey
+    # level, looked up (3x faster than the arithmetic on a 300-dpi page)
     gain = np.float32(1.0 / (255.0 * (hi - lo)))
-    dark = (np.float32(255.0 * (1.0 - lo)) - light.astype(np.float32)) * gain
-    np.clip(dark, 0.0, 1.0, out=dark)
+    table = (np.float32(255.0 * (1.0 - lo)) - np.arange(256, dtype=np.float32)) * gain
+    dark = cv2.LUT(light, np.clip(table, 0.0, 1.0).astype(np.float32))
     mask = dark > MASK_LEVEL
     log.debug("ink: colour=%s levels %.3f..%.3f, %.2f%% ink", grid.grid_colour, lo, hi,
               100.0 * float(mask.mean()))
