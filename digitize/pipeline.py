@@ -76,8 +76,10 @@ def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
 def _trace_end_px(trace: RowTrace, px_per_mm_x: float, gap_mm: float = 5.0,
                   stray_mm: float = 20.0) -> float:
     """Last column of a row's own trace. A piece of ink after a blank gap of ``gap_mm`` that
-    is shorter than ``stray_mm`` is not the trace (the edge of a scanner's dark background,
-    a stamp, a margin note) and does not extend the time axis."""
+    is shorter than ``stray_mm``, or read in fewer than a quarter of that many columns, is not
+    the trace (the edge of a scanner's dark background, a stamp, a margin note, a chain of
+    grid dots 5 mm apart) and does not extend the time axis; nor does a tail read in fewer
+    than half the columns of its last millimetre (a path that runs on over grid dots)."""
     ok = np.flatnonzero(np.isfinite(trace.y_px))
     if not len(ok):
         return float(trace.x_px[-1])
@@ -85,9 +87,17 @@ def _trace_end_px(trace: RowTrace, px_per_mm_x: float, gap_mm: float = 5.0,
     starts = np.concatenate([[0], breaks + 1])
     ends = np.concatenate([breaks, [len(ok) - 1]])
     k = len(starts) - 1
-    while k > 0 and (ok[ends[k]] - ok[starts[k]]) < stray_mm * px_per_mm_x:
+    stray_px = stray_mm * px_per_mm_x
+    while k > 0 and ((ok[ends[k]] - ok[starts[k]]) < stray_px
+                     or ends[k] - starts[k] + 1 < 0.25 * stray_px):
         k -= 1
-    return float(trace.x_px[ok[ends[k]]])
+    # the trace ends where it is still read in most columns: a path that runs on over grid
+    # dots after the trace (a few columns per mm) does not extend it
+    cols = ok[starts[k]:ends[k] + 1]
+    window = max(2.0, px_per_mm_x)
+    dense = np.arange(len(cols)) - np.searchsorted(cols, cols - window, side="right") + 1
+    last = np.flatnonzero(dense >= 0.5 * window)
+    return float(trace.x_px[cols[last[-1]] if len(last) else cols[-1]])
 
 
 def _read_as_is(image_rgb: np.ndarray, grid: Any, reason: str) -> Any:
@@ -579,6 +589,20 @@ def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y
         log.debug("lattice of %d rows: pulse levels off one pitch by up to %.2f pitch",
                   total, scatter / pitch)
     return None
+
+
+def _bands(dark: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """``dark`` (one flag per image row or column) kept only in runs at least 1 mm long or
+    touching the image edge: a scanner's border or fill, not a single flat trace line (seed-1
+    page p0035 has three flat leads, which were erased as dark rows before)."""
+    if not dark.any():
+        return dark
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
+    out = np.zeros_like(dark)
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start >= px_per_mm or start == 0 or stop == len(dark):
+            out[start:stop] = True
+    return out
 
 
 def _solid_border(darkness: np.ndarray, px_per_mm: float) -> np.ndarray:

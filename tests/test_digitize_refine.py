@@ -143,6 +143,19 @@ def test_trace_end_ignores_a_stray_stroke_after_a_blank_gap() -> None:
     assert _trace_end_px(RowTrace(0, xs, ys, np.zeros(len(xs), bool), 1.0, 2.0), PPMM) == 1959.0
 
 
+def test_trace_end_ignores_grid_dots_the_path_runs_on_over() -> None:
+    """Seed-1 page p0115 (dotted grid): after the trace the path picked up the darker grid
+    dots every 6-19 px; they chained onto the trace, the time axis ended at the last dot,
+    107 px late, and every lead read at r = 0 (-3.5 dB; 19.2 dB with the trace's own end)."""
+    xs = np.arange(0, 2000)
+    ys = np.full(len(xs), 50.0)
+    ys[1766:] = np.nan
+    for x in (1778, 1784, 1797, 1816, 1835, 1848, 1867):
+        ys[x] = 62.0
+    trace = RowTrace(0, xs, ys, np.zeros(len(xs), bool), 1.0, 2.0)
+    assert _trace_end_px(trace, PPMM) == 1765.0
+
+
 def _merged_rows() -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """Two rows 20 mm apart whose QRS complexes (at the same times, as on a real page) reach
     18 mm into each other: the upper row's S wave down, the lower row's R wave up."""
