@@ -411,8 +411,9 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     darkness = np.asarray(ink.darkness, dtype=np.float32)
     # dark borders (scanner lid, rotation fill) are not ink: no trace fills a column or row
     solid = darkness >= 0.5
-    dark_cols = solid.mean(axis=0) > 0.85
-    dark_rows = solid.mean(axis=1) > 0.85
+    # (a flat lead is a line of ink across the page too, but thinner than 1 mm)
+    dark_cols = _bands(solid.mean(axis=0) > 0.85, ppmm_x)
+    dark_rows = _bands(solid.mean(axis=1) > 0.85, ppmm_y)
     if dark_cols.any() or dark_rows.any():
         darkness = darkness.copy()
         darkness[:, dark_cols] = 0.0
