@@ -146,3 +146,45 @@ def test_page_dense_with_faint_trace_is_read_with_the_ink_threshold_at_the_grid_
     assert result.layout.name == "12x1" and result.calibration.gain_mm_mv == 20.0
     snr, r = _score(page.truth, result.record)
     assert snr >= 12.0 and r >= 0.95, (snr, r)    # 14.8 dB, r 0.985 when written
+
+
+def test_flat_leads_are_read_as_rows_not_erased_as_dark_borders(record):
+    """Seed-1 page p0035: three leads of the record are flat, so their rows are straight
+    lines of ink across the page; they were erased as a scanner's dark rows and the page was
+    refused (9 rows). Now they are rows, read as 0 mV."""
+    signal = record.signal.copy()
+    flat = [record.leads.index(lead) for lead in ("V2", "V4", "V6")]
+    signal[:, flat] = 0.0
+    page = render_page(record.replace(signal=signal),
+                       RenderSettings(layout="12x1", dpi=142.0, grid="orange"))
+    result = digitize_image(page.image, source="flat.png", dpi_prior=142.0, use_ocr=False)
+    assert result.layout.name == "12x1" and len(result.rows.rows) == 12
+    read = result.record.signal
+    for k in flat:
+        assert np.nanmean(np.isfinite(read[:, k])) > 0.9
+        assert np.nanmedian(np.abs(read[:, k])) < 0.03      # mV
+    _, r = _score(page.truth, result.record)   # r over the leads that are not flat
+    assert r >= 0.9, r
+
+
+def test_header_text_over_a_page_wide_grid_is_not_a_trace_row(shared_data):
+    """Seed-1 page p0136: the black-and-white grid runs over the whole page, header text
+    included, and its darker crossings pass the ink level, so rows of grid specks lent the
+    header's text lines enough coverage to pass as trace rows (5 rows, no template).
+    Specks of at most ~1 mm² are left out of the row search."""
+    from analysis.ludb import read_ludb_record
+    from digitize.grid import find_grid
+    from digitize.ink import find_ink
+    from digitize.layout_detect import find_rows
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "2")
+    settings = RenderSettings(layout="3x4", gain_mm_mv=5.0, dpi=237.0, grid="bw",
+                              font="serif", label_position="top-left", paper="a4",
+                              grid_extent="page", trace_width_mm=0.35)
+    page = render_page(record, settings)
+    grid = find_grid(page.image, 237.0)
+    rows = find_rows(find_ink(page.image, grid).darkness, grid.px_per_mm_y)
+    truth = [row["baseline_px"] for row in page.geometry["rows"]]
+    assert len(rows.rows) == 3
+    assert all(abs(r.centre_px - y) < 3 * grid.px_per_mm_y
+               for r, y in zip(rows.rows, truth, strict=True))
