@@ -319,7 +319,12 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         warnings.append("paper speed not printed or not read: assumed 25 mm/s")
     row_gain = [gain] * n_rows
     for p in pulses:
-        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain):
+        # a row keeps its own gain only from a pulse of the page's width: every pulse on a
+        # page is printed at one paper speed, so one of another width is a row's complex
+        # taken for a pulse (seed-0 p0134: three 5-mm "pulses" 11 mm wide among 5-mm wide
+        # 20-mm ones put those rows at 4x their amplitude)
+        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and \
+                p.speed_mm_s == speed:
             row_gain[p.row] = p.gain_mm_mv
     if pulses and len(pulses) < n_rows:
         warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")

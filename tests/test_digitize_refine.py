@@ -3,6 +3,7 @@ trace end, scanner borders."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -117,6 +118,17 @@ def _pulse(row: int, gain: float, height_mm: float) -> Pulse:
     return Pulse(row=row, x_left_px=10.0, x_right_px=40.0, baseline_px=100.0 * (row + 1),
                  height_mm=height_mm, width_mm=5.0, gain_mm_mv=gain, speed_mm_s=25.0,
                  score=1.0)
+
+
+def test_a_pulse_of_another_width_does_not_set_its_rows_gain() -> None:
+    pulses = [_pulse(k, 20.0, 20.0) for k in range(9)]
+    false = dataclasses.replace(_pulse(9, 5.0, 4.8), width_mm=11.3, speed_mm_s=50.0)
+    cal = decide_calibration([*pulses, false], 10, None)
+    assert cal.gain_mm_mv == 20.0 and cal.speed_mm_s == 25.0
+    assert cal.row_gain_mm_mv == (20.0,) * 10
+    # a row printed at half gain with a pulse of the page's width keeps its own gain
+    half = _pulse(9, 10.0, 10.0)
+    assert decide_calibration([*pulses, half], 10, None).row_gain_mm_mv[9] == 10.0
 
 
 def test_pulses_that_measure_off_their_nominal_height_do_not_outvote_true_ones() -> None:
