@@ -139,9 +139,12 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
     f = max(1, int(px_per_mm / 2))
     hs, ws = h // f, w // f
     small = mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)).astype(np.uint8)
+    dil_wide = small.astype(bool)
     # specks (a dark grid dot, paper noise) are no trace: on a dotted grid whose darker dots
     # pass the ink level, rows of dots lend every line coverage (header text was taken for
-    # trace rows on seed-1 pages p0054 and p0136)
+    # trace rows on seed-1 pages p0054 and p0136). They stay in for the unbroken-stretch test
+    # below: a thin steep stroke can break into specks (real scan ecg00009 lost its rhythm
+    # row when they were left out there too).
     _, parts, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
     specks = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= SPECK_CELLS)
     specks = specks[specks > 0]
@@ -149,7 +152,6 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
         small[np.isin(parts, specks)] = 0
     reach = max(1, round(2.5 * px_per_mm / f))
     dil = cv2.dilate(small, np.ones((2 * reach + 1, 1), np.uint8))
-    dil_wide = small.astype(bool)
     reach_wide = max(1, round(5 * px_per_mm / f))
     cols_full = mask.any(axis=0)
     if not cols_full.any():
