@@ -262,7 +262,7 @@ def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
                             "(a photo or a dark image, not traces on paper)", source)
     if not rows.rows:
         raise RowsError("no ECG trace rows found (no line of ink runs across the page; "
-                            "a page of text or not an ECG)", source)
+                        "a page of text or not an ECG)", source)
 
 
 def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int = 0,
@@ -286,7 +286,11 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     Raises
     ------
     DigitizeError
-        The page is blank, mostly dark, or holds no trace rows.
+        The page is blank, mostly dark, or holds no trace rows (:class:`RowsError`, also when
+        their number fits no template). Before a ``RowsError`` is raised the page is read once
+        more with the ink threshold at the grid lines' level (``find_ink(...,
+        cap_at_grid_lines=True)``); that read is returned, with a warning, when calibration
+        pulses are found on at least half its rows.
     """
     retry_note: tuple[str, ...] = ()
     try:
