@@ -97,9 +97,10 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
     cap_at_grid_lines
         Take the grid level no higher than the darkness of the page's long straight
         horizontal lines (:func:`_line_level`): for pages on which the usual estimate finds no
-        trace rows because ink covers more of the page than grid lines do. On pages that read
-        either way it changes little on average but moves single pages both ways by several
-        dB, so the pipeline uses it only as a second attempt.
+        trace rows because ink covers more of the page than grid lines do. Used on every page
+        of the seed-0 benchmark it read the scans 0.44 dB better but the clean pages 0.27 dB
+        worse (one refused, others moved both ways by several dB), so the pipeline uses it
+        only as a second attempt.
 
     Returns
     -------
