@@ -174,8 +174,11 @@ def _native_page_dpis(path: Path, n_pages: int) -> dict[int, float]:
     for line in listing.splitlines():
         cols = line.split()
         if len(cols) >= 14 and cols[0].isdigit() and cols[2] in ("image", "smask", "stencil"):
-            images.setdefault(int(cols[0]), []).append(
-                (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13])))
+            try:
+                entry = (int(cols[3]), int(cols[4]), float(cols[12]), float(cols[13]))
+            except ValueError:   # a listing this parser does not know: not counted as native
+                entry = (0, 0, 0.0, 0.0)
+            images.setdefault(int(cols[0]), []).append(entry)
     native: dict[int, float] = {}
     for page, found in images.items():
         if len(found) != 1 or page not in page_size_pt:
