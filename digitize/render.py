@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import logging
 import math
 from collections.abc import Sequence
 from functools import lru_cache
@@ -37,8 +36,6 @@ import numpy as np
 from digitize.errors import EcglensError, InputError
 from digitize.layouts import Layout, get_layout
 from digitize.record import STANDARD_LEADS, ECGRecord
-
-log = logging.getLogger(__name__)
 
 TRUTH_FS_HZ = 500.0
 """Sampling rate of the truth record (and of the signal the renderer draws)."""
@@ -706,15 +703,15 @@ def save_page(page: RenderedPage, path: str | Path, jpeg_quality: int = 92,
     dpi = float(page.geometry["dpi"])
     # the resolution a file would state: a phone photo says 72 dpi whatever its true scale
     file_dpi = float(page.geometry.get("file_dpi") or dpi)
-    image = _pil_image(page)
     try:
-        if suffix == ".png":
-            image.save(path, dpi=(file_dpi, file_dpi), compress_level=int(compress_level))
-        elif suffix == ".pdf":
+        if suffix == ".pdf":
             _write_lossless_pdf([page.image], [dpi], path)
+        elif suffix == ".png":
+            _pil_image(page).save(path, dpi=(file_dpi, file_dpi),
+                                  compress_level=int(compress_level))
         else:
-            image.save(path, quality=int(jpeg_quality),
-                       dpi=(round(file_dpi), round(file_dpi)))
+            _pil_image(page).save(path, quality=int(jpeg_quality),
+                                  dpi=(round(file_dpi), round(file_dpi)))
     except OSError as exc:
         raise InputError(f"cannot write image ({exc})", path) from exc
     _write_truth(page, _truth_stem(path))
