@@ -918,9 +918,15 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             # ... but not from an even harmonic of the 5 mm lines (then 3/4 of it is a peak too)
             three_q = [p for p in v if abs(p.freq / (0.75 * best_p.freq) - 1) < 0.03
                        and p.power >= 0.05 * top]
-            if not half or three_q:
+            # so does the 3rd harmonic near the Nyquist limit (seed-2 p0033: 6.9 px/mm read as
+            # 2.3); a third of the 1 mm frequency falls between the 5 mm lines' harmonics
+            third = [p for p in strong if abs(p.freq / (best_p.freq / 3.0) - 1) < 0.03]
+            if half and not three_q:
+                best_p = max(half, key=lambda p: p.power)
+            elif third:
+                best_p = max(third, key=lambda p: p.power)
+            else:
                 break
-            best_p = max(half, key=lambda p: p.power)
         f_coarse[k] = best_p.freq * sc
     # the working copy must keep the finest line family (1 mm lines) resolvable
     p_top = max(p.power for v in fam_peaks.values() for p in v)

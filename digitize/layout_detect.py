@@ -223,14 +223,22 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     # so the pitch is the span over the number of steps, and a step of 1.7-2.3 pitches is a
     # missing row. A template's count of rows with such a hole between them is completed
     # too (three of a 3x4+1 page's four rows: the steps are measured from the shortest).
+    # Off a template count the pitch is the median step or, where every other row is
+    # missing (the median falls between one and two pitches: seed-2 p0003, a 12-row page at
+    # 14 mm pitch read as 5 rows), the shortest.
     if n in counts:
         mult = np.maximum(np.round(diffs / float(diffs.min())), 1)
         if mult.max() < 2:
             return rows
+        bases = [float(diffs.min())]
     else:
-        mult = np.maximum(np.round(diffs / float(np.median(diffs))), 1)
-    pitch = float(diffs.sum() / mult.sum())
-    if np.max(np.abs(diffs / pitch - mult)) > 0.3:
+        bases = [float(np.median(diffs)), float(diffs.min())]
+    for base in bases:
+        mult = np.maximum(np.round(diffs / base), 1)
+        pitch = float(diffs.sum() / mult.sum())
+        if np.max(np.abs(diffs / pitch - mult)) <= 0.3:
+            break
+    else:
         return rows
     slots = np.concatenate([[0], np.cumsum(mult)]).astype(int)
     span = int(slots[-1]) + 1
@@ -283,66 +291,90 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
 
 
 def lattice_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float, total: int,
-                 min_coverage: float = 0.2) -> RowsResult | None:
-    """``total`` rows on one lattice that explains the rows found, or None.
+                 min_coverage: float = 0.2, n_best: int = 1) -> list[RowsResult]:
+    """Up to ``n_best`` lattices of ``total`` rows that explain the rows found, best first.
 
     At 20 mm/mV on 12-row pages the ink centre of a row is pulled far off its 0 mV line by
     its complexes, so rows go missing or sit off :func:`complete_rows`'s lattice by more
-    than it accepts. Here every pitch from ``span / (total - 1)`` up to ``span / (n - 3)``
-    (0.25-px steps; span = first to last found row) and every phase is scored by how close
-    the found rows lie to the lattice (a row more than 0.4 pitch from it adds nothing; an
-    off-lattice row or two are allowed); the best lattice that fits ``total`` rows between
-    the page margins, with ink (inked columns within ±2.5 mm over at least
-    ``min_coverage`` of the rows' width) at every position, is returned. The caller must
-    confirm it (calibration pulses on the lattice rows).
+    than it accepts. Here every pitch from 0.9 × ``span / (total - 1)`` up to
+    ``span / (n - 3)`` (0.25-px steps; span = first to last found row, the two outermost
+    rows may be left out) and every phase is scored by how close the found rows lie to the
+    lattice (a row more than 0.4 pitch from it adds nothing; up to two off-lattice rows are
+    allowed, and rows outside the ``total`` consecutive slots that fit best are left out).
+    The best-scoring pitches (at least 3 % apart) that fit ``total`` rows between the page
+    margins, with ink (inked columns within ±2.5 mm over at least ``min_coverage`` of the
+    rows' width) at every position, are returned. The caller must confirm a lattice
+    (calibration pulses on its rows): the score alone cannot tell pitches within a few
+    per cent apart (seed-2 p0088 scored a 108.5-px lattice over the printed 96.8-px one).
     """
     found = np.array([r.centre_px for r in rows.rows], dtype=float)
     n = len(found)
     if n < max(3, total // 2) or n > total + 2:
-        return None
-    span = float(found[-1] - found[0])
+        return []
     h = darkness.shape[0]
-    lo_pitch = max(8.0 * px_per_mm, span / (total - 1))
+    # the outer found rows can sit inside the outer printed lines (centres pulled inwards by
+    # complexes; seed-2 p0088: found span / 11 = 97.5 px, printed pitch 96.8 px), and one or
+    # two of them can be header lines above the rows (seed-2 p0065)
+    inner_span = min(float(found[n - 1 - j] - found[i]) for i in range(3) for j in range(3 - i)
+                     if n - 1 - j > i)
+    span = float(found[-1] - found[0])
+    lo_pitch = max(8.0 * px_per_mm, 0.9 * inner_span / (total - 1))
     hi_pitch = span / max(1, n - 3)
     if hi_pitch < lo_pitch:
-        return None
+        return []
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
     coverage_at = _row_coverage(darkness, px_per_mm, x_first, x_last)
 
-    best: tuple[float, float, float] | None = None
+    per_pitch: list[tuple[float, float, float, float]] = []   # score, pitch, first, last
     for pitch in np.arange(lo_pitch, hi_pitch + 0.25, 0.25):
+        best_here: tuple[float, float, float, float] | None = None
         for phase in np.arange(0.0, pitch, max(1.0, 0.02 * pitch)):
             k = np.round((found - found[0] - phase) / pitch)
             d = np.abs(found - found[0] - phase - k * pitch) / (0.4 * pitch)
-            score = float(np.sum(np.clip(1.0 - d ** 2, 0.0, None)))
+            fit = np.clip(1.0 - d ** 2, 0.0, None)
             inliers = d < 1.0
-            if inliers.sum() < n - 2 or k[inliers].max() - k[inliers].min() > total - 1:
+            if inliers.sum() < n - 2:
                 continue
-            if best is None or score > best[0] + 1e-9:
-                best = (score, float(pitch), float(found[0] + phase + k[inliers].min() * pitch))
-    if best is None:
-        return None
-    _score, pitch, y_first_inlier = best
-    k_in = np.round((found - y_first_inlier) / pitch)
-    used = int(k_in[np.abs(found - y_first_inlier - k_in * pitch) < 0.4 * pitch].max()) + 1
-    # place the rows the found ones do not cover above or below, where the page has room
-    # and ink
-    options = []
-    for above in range(0, total - used + 1):
-        ys = y_first_inlier + (np.arange(total) - above) * pitch
-        if ys[0] < 3 * px_per_mm or ys[-1] > h - 3 * px_per_mm:
+            # the ``total`` consecutive lattice slots holding the best-fitting rows
+            for k0 in np.unique(k[inliers])[:3]:
+                window = inliers & (k >= k0) & (k <= k0 + total - 1)
+                if window.sum() < n - 2:
+                    continue
+                score = float(np.sum(fit[window]))
+                if best_here is None or score > best_here[0] + 1e-9:
+                    first = float(found[0] + phase + k[window].min() * pitch)
+                    last = float(found[0] + phase + k[window].max() * pitch)
+                    best_here = (score, float(pitch), first, last)
+        if best_here is not None:
+            per_pitch.append(best_here)
+    chosen: list[tuple[float, float, float, float]] = []
+    for cand in sorted(per_pitch, key=lambda c: -c[0]):
+        if len(chosen) >= n_best:
+            break
+        if all(abs(cand[1] - c[1]) > 0.03 * c[1] for c in chosen):
+            chosen.append(cand)
+    out_list: list[RowsResult] = []
+    for _score, pitch, y_first_inlier, y_last_inlier in chosen:
+        used = round((y_last_inlier - y_first_inlier) / pitch) + 1
+        # place the rows the found ones do not cover above or below, where the page has
+        # room and ink
+        options = []
+        for above in range(0, total - used + 1):
+            ys = y_first_inlier + (np.arange(total) - above) * pitch
+            if ys[0] < 3 * px_per_mm or ys[-1] > h - 3 * px_per_mm:
+                continue
+            cov = [coverage_at(y) for y in ys]
+            if min(cov) >= min_coverage:
+                options.append((min(cov), ys, cov))
+        if not options:
             continue
-        cov = [coverage_at(y) for y in ys]
-        if min(cov) >= min_coverage:
-            options.append((min(cov), ys, cov))
-    if not options:
-        return None
-    _c, ys, cov = max(options, key=lambda o: o[0])
-    out = tuple(Row(i, float(y), round(c, 3), x_first, x_last)
-                for i, (y, c) in enumerate(zip(ys, cov, strict=True)))
-    log.info("rows: %d found off any template; %d on a %.1f-px lattice", n, total, pitch)
-    return RowsResult(rows=out, pitch_px=pitch)
+        _c, ys, cov = max(options, key=lambda o: o[0])
+        out = tuple(Row(i, float(y), round(c, 3), x_first, x_last)
+                    for i, (y, c) in enumerate(zip(ys, cov, strict=True)))
+        log.debug("rows: %d found off any template; %d on a %.1f-px lattice", n, total, pitch)
+        out_list.append(RowsResult(rows=out, pitch_px=pitch))
+    return out_list
 
 
 def _drop_spurious(rows: list[tuple[float, float, int, int]], darkness: np.ndarray,

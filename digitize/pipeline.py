@@ -558,6 +558,8 @@ def _row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
 LATTICE_PULSE_SHARE = 0.75
 """Share of the rows of a fitted row lattice (:func:`layout_detect.lattice_rows`) that must
 hold a calibration pulse for the lattice to be read."""
+LATTICE_CANDIDATES = 4
+"""Lattices (best-scored, pitches ≥ 3 % apart) per template row count tried for pulses."""
 LATTICE_PULSE_SCATTER = 0.06
 """…and those pulses' 0 mV levels must lie on one straight pitch within this share of it
 (printed pulses do, to ~0.01 on rendered pages; on the dark-gridded photo ecg00005 major grid
@@ -570,29 +572,35 @@ def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y
     """The row lattice, for a template's row count, that calibration pulses confirm: at
     least :data:`LATTICE_PULSE_SHARE` of its rows (and three) have a pulse whose 0 mV line
     lies within a quarter pitch of the lattice row, and those 0 mV lines lie on one straight
-    pitch within :data:`LATTICE_PULSE_SCATTER` of it. Largest template first; None when none
-    is confirmed."""
+    pitch within :data:`LATTICE_PULSE_SCATTER` of it. Largest template first; of the
+    :data:`LATTICE_CANDIDATES` best lattices per template, the one with most pulses wins.
+    None when none is confirmed."""
     for total in sorted(template_rows, reverse=True):
-        lattice = lattice_rows(rows, darkness, ppmm_y, total)
-        if lattice is None:
-            continue
-        pitch = lattice.pitch_px
-        hits: list[tuple[int, float]] = []
-        for k, row in enumerate(lattice.rows):
-            pulse = _row_pulse(darkness, row, ppmm_x, ppmm_y, pitch)
-            if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
-                hits.append((k, pulse.baseline_px))
-        log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, len(hits))
-        if len(hits) < max(LATTICE_PULSE_SHARE * total, 3):
-            continue
-        # printed pulses sit on one pitch: grid squares taken for pulses do not
-        index, level = np.array(hits, dtype=float).T
-        fit = np.polyfit(index, level, 1)
-        scatter = float(np.max(np.abs(level - np.polyval(fit, index))))
-        if scatter <= LATTICE_PULSE_SCATTER * pitch:
-            return lattice
-        log.debug("lattice of %d rows: pulse levels off one pitch by up to %.2f pitch",
-                  total, scatter / pitch)
+        confirmed: list[tuple[int, RowsResult]] = []
+        for lattice in lattice_rows(rows, darkness, ppmm_y, total, n_best=LATTICE_CANDIDATES):
+            pitch = lattice.pitch_px
+            hits: list[tuple[int, float]] = []
+            for k, row in enumerate(lattice.rows):
+                pulse = _row_pulse(darkness, row, ppmm_x, ppmm_y, pitch)
+                if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
+                    hits.append((k, pulse.baseline_px))
+            log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, len(hits))
+            if len(hits) < max(LATTICE_PULSE_SHARE * total, 3):
+                continue
+            # printed pulses sit on one pitch: grid squares taken for pulses do not
+            index, level = np.array(hits, dtype=float).T
+            fit = np.polyfit(index, level, 1)
+            scatter = float(np.max(np.abs(level - np.polyval(fit, index))))
+            if scatter <= LATTICE_PULSE_SCATTER * pitch:
+                confirmed.append((len(hits), lattice))
+            else:
+                log.debug("lattice of %d rows: pulse levels off one pitch by up to %.2f pitch",
+                          total, scatter / pitch)
+        if confirmed:
+            best = max(confirmed, key=lambda c: c[0])[1]   # first (best-scored) among ties
+            log.info("rows: %d found off any template; %d on a %.1f-px lattice",
+                     len(rows.rows), total, best.pitch_px)
+            return best
     return None
 
 

@@ -289,13 +289,13 @@ def test_lattice_rows_recovers_twelve_rows_from_centres_pulled_off_their_lines()
                       70.0)
     # the lattice completion does not accept these rows (one is too far off its lattice)
     assert len(complete_rows(rows, darkness, ppmm, (3, 4, 6, 12)).rows) == 10
-    lattice = lattice_rows(rows, darkness, ppmm, 12)
+    lattice = lattice_rows(rows, darkness, ppmm, 12)[0]
     assert lattice is not None and len(lattice.rows) == 12
     centres = np.array([r.centre_px for r in lattice.rows])
     assert np.max(np.abs(centres - truth)) < 0.2 * 66.4, centres - truth
     # no lattice where the page has no ink at the positions it needs
     blank = np.zeros_like(darkness)
-    assert lattice_rows(rows, blank, ppmm, 12) is None
+    assert lattice_rows(rows, blank, ppmm, 12) == []
 
 
 def test_grid_squares_taken_for_pulses_do_not_confirm_a_row_lattice(shared_data: Path) -> None:
