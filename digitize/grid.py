@@ -920,7 +920,11 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
                        and p.power >= 0.05 * top]
             # so does the 3rd harmonic near the Nyquist limit (seed-2 p0033: 6.9 px/mm read as
             # 2.3); a third of the 1 mm frequency falls between the 5 mm lines' harmonics
-            third = [p for p in strong if abs(p.freq / (best_p.freq / 3.0) - 1) < 0.03]
+            # (taken only where it reads as 1 or 5 mm at the dpi prior's scale: text on a
+            # page without a grid has such peaks too, seed-2 p0115)
+            third = [p for p in strong if abs(p.freq / (best_p.freq / 3.0) - 1) < 0.03
+                     and dpi_prior and any(abs(sc / p.freq / (mm * dpi_prior / 25.4) - 1) < 0.15
+                                           for mm in (1.0, 5.0))]
             if half and not three_q:
                 best_p = max(half, key=lambda p: p.power)
             elif third:

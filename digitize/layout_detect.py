@@ -186,7 +186,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6)
                                  enumerate(rows)), pitch_px=pitch)
 
 
-def _row_coverage(darkness: np.ndarray, px_per_mm: float, x_first: int, x_last: int
+def row_coverage(darkness: np.ndarray, px_per_mm: float, x_first: int, x_last: int
                   ) -> Callable[[float], float]:
     """``coverage_at(y)``: the share of columns ``x_first..x_last`` with ink (darkness ≥ 0.3)
     within ±2.5 mm of row ``y`` (px)."""
@@ -245,7 +245,7 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     h = darkness.shape[0]
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    coverage_at = _row_coverage(darkness, px_per_mm, x_first, x_last)
+    coverage_at = row_coverage(darkness, px_per_mm, x_first, x_last)
 
     def coverage(y: float) -> tuple[float, float]:
         """Best coverage within a quarter pitch of ``y``, and where."""
@@ -324,7 +324,7 @@ def lattice_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float, total
         return []
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    coverage_at = _row_coverage(darkness, px_per_mm, x_first, x_last)
+    coverage_at = row_coverage(darkness, px_per_mm, x_first, x_last)
 
     per_pitch: list[tuple[float, float, float, float]] = []   # score, pitch, first, last
     for pitch in np.arange(lo_pitch, hi_pitch + 0.25, 0.25):
