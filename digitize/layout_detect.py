@@ -248,11 +248,13 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     coverage_at = row_coverage(darkness, px_per_mm, x_first, x_last)
 
     def coverage(y: float) -> tuple[float, float]:
-        """Best coverage within a quarter pitch of ``y``, and where."""
+        """Best coverage within a quarter pitch of ``y`` (of equal ones the nearest to
+        ``y``: coverage saturates within ±2.5 mm of a line), and where."""
         step = max(1.0, 0.5 * px_per_mm)
-        tries = [(coverage_at(y + d), y + d) for d in np.arange(-0.25 * pitch, 0.25 * pitch
-                                                                   + step, step)]
-        return max(tries)
+        tries = [(coverage_at(y + d), -abs(d), y + d)
+                 for d in np.arange(-0.25 * pitch, 0.25 * pitch + step, step)]
+        cov, _, where = max(tries)
+        return cov, where
 
     for total in sorted(c for c in counts if c > n):
         if total < span:

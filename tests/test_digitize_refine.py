@@ -304,3 +304,74 @@ def test_grid_squares_taken_for_pulses_do_not_confirm_a_row_lattice(shared_data:
     path = shared_data / "ecg_image_kit" / "real_images" / "ecg00005.jpg"
     with pytest.raises(DigitizeError, match="fit no template"):
         digitize_file(path)
+
+
+def test_complete_rows_fills_every_other_missing_row() -> None:
+    """Seed-2 page p0003 (12 rows at a 14-mm pitch, 107 dpi): the projection found rows
+    0, 2, 3, 5, 6 of twelve; the median step (1.5 pitches) fit no lattice."""
+    pitch = 58.0
+    darkness = _rows_page(12, pitch, 100.0)
+    found = [100.0 + k * pitch for k in (0, 2, 3, 5, 6)]
+    rows = RowsResult(tuple(Row(i, y, 0.9, 100, 1099) for i, y in enumerate(found)), 2 * pitch)
+    done = complete_rows(rows, darkness, 4.2, (3, 4, 6, 12))
+    assert len(done.rows) == 12
+    assert np.allclose([r.centre_px for r in done.rows], 100.0 + pitch * np.arange(12), atol=3)
+
+
+def test_lattice_rows_leaves_out_a_header_line_on_the_lattice() -> None:
+    """Seed-2 page p0065: a header text line three pitches above twelve rows is found as a
+    13th row; the lattice of the twelve is returned without it."""
+    ppmm = 8.46
+    pitch = 120.0
+    truth = 456.0 + pitch * np.arange(12)
+    darkness = np.zeros((2000, 1400), np.float32)
+    for y in truth:
+        darkness[int(y):int(y) + 2, 100:1300] = 1.0
+    darkness[94:96, 100:1300] = 1.0
+    found = [94.0, *(truth + np.tile([8.0, -9.0, 4.0], 4))]
+    rows = RowsResult(tuple(Row(i, float(y), 0.9, 100, 1299) for i, y in enumerate(found)),
+                      pitch)
+    lattice = lattice_rows(rows, darkness, ppmm, 12)
+    assert lattice, "no lattice"
+    centres = np.array([r.centre_px for r in lattice[0].rows])
+    assert len(centres) == 12 and np.max(np.abs(centres - truth)) < 0.1 * pitch, centres
+
+
+def test_twelve_rows_at_20_mm_per_mv_are_read_from_their_calibration_pulses(shared_data):
+    """Seed-0 page p0116 (12x1 at 20 mm/mV, 105 dpi): the complexes of neighbouring rows
+    blur the ink projection (5 rows found, read as 6x2 or refused); the twelve calibration
+    pulses down the left margin give the rows."""
+    from analysis.ludb import read_ludb_record
+    from digitize.distort import apply_profile
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "111")
+    seed = 172119242
+    settings = RenderSettings(layout="12x1", gain_mm_mv=20.0, dpi=105.0, grid="bw",
+                              font="sans", label_position="bottom-left", paper="a4",
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "clean", seed=seed)
+    result = digitize_image(page.image, source="p0116.png", dpi_prior=105.0, use_ocr=False)
+    assert any("calibration pulses down the left margin" in w for w in result.warnings)
+    assert result.layout.name == "12x1" and len(result.rows.rows) == 12
+    assert result.calibration.gain_mm_mv == 20.0
+    truth_levels = np.array([row["baseline_px"] for row in page.geometry["rows"]])
+    assert np.max(np.abs(np.array(result.baselines_px) - truth_levels)) < 1.5
+
+
+def test_grid_is_not_read_on_a_third_harmonic_of_its_1_mm_lines(shared_data) -> None:
+    """Seed-2 page p0033 (red grid, 175 dpi): the 3rd harmonic of the 1 mm lines (period
+    2.3 px) outscored the fundamental; px/mm was read as 2.30 instead of 6.89."""
+    from analysis.ludb import read_ludb_record
+    from digitize.grid import find_grid
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "119")
+    page = render_page(record, RenderSettings(layout="12x1-cabrera", dpi=175.0, grid="red",
+                                              font="sans_bold", label_position="top-left",
+                                              paper="a4", trace_width_mm=0.275))
+    grid = find_grid(page.image, 175.0)
+    assert grid.found and abs(grid.px_per_mm_x / (175.0 / 25.4) - 1) < 0.01, grid.px_per_mm_x
