@@ -375,3 +375,37 @@ def test_grid_is_not_read_on_a_third_harmonic_of_its_1_mm_lines(shared_data) -> 
                                               paper="a4", trace_width_mm=0.275))
     grid = find_grid(page.image, 175.0)
     assert grid.found and abs(grid.px_per_mm_x / (175.0 / 25.4) - 1) < 0.01, grid.px_per_mm_x
+
+
+def test_faint_pulses_give_the_gain(shared_data) -> None:
+    """Seed-0 page p0160 (3x4 at 5 mm/mV, 107-dpi scan): the pulses' one-pixel vertical
+    strokes are at a third of the trace's darkness, no pulse was matched and 10 mm/mV was
+    assumed (every amplitude read at half its size)."""
+    from analysis.ludb import read_ludb_record
+    from digitize.distort import apply_profile
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "188")
+    seed = 1749530238
+    settings = RenderSettings(layout="3x4", gain_mm_mv=5.0, dpi=107.0, grid="bw",
+                              font="sans_condensed", label_position="bottom-left", paper="a4",
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    result = digitize_image(page.image, source="p0160.png", dpi_prior=107.0, use_ocr=False)
+    assert any("1.6x the ink darkness" in w for w in result.warnings)
+    assert result.calibration.gain_mm_mv == 5.0 and len(result.calibration.pulses) >= 2
+
+
+def test_a_lead_name_read_more_than_twice_is_no_evidence() -> None:
+    """Seed-0 page p0025 (3x4+3): OCR read 17 "I"s off QRS spikes; they outvoted the ticks
+    at the 3x4 cell boundaries and the page was read as 6x2."""
+    from digitize.layout_detect import choose_layout
+
+    ticks = [{0.25: 0.3, 0.5: 0.4, 0.75: 0.3}] * 3 + [{0.25: 0.0, 0.5: 0.0, 0.75: 0.0}] * 3
+    noise = [(row, x, "I") for row in range(6) for x in (0.01, 0.3, 0.6)]
+    assert choose_layout(6, ticks, noise).name == "3x4+3"
+    # read once, "I" still counts
+    assert choose_layout(6, ticks, [(0, 0.01, "I"), (1, 0.01, "II")]).name == "3x4+3"
