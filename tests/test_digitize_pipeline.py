@@ -188,3 +188,33 @@ def test_header_text_over_a_page_wide_grid_is_not_a_trace_row(shared_data):
     assert len(rows.rows) == 3
     assert all(abs(r.centre_px - y) < 3 * grid.px_per_mm_y
                for r, y in zip(rows.rows, truth, strict=True))
+
+
+def test_pulses_left_strokes_measure_the_rotation_where_a_row_ends_short(record):
+    """Seed-2 page p0183 (3x4, no grid): the text and rows gave a rotation 1.45 deg off, and
+    with one of three traces read short the rows' ends measured nothing (2.9 dB); the
+    pulses' left strokes stand on one vertical line and measure it."""
+    import dataclasses
+
+    import cv2
+
+    from digitize.grid import find_grid
+    from digitize.pipeline import _read_page, residual_rotation_deg
+
+    page = render_page(record, RenderSettings(layout="3x4", dpi=150.0, grid="none",
+                                              gain_mm_mv=20.0))
+    image = page.image.copy()
+    row0 = page.geometry["rows"][0]
+    # cut the top row's last 40 mm: its trace now ends far left of the others
+    x_cut = int(row0["x1_px"] - 40 * page.geometry["px_per_mm_x"])
+    image[:int(row0["y_bottom_px"]), x_cut:] = 255
+    h, w = image.shape[:2]
+    tilt = cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), 1.0, 1.0), (w, h),
+                          flags=cv2.INTER_LINEAR, borderValue=(255, 255, 255))
+    grid = find_grid(tilt, 150.0)
+    untouched = _read_page(tilt, "tilt.png", 0, 1, 150.0, False, None,
+                           grid_override=dataclasses.replace(grid, found=False,
+                                                             rotation_deg=0.0))
+    assert len(untouched.calibration.pulses) == 3
+    residual = residual_rotation_deg(untouched)
+    assert residual is not None and abs(residual - 1.0) < 0.1, residual
