@@ -482,6 +482,14 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         if pulses:
             warnings.append(f"calibration pulses found only at {FAINT_PULSE_GAIN:g}x the ink "
                             "darkness (faint vertical strokes)")
+    extended = _extend_rows_by_pulses(rows, pulses, clean, ppmm_x, ppmm_y, template_rows)
+    if extended is not None:
+        warnings.append(f"{len(extended[0].rows) - len(rows.rows)} row(s) beyond the rows found "
+                        "in the ink projection added where their calibration pulses are")
+        rows, pulses = extended
+        pitch = rows.pitch_px
+        rows_top = rows.rows[0].centre_px - 0.6 * pitch
+        rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
     pulse_right = max((p.x_right_px for p in pulses), default=None)
     lap("calibration")
     pulse_of = {p.row: p for p in pulses}
@@ -633,6 +641,64 @@ def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y
                      len(rows.rows), total, best.pitch_px)
             return best
     return None
+
+
+def _extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarray,
+                           ppmm_x: float, ppmm_y: float, template_rows: tuple[int, ...]
+                           ) -> tuple[RowsResult, list[Pulse]] | None:
+    """Rows above the first and below the last row found, one pitch at a time, where a
+    calibration pulse like the rows' own (same gain and speed, score at least
+    :data:`PULSE_SCAN_SCORE`) stands within :data:`PULSE_SCAN_TOLERANCE` of the pitch; None
+    unless some are found and the new count is a template's. Two probes on most pages.
+
+    At 20 mm/mV the projection can lose the outer rows to the complexes crossing them while
+    the count left is still a template's (seed-2 p0069: 4 of 6 rows, read as 3x4+1)."""
+    if len(pulses) < 2 or len(pulses) != len(rows.rows):
+        return None
+    if len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) != 1:
+        return None
+    levels = np.array([p.baseline_px for p in pulses])
+    steps = np.diff(levels)
+    if steps.min() <= 0:
+        return None
+    pitch = float(np.median(steps))
+    if np.max(np.abs(steps / pitch - 1)) > PULSE_SCAN_TOLERANCE:
+        return None
+    h = darkness.shape[0]
+    x_first = int(np.median([r.x_first_px for r in rows.rows]))
+    x_last = int(np.median([r.x_last_px for r in rows.rows]))
+    like = (pulses[0].gain_mm_mv, pulses[0].speed_mm_s)
+    added: dict[int, Pulse] = {}
+    for direction in (-1, 1):
+        k = 0 if direction < 0 else len(pulses) - 1
+        while True:
+            k += direction
+            y = levels[0] + k * pitch
+            if y < 5 * ppmm_y or y > h - 3 * ppmm_y:
+                break
+            pulse = find_pulse(darkness, k, float(y), (x_first - 1, x_first + int(30 * ppmm_x)),
+                               ppmm_x, ppmm_y, 0.3 * pitch)
+            if (pulse is None or pulse.score < PULSE_SCAN_SCORE
+                    or (pulse.gain_mm_mv, pulse.speed_mm_s) != like
+                    or abs(pulse.baseline_px - y) > PULSE_SCAN_TOLERANCE * pitch):
+                break
+            added[k] = pulse
+    if not added or len(rows.rows) + len(added) not in template_rows:
+        return None
+    coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
+    slots = sorted([*added, *range(len(rows.rows))])
+    out_rows, out_pulses = [], []
+    for index, k in enumerate(slots):
+        if k in added:
+            level = added[k].baseline_px
+            out_rows.append(Row(index, level, round(coverage_at(level), 3), x_first, x_last))
+            out_pulses.append(dataclasses.replace(added[k], row=index))
+        else:
+            old = rows.rows[k]
+            out_rows.append(dataclasses.replace(old, index=index))
+            out_pulses.append(dataclasses.replace(pulses[k], row=index))
+    log.info("rows: %d added beyond the %d found, on their pulses", len(added), len(rows.rows))
+    return RowsResult(rows=tuple(out_rows), pitch_px=pitch), out_pulses
 
 
 FAINT_PULSE_GAIN = 1.6

@@ -409,3 +409,26 @@ def test_a_lead_name_read_more_than_twice_is_no_evidence() -> None:
     assert choose_layout(6, ticks, noise).name == "3x4+3"
     # read once, "I" still counts
     assert choose_layout(6, ticks, [(0, 0.01, "I"), (1, 0.01, "II")]).name == "3x4+3"
+
+
+def test_outer_rows_lost_in_the_projection_are_added_on_their_pulses(shared_data) -> None:
+    """Seed-2 page p0069 (3x4+3 at 20 mm/mV and 50 mm/s, 199-dpi scan): the complexes
+    crossing the bottom two rows hid them from the projection; the four rows left are a
+    template's count (3x4+1). The pulses one and two pitches below the last row add them."""
+    from digitize.distort import apply_profile
+    from digitize.io import read_record
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_record(shared_data / "cinc" / "JS20006")
+    seed = 295738318
+    settings = RenderSettings(layout="3x4+3", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=199.0,
+                              grid="orange", font="serif", label_position="baseline",
+                              paper="a4", start_s=0.6,
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    result = digitize_image(page.image, source="p0069.png", dpi_prior=199.0, use_ocr=False)
+    assert any("beyond the rows found" in w for w in result.warnings)
+    assert result.layout.name == "3x4+3" and len(result.calibration.pulses) == 6
