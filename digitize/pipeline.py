@@ -36,7 +36,6 @@ from digitize.calibration import (
     CalibrationResult,
     Pulse,
     decide_calibration,
-    find_pulse,
     parse_settings_text,
 )
 from digitize.convert import ConvertResult, build_record, einthoven_residual
@@ -44,18 +43,23 @@ from digitize.errors import DigitizeError, RowsError
 from digitize.labels import TextResult, read_text, trace_pixels
 from digitize.layout_detect import (
     LayoutResult,
-    Row,
     RowsResult,
     TimeAxis,
     choose_layout,
     complete_rows,
     find_rows,
     find_time_axis,
-    lattice_rows,
-    row_coverage,
     tick_evidence,
 )
 from digitize.layouts import LAYOUTS, get_layout
+from digitize.pulse_rows import (
+    FAINT_PULSE_GAIN,
+    extend_rows_by_pulses,
+    faint_pulses,
+    pulse_lattice,
+    pulse_scan_rows,
+    row_pulse,
+)
 from digitize.record import ECGRecord
 from digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
 
@@ -446,7 +450,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
             or ink_at_grid_lines):
         # the projection missed rows (or the first read found none): the calibration
         # pulses down the left margin, where every row has one, are the better evidence
-        by_pulses = _pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, template_rows)
+        by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, template_rows)
     if by_pulses is not None and (len(by_pulses.rows) > len(completed.rows)
                                   or len(completed.rows) not in template_rows):
         warnings.append(f"{len(rows.rows)} rows found in the ink projection; read as "
@@ -458,7 +462,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
                         "the ink projection were added on the row lattice")
         rows = completed
     elif len(rows.rows) not in template_rows:
-        confirmed = _pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
+        confirmed = pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
         if confirmed is not None:
             warnings.append(f"{len(rows.rows)} rows found in the ink projection fit no "
                             f"template; read as {len(confirmed.rows)} rows on the lattice "
@@ -471,15 +475,15 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     clean = darkness
     pulses: list[Pulse] = []
     for row in rows.rows:
-        pulse = _row_pulse(clean, row, ppmm_x, ppmm_y, pitch)
+        pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch)
         if pulse is not None:
             pulses.append(pulse)
     if not pulses:
-        pulses = _faint_pulses(clean, rows, ppmm_x, ppmm_y, pitch)
+        pulses = faint_pulses(clean, rows, ppmm_x, ppmm_y, pitch)
         if pulses:
             warnings.append(f"calibration pulses found only at {FAINT_PULSE_GAIN:g}x the ink "
                             "darkness (faint vertical strokes)")
-    extended = _extend_rows_by_pulses(rows, pulses, clean, ppmm_x, ppmm_y, template_rows)
+    extended = extend_rows_by_pulses(rows, pulses, clean, ppmm_x, ppmm_y, template_rows)
     if extended is not None:
         warnings.append(f"{len(extended[0].rows) - len(rows.rows)} row(s) beyond the rows found "
                         "in the ink projection added where their calibration pulses are")
@@ -582,226 +586,6 @@ def _mode(values: np.ndarray) -> float:
     centre = 0.5 * (edges[k] + edges[k + 1])
     near = values[np.abs(values - centre) <= 1.5]
     return float(near.mean()) if len(near) else centre
-
-
-def _row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
-               pitch: float) -> Pulse | None:
-    """The calibration pulse of ``row``: searched from its first ink to 30 mm right of it."""
-    search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
-    return find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
-
-
-LATTICE_PULSE_SHARE = 0.75
-"""Share of the rows of a fitted row lattice (:func:`layout_detect.lattice_rows`) that must
-hold a calibration pulse for the lattice to be read."""
-LATTICE_CANDIDATES = 4
-"""Lattices (best-scored, pitches ≥ 3 % apart) per template row count tried for pulses."""
-LATTICE_PULSE_SCATTER = 0.06
-"""…and those pulses' 0 mV levels must lie on one straight pitch within this share of it
-(printed pulses do, to ~0.01 on rendered pages; on the dark-gridded photo ecg00005 major grid
-squares were taken for 5-mm/mV pulses off it by up to 0.11, and the page was read along its
-grid lines)."""
-
-
-def _pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
-                   template_rows: tuple[int, ...]) -> RowsResult | None:
-    """The row lattice, for a template's row count, that calibration pulses confirm: at
-    least :data:`LATTICE_PULSE_SHARE` of its rows (and three) have a pulse whose 0 mV line
-    lies within a quarter pitch of the lattice row, and those 0 mV lines lie on one straight
-    pitch within :data:`LATTICE_PULSE_SCATTER` of it. Largest template first; of the
-    :data:`LATTICE_CANDIDATES` best lattices per template, the one with most pulses wins.
-    None when none is confirmed."""
-    for total in sorted(template_rows, reverse=True):
-        confirmed: list[tuple[int, RowsResult]] = []
-        for lattice in lattice_rows(rows, darkness, ppmm_y, total, n_best=LATTICE_CANDIDATES):
-            pitch = lattice.pitch_px
-            hits: list[tuple[int, float]] = []
-            for k, row in enumerate(lattice.rows):
-                pulse = _row_pulse(darkness, row, ppmm_x, ppmm_y, pitch)
-                if pulse is not None and abs(pulse.baseline_px - row.centre_px) <= 0.25 * pitch:
-                    hits.append((k, pulse.baseline_px))
-            log.debug("lattice of %d rows (pitch %.1f px): %d pulses", total, pitch, len(hits))
-            if len(hits) < max(LATTICE_PULSE_SHARE * total, 3):
-                continue
-            # printed pulses sit on one pitch: grid squares taken for pulses do not
-            index, level = np.array(hits, dtype=float).T
-            fit = np.polyfit(index, level, 1)
-            scatter = float(np.max(np.abs(level - np.polyval(fit, index))))
-            if scatter <= LATTICE_PULSE_SCATTER * pitch:
-                confirmed.append((len(hits), lattice))
-            else:
-                log.debug("lattice of %d rows: pulse levels off one pitch by up to %.2f pitch",
-                          total, scatter / pitch)
-        if confirmed:
-            best = max(confirmed, key=lambda c: c[0])[1]   # first (best-scored) among ties
-            log.info("rows: %d found off any template; %d on a %.1f-px lattice",
-                     len(rows.rows), total, best.pitch_px)
-            return best
-    return None
-
-
-def _extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarray,
-                           ppmm_x: float, ppmm_y: float, template_rows: tuple[int, ...]
-                           ) -> tuple[RowsResult, list[Pulse]] | None:
-    """Rows above the first and below the last row found, one pitch at a time, where a
-    calibration pulse like the rows' own (same gain and speed, score at least
-    :data:`PULSE_SCAN_SCORE`) stands within :data:`PULSE_SCAN_TOLERANCE` of the pitch; None
-    unless some are found and the new count is a template's. Two probes on most pages.
-
-    At 20 mm/mV the projection can lose the outer rows to the complexes crossing them while
-    the count left is still a template's (seed-2 p0069: 4 of 6 rows, read as 3x4+1)."""
-    if len(pulses) < 2 or len(pulses) != len(rows.rows):
-        return None
-    if len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) != 1:
-        return None
-    levels = np.array([p.baseline_px for p in pulses])
-    steps = np.diff(levels)
-    if steps.min() <= 0:
-        return None
-    pitch = float(np.median(steps))
-    if np.max(np.abs(steps / pitch - 1)) > PULSE_SCAN_TOLERANCE:
-        return None
-    h = darkness.shape[0]
-    x_first = int(np.median([r.x_first_px for r in rows.rows]))
-    x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    like = (pulses[0].gain_mm_mv, pulses[0].speed_mm_s)
-    added: dict[int, Pulse] = {}
-    for direction in (-1, 1):
-        k = 0 if direction < 0 else len(pulses) - 1
-        while True:
-            k += direction
-            y = levels[0] + k * pitch
-            if y < 5 * ppmm_y or y > h - 3 * ppmm_y:
-                break
-            pulse = find_pulse(darkness, k, float(y), (x_first - 1, x_first + int(30 * ppmm_x)),
-                               ppmm_x, ppmm_y, 0.3 * pitch)
-            if (pulse is None or pulse.score < PULSE_SCAN_SCORE
-                    or (pulse.gain_mm_mv, pulse.speed_mm_s) != like
-                    or abs(pulse.baseline_px - y) > PULSE_SCAN_TOLERANCE * pitch):
-                break
-            added[k] = pulse
-    if not added or len(rows.rows) + len(added) not in template_rows:
-        return None
-    coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
-    slots = sorted([*added, *range(len(rows.rows))])
-    out_rows, out_pulses = [], []
-    for index, k in enumerate(slots):
-        if k in added:
-            level = added[k].baseline_px
-            out_rows.append(Row(index, level, round(coverage_at(level), 3), x_first, x_last))
-            out_pulses.append(dataclasses.replace(added[k], row=index))
-        else:
-            old = rows.rows[k]
-            out_rows.append(dataclasses.replace(old, index=index))
-            out_pulses.append(dataclasses.replace(pulses[k], row=index))
-    log.info("rows: %d added beyond the %d found, on their pulses", len(added), len(rows.rows))
-    return RowsResult(rows=tuple(out_rows), pitch_px=pitch), out_pulses
-
-
-FAINT_PULSE_GAIN = 1.6
-"""Darkness factor for the second pulse search on a page where no row shows a pulse."""
-
-
-def _faint_pulses(darkness: np.ndarray, rows: RowsResult, ppmm_x: float, ppmm_y: float,
-                  pitch: float) -> list[Pulse]:
-    """Pulses searched again at :data:`FAINT_PULSE_GAIN` times the darkness, kept only when
-    at least half the rows (and two) show one and all of them have one height and width.
-
-    A scanner's blur leaves one-pixel vertical strokes at a third to a half of the trace's
-    darkness at ~110 dpi (seed-0 pages p0025 and p0160: no pulse matched, 10 mm/mV
-    assumed for pages printed at 20 and 5 mm/mV)."""
-    boosted = np.minimum(darkness * np.float32(FAINT_PULSE_GAIN), np.float32(1.0))
-    found = [p for p in (_row_pulse(boosted, row, ppmm_x, ppmm_y, pitch) for row in rows.rows)
-             if p is not None]
-    if len(found) < max(2, 0.5 * len(rows.rows)):
-        return []
-    if len({(p.gain_mm_mv, p.speed_mm_s) for p in found}) != 1:
-        return []
-    return found
-
-
-PULSE_SCAN_SCORE = 0.8
-"""Least :func:`find_pulse` score (1.0: every side of the pulse fully inked) of a pulse
-found by :func:`_pulse_scan_rows`; on the benchmark pages printed pulses score 0.84-1.0
-(lower where complexes of the row above cross them), grid squares and text taken for
-pulses 0.5-0.9, off the pulses' lattice."""
-PULSE_SCAN_STEP_MM = 8.0
-"""Vertical step of the pulse scan; each step searches ±5 mm for the pulse's 0 mV line."""
-PULSE_SCAN_TOLERANCE = 0.08
-"""Share of the pitch a scanned pulse's 0 mV line may lie off the pulses' lattice."""
-
-
-def _pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
-                     template_rows: tuple[int, ...]) -> RowsResult | None:
-    """Rows from the calibration pulses down the page's left margin, or None.
-
-    The strip where the found rows start (their median first inked column, 30 mm wide) is
-    searched for pulses every :data:`PULSE_SCAN_STEP_MM`; pulses scoring at least
-    :data:`PULSE_SCAN_SCORE` (one per 3 mm) are fitted with the evenly spaced lattice (pitch
-    ≥ 8 mm) that holds most of them within :data:`PULSE_SCAN_TOLERANCE` of its pitch. Its
-    slots from the first to the last pulse on it are the rows, when their number is a
-    template row count, at least three pulses and :data:`LATTICE_PULSE_SHARE` of the slots
-    hold one, and every empty slot has ink across the page. At 20 mm/mV the complexes of
-    overlapping rows blur the ink projection; the pulses stay apart (seed-0 p0116: 5 rows
-    found of 12, seed-2 p0181: 2 of 6).
-    """
-    if not rows.rows:
-        return None
-    h = darkness.shape[0]
-    x_first = int(np.median([r.x_first_px for r in rows.rows]))
-    x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    search = (x_first - 1, x_first + int(30 * ppmm_x))
-    found: list[Pulse] = []
-    for y in np.arange(5 * ppmm_y, h - 3 * ppmm_y, PULSE_SCAN_STEP_MM * ppmm_y):
-        pulse = find_pulse(darkness, 0, float(y), search, ppmm_x, ppmm_y, 10 * ppmm_y)
-        if pulse is not None and pulse.score >= PULSE_SCAN_SCORE:
-            found.append(pulse)
-    kept: list[Pulse] = []
-    for pulse in sorted(found, key=lambda p: -p.score):
-        if all(abs(pulse.baseline_px - k.baseline_px) > 3 * ppmm_y for k in kept):
-            kept.append(pulse)
-    if len(kept) < 3:
-        return None
-    levels = np.sort([p.baseline_px for p in kept])
-    best: tuple[int, float, float, np.ndarray] | None = None   # inliers, -spread, pitch, slots
-    for i in range(len(levels)):
-        for j in range(i + 1, len(levels)):
-            for steps in (1, 2):
-                pitch = float(levels[j] - levels[i]) / steps
-                if pitch < 8 * ppmm_y:
-                    continue
-                k = (levels - levels[i]) / pitch
-                on = np.abs(k - np.round(k)) <= PULSE_SCAN_TOLERANCE
-                slots = np.round(k[on]).astype(int)
-                if len(slots) < 3 or len(set(slots.tolist())) < len(slots):
-                    continue
-                # refine the pitch on the inliers (least squares through their slots)
-                fit = np.polyfit(slots, levels[on], 1)
-                cand = (int(on.sum()), -float(slots.max() - slots.min()), float(fit[0]),
-                        np.array([fit[1] + fit[0] * s for s in range(slots.min(),
-                                                                     slots.max() + 1)]))
-                if best is None or cand[:2] > best[:2]:
-                    best = cand
-    if best is None:
-        return None
-    n_pulses, _, pitch, ys = best
-    total = len(ys)
-    if total not in template_rows or n_pulses < max(3, LATTICE_PULSE_SHARE * total):
-        return None
-    coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
-    # a slot with a pulse sits on its 0 mV line; an empty one on the fitted lattice, with ink
-    ys = np.array([next((p.baseline_px for p in kept
-                         if abs(y - p.baseline_px) <= PULSE_SCAN_TOLERANCE * pitch), y)
-                   for y in ys])
-    cov = [coverage_at(y) for y in ys]
-    on_pulse = [any(abs(y - p.baseline_px) < 1e-6 for p in kept) for y in ys]
-    if any(c < 0.2 and not hit for c, hit in zip(cov, on_pulse, strict=True)):
-        return None
-    log.info("rows: %d found in the ink projection; %d on the %.1f-px lattice of %d pulses",
-             len(rows.rows), total, pitch, n_pulses)
-    return RowsResult(rows=tuple(Row(i, float(y), round(c, 3), x_first, x_last)
-                                 for i, (y, c) in enumerate(zip(ys, cov, strict=True))),
-                      pitch_px=pitch)
 
 
 def _bands(dark: np.ndarray, px_per_mm: float) -> np.ndarray:
