@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
-               pitch: float) -> Pulse | None:
+              pitch: float) -> Pulse | None:
     """The calibration pulse of ``row``: searched from its first ink to 30 mm right of it."""
     search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
     return find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
@@ -40,7 +40,7 @@ grid lines)."""
 
 
 def pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
-                   template_rows: tuple[int, ...]) -> RowsResult | None:
+                  template_rows: tuple[int, ...]) -> RowsResult | None:
     """The row lattice, for a template's row count, that calibration pulses confirm: at
     least :data:`LATTICE_PULSE_SHARE` of its rows (and three) have a pulse whose 0 mV line
     lies within a quarter pitch of the lattice row, and those 0 mV lines lie on one straight
@@ -77,8 +77,8 @@ def pulse_lattice(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y:
 
 
 def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarray,
-                           ppmm_x: float, ppmm_y: float, template_rows: tuple[int, ...]
-                           ) -> tuple[RowsResult, list[Pulse]] | None:
+                          ppmm_x: float, ppmm_y: float, template_rows: tuple[int, ...]
+                          ) -> tuple[RowsResult, list[Pulse]] | None:
     """Rows above the first and below the last row found, one pitch at a time, where a
     calibration pulse like the rows' own (same gain and speed, score at least
     :data:`PULSE_SCAN_SCORE`) stands within :data:`PULSE_SCAN_TOLERANCE` of the pitch; None
@@ -139,7 +139,7 @@ FAINT_PULSE_GAIN = 1.6
 
 
 def faint_pulses(darkness: np.ndarray, rows: RowsResult, ppmm_x: float, ppmm_y: float,
-                  pitch: float) -> list[Pulse]:
+                 pitch: float) -> list[Pulse]:
     """Pulses searched again at :data:`FAINT_PULSE_GAIN` times the darkness, kept only when
     at least half the rows (and two) show one and all of them have one height and width.
 
@@ -168,7 +168,7 @@ PULSE_SCAN_TOLERANCE = 0.08
 
 
 def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_y: float,
-                     template_rows: tuple[int, ...]) -> RowsResult | None:
+                    template_rows: tuple[int, ...]) -> RowsResult | None:
     """Rows from the calibration pulses down the page's left margin, or None.
 
     The strip where the found rows start (their median first inked column, 30 mm wide) is
