@@ -30,6 +30,15 @@ def test_png_round_trip_and_plausible_dpi(tmp_path: Path) -> None:
     assert page.source == str(path)
 
 
+def test_a_100_dpi_png_keeps_its_dpi(tmp_path: Path) -> None:
+    """PNG stores pixels per metre: 100 dpi reads back as 99.9998 (seed-3 page p0135 was
+    read at an assumed 200 dpi)."""
+    path = tmp_path / "c.png"
+    _page().save(path, dpi=(100, 100))
+    assert Image.open(path).info["dpi"][0] < 100.0
+    assert load_pages(path)[0].dpi_prior == pytest.approx(100, abs=0.01)
+
+
 def test_screen_default_dpi_is_ignored_and_caller_dpi_wins(tmp_path: Path) -> None:
     path = tmp_path / "b.jpg"
     _page().save(path, dpi=(72, 72), quality=95)
