@@ -175,19 +175,21 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
     searched for pulses every :data:`PULSE_SCAN_STEP_MM`; pulses scoring at least
     :data:`PULSE_SCAN_SCORE` (one per 3 mm) are fitted with the evenly spaced lattice (pitch
     ≥ 8 mm) that holds most of them within :data:`PULSE_SCAN_TOLERANCE` of its pitch. Its
-    slots from the first to the last pulse on it are the rows, when their number is a
-    template row count, at least three pulses and :data:`LATTICE_PULSE_SHARE` of the slots
-    hold one, and every empty slot has ink across the page. At 20 mm/mV the complexes of
+    slots from the first to the last pulse on it, widened above or below to the smallest
+    template row count that fits the page, are the rows, when at least three pulses and
+    :data:`LATTICE_PULSE_SHARE` of the slots hold one, and every empty slot has ink across
+    the page (of several placements, the one whose emptiest slot has most). At 20 mm/mV the
+    complexes of
     overlapping rows blur the ink projection; the pulses stay apart (seed-0 p0116: 5 rows
     found of 12, seed-2 p0181: 2 of 6).
     """
     if not rows.rows:
         return None
-    h = darkness.shape[0]
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
     search = (x_first - 1, x_first + int(30 * ppmm_x))
     found: list[Pulse] = []
+    h = darkness.shape[0]
     for y in np.arange(5 * ppmm_y, h - 3 * ppmm_y, PULSE_SCAN_STEP_MM * ppmm_y):
         pulse = find_pulse(darkness, 0, float(y), search, ppmm_x, ppmm_y, 10 * ppmm_y)
         if pulse is not None and pulse.score >= PULSE_SCAN_SCORE:
@@ -220,19 +222,35 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
                     best = cand
     if best is None:
         return None
-    n_pulses, _, pitch, ys = best
-    total = len(ys)
-    if total not in template_rows or n_pulses < max(3, LATTICE_PULSE_SHARE * total):
-        return None
+    n_pulses, _, pitch, span_ys = best
     coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
-    # a slot with a pulse sits on its 0 mV line; an empty one on the fitted lattice, with ink
-    ys = np.array([next((p.baseline_px for p in kept
-                         if abs(y - p.baseline_px) <= PULSE_SCAN_TOLERANCE * pitch), y)
-                   for y in ys])
-    cov = [coverage_at(y) for y in ys]
-    on_pulse = [any(abs(y - p.baseline_px) < 1e-6 for p in kept) for y in ys]
-    if any(c < 0.2 and not hit for c, hit in zip(cov, on_pulse, strict=True)):
+    # the slots from the first to the last pulse, widened above and below to the smallest
+    # template count that fits the page (outer rows whose pulses a crossing QRS spoils:
+    # seed-3 p0144, 9 pulses over 10 slots of 12 rows); every empty slot must have ink
+    options = []
+    for total in sorted(t for t in template_rows if t >= len(span_ys)):
+        if n_pulses < max(3, LATTICE_PULSE_SHARE * total):
+            break
+        extra = total - len(span_ys)
+        for above in range(extra + 1):
+            ys = span_ys[0] + pitch * (np.arange(total) - above)
+            if ys[0] < 3 * ppmm_y or ys[-1] > h - 3 * ppmm_y:
+                continue
+            # a slot with a pulse sits on its 0 mV line; an empty one on the lattice
+            ys = np.array([next((p.baseline_px for p in kept
+                                 if abs(y - p.baseline_px) <= PULSE_SCAN_TOLERANCE * pitch), y)
+                           for y in ys])
+            cov = [coverage_at(y) for y in ys]
+            on_pulse = [any(abs(y - p.baseline_px) < 1e-6 for p in kept) for y in ys]
+            empty = [c for c, hit in zip(cov, on_pulse, strict=True) if not hit]
+            if min(empty, default=1.0) >= 0.2:
+                options.append((min(empty, default=1.0), ys, cov))
+        if options:
+            break
+    if not options:
         return None
+    _, ys, cov = max(options, key=lambda o: o[0])
+    total = len(ys)
     log.info("rows: %d found in the ink projection; %d on the %.1f-px lattice of %d pulses",
              len(rows.rows), total, pitch, n_pulses)
     return RowsResult(rows=tuple(Row(i, float(y), round(c, 3), x_first, x_last)

@@ -432,3 +432,30 @@ def test_outer_rows_lost_in_the_projection_are_added_on_their_pulses(shared_data
     result = digitize_image(page.image, source="p0069.png", dpi_prior=199.0, use_ocr=False)
     assert any("beyond the rows found" in w for w in result.warnings)
     assert result.layout.name == "3x4+3" and len(result.calibration.pulses) == 6
+
+
+def test_pulse_scan_widens_the_pulses_lattice_to_a_template_count() -> None:
+    """Seed-3 page p0144 (12 rows): pulses were found on 9 consecutive rows (a crossing QRS
+    spoiled the others), 10 slots from the first to the last — no template. The lattice is
+    widened to 12 where the page has ink at the empty slots."""
+    from digitize.pulse_rows import pulse_scan_rows
+
+    ppmm, pitch, top = 5.6, 80.0, 120.0
+    truth = top + pitch * np.arange(12)
+    darkness = np.zeros((int(truth[-1] + 100), 1500), np.float32)
+    for k, y in enumerate(truth):
+        yi = int(y)
+        darkness[yi:yi + 2, 40:1450] = 1.0                       # the row's trace line
+        if 1 <= k <= 9:                                          # 9 pulses, 5 mm x 5 mm
+            x0, x1, h = 60, 60 + int(5 * ppmm), int(5 * ppmm)
+            darkness[yi - h:yi + 2, x0:x0 + 2] = 1.0
+            darkness[yi - h:yi + 2, x1:x1 + 2] = 1.0
+            darkness[yi - h:yi - h + 2, x0:x1 + 2] = 1.0
+            darkness[yi:yi + 2, x0:x1] = 0.0                     # no line under the pulse
+    found = [truth[3], truth[7]]
+    rows = RowsResult(tuple(Row(i, float(y), 0.9, 40, 1449) for i, y in enumerate(found)),
+                      4 * pitch)
+    by_pulses = pulse_scan_rows(rows, darkness, ppmm, ppmm, (3, 4, 6, 12))
+    assert by_pulses is not None and len(by_pulses.rows) == 12
+    centres = np.array([r.centre_px for r in by_pulses.rows])
+    assert np.max(np.abs(centres - truth)) < 3.0, centres - truth
