@@ -451,8 +451,13 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         # the projection missed rows (or the first read found none): the calibration
         # pulses down the left margin, where every row has one, are the better evidence
         by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, template_rows)
+    # the pulses win over the projection's lattice completion at equal counts too (seed-3
+    # p0202: completion added a row at the scanner's shadow and missed the top row)
+    completion_used = len(completed.rows) != len(rows.rows)
     if by_pulses is not None and (len(by_pulses.rows) > len(completed.rows)
-                                  or len(completed.rows) not in template_rows):
+                                  or len(completed.rows) not in template_rows
+                                  or (completion_used
+                                      and len(by_pulses.rows) == len(completed.rows))):
         warnings.append(f"{len(rows.rows)} rows found in the ink projection; read as "
                         f"{len(by_pulses.rows)} rows on the lattice of the calibration pulses "
                         "down the left margin")

@@ -459,3 +459,30 @@ def test_pulse_scan_widens_the_pulses_lattice_to_a_template_count() -> None:
     assert by_pulses is not None and len(by_pulses.rows) == 12
     centres = np.array([r.centre_px for r in by_pulses.rows])
     assert np.max(np.abs(centres - truth)) < 3.0, centres - truth
+
+
+def test_pulse_rows_win_over_lattice_completion_at_equal_counts(shared_data) -> None:
+    """Seed-3 page p0202 (12x1 scan, 242 dpi, a scanner shadow along the bottom): the
+    projection found 10 rows, the lattice completion made 12 of them with one at the shadow
+    and the top row missed (every lead one row off, -0.4 dB); the pulses give the 12."""
+    from analysis.ludb import read_ludb_record
+    from digitize.distort import apply_profile
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "72")
+    seed = 69843421
+    settings = RenderSettings(layout="12x1", gain_mm_mv=10.0, dpi=242.0, grid="grey",
+                              font="hershey_simplex_italic", label_position="baseline",
+                              paper="a4", minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    result = digitize_image(page.image, source="p0202.png", dpi_prior=242.0, use_ocr=False)
+    assert any("calibration pulses down the left margin" in w for w in result.warnings)
+    assert len(result.rows.rows) == 12 and len(result.calibration.pulses) >= 11
+    # each row on its printed 0 mV line (truth in page px, mapped by the scan's geometry)
+    truth = np.array([row["baseline_px"] for row in page.geometry["rows"]])
+    read = np.array(result.baselines_px)
+    spacing = np.diff(read)
+    assert np.allclose(spacing, np.median(np.diff(truth)), rtol=0.05), spacing
