@@ -246,9 +246,30 @@ _SPEED_RE = re.compile(r"(\d{2}(?:[.,]\d+)?)\s*mm\s*/?\s*s(?:ec)?\b", re.IGNOREC
 _GAIN_RE = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*mm\s*/?\s*m\s*V", re.IGNORECASE)
 
 
+_OCR_DIGIT = {"@": "0", "O": "0", "o": "0", "D": "0", "S": "5", "s": "5", "l": "1", "I": "1",
+              "|": "1", "Z": "2", "z": "2"}
+"""Letters OCR reads for digits in a number before ``mm`` (``5@mm/s Smm/mV`` on seed-4
+p0236 is ``50 mm/s 5 mm/mV``)."""
+_NUMBER_BEFORE_MM = re.compile(r"([0-9@OoDSslI|Zz][0-9@OoDSslI|Zz.,]{0,3})(?=\s*mm)")
+
+
+def _digits_before_mm(text: str) -> str:
+    """``text`` with OCR's letter-for-digit confusions undone in the numbers before ``mm``
+    (a token becomes a number only if it then is one, with at least one real digit or
+    standing alone before ``mm``)."""
+    def fix(match: re.Match[str]) -> str:
+        token = match.group(1)
+        fixed = "".join(_OCR_DIGIT.get(c, c) for c in token)
+        return fixed if re.fullmatch(r"\d+(?:[.,]\d+)?", fixed) else token
+
+    return _NUMBER_BEFORE_MM.sub(fix, text)
+
+
 def parse_settings_text(text: str) -> SettingsText:
     """Gain and speed from OCR text such as ``25 mm/s 10 mm/mV`` (None where absent)."""
     gain = speed = None
+    raw = text
+    text = _digits_before_mm(text)
     for match in _GAIN_RE.finditer(text):
         value = _snap(float(match.group(1).replace(",", ".")), (*GAINS_MM_MV, 2.5, 40.0), 0.05)
         if value is not None:
@@ -260,7 +281,7 @@ def parse_settings_text(text: str) -> SettingsText:
         if value is not None:
             speed = value
             break
-    return SettingsText(gain_mm_mv=gain, speed_mm_s=speed, text=text.strip()[:200])
+    return SettingsText(gain_mm_mv=gain, speed_mm_s=speed, text=raw.strip()[:200])
 
 
 PULSE_HEIGHT_TOL = 0.08

@@ -76,6 +76,14 @@ def test_settings_text_and_disagreement() -> None:
     text = parse_settings_text("Speed: 50mm/s Limb: 20mm/mV")
     assert (text.speed_mm_s, text.gain_mm_mv) == (50.0, 20.0)
     assert parse_settings_text("no numbers here").gain_mm_mv is None
+    # OCR's letters for digits before "mm" (seed-4 p0236: no pulse found, 10 mm/mV and
+    # 25 mm/s assumed for a page printed at 5 mm/mV and 50 mm/s)
+    text = parse_settings_text("5@mm/s Smm/mV @@5 15@ Hz")
+    assert (text.speed_mm_s, text.gain_mm_mv) == (50.0, 5.0)
+    assert text.text == "5@mm/s Smm/mV @@5 15@ Hz"      # what OCR read is kept as read
+    assert parse_settings_text("25mm/s 1Omm/mV").gain_mm_mv == 10.0
+    assert parse_settings_text("mms mmm . - z").gain_mm_mv is None
+    assert parse_settings_text("Smm/s").speed_mm_s is None    # one digit: no paper speed
     pulses = [Pulse(0, 10, 50, 100, 20.0, 5.0, 20.0, 25.0, 0.9)]
     agree = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 20 mm/mV"))
     clash = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 10 mm/mV"))
