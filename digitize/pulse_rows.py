@@ -20,10 +20,18 @@ from digitize.layout_detect import Row, RowsResult, lattice_rows, row_coverage
 log = logging.getLogger(__name__)
 
 
+PULSE_SEARCH_MM = 40.0
+"""Width of the strip, from a row's first inked column, searched for its calibration pulse.
+A 10-mm pulse (50 mm/s) with its lead-out did not fit 30 mm where a scanner's dark edge
+strip was the rows' first ink, 20 mm left of the pulses (seed-4 p0203: no pulse, 25 mm/s
+assumed)."""
+
+
 def row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
               pitch: float) -> Pulse | None:
-    """The calibration pulse of ``row``: searched from its first ink to 30 mm right of it."""
-    search = (row.x_first_px - 1, row.x_first_px + int(30 * ppmm_x))
+    """The calibration pulse of ``row``: searched from its first ink to
+    :data:`PULSE_SEARCH_MM` right of it."""
+    search = (row.x_first_px - 1, row.x_first_px + int(PULSE_SEARCH_MM * ppmm_x))
     return find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
 
 
@@ -109,7 +117,8 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
             y = levels[0] + k * pitch
             if y < 5 * ppmm_y or y > h - 3 * ppmm_y:
                 break
-            pulse = find_pulse(darkness, k, float(y), (x_first - 1, x_first + int(30 * ppmm_x)),
+            pulse = find_pulse(darkness, k, float(y),
+                               (x_first - 1, x_first + int(PULSE_SEARCH_MM * ppmm_x)),
                                ppmm_x, ppmm_y, 0.3 * pitch)
             if (pulse is None or pulse.score < PULSE_SCAN_SCORE
                     or (pulse.gain_mm_mv, pulse.speed_mm_s) != like
@@ -171,7 +180,8 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
                     template_rows: tuple[int, ...]) -> RowsResult | None:
     """Rows from the calibration pulses down the page's left margin, or None.
 
-    The strip where the found rows start (their median first inked column, 30 mm wide) is
+    The strip where the found rows start (their median first inked column,
+    :data:`PULSE_SEARCH_MM` wide) is
     searched for pulses every :data:`PULSE_SCAN_STEP_MM`; pulses scoring at least
     :data:`PULSE_SCAN_SCORE` (one per 3 mm) are fitted with the evenly spaced lattice (pitch
     ≥ 8 mm) that holds most of them within :data:`PULSE_SCAN_TOLERANCE` of its pitch. Its
@@ -187,7 +197,7 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
         return None
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
-    search = (x_first - 1, x_first + int(30 * ppmm_x))
+    search = (x_first - 1, x_first + int(PULSE_SEARCH_MM * ppmm_x))
     found: list[Pulse] = []
     h = darkness.shape[0]
     for y in np.arange(5 * ppmm_y, h - 3 * ppmm_y, PULSE_SCAN_STEP_MM * ppmm_y):

@@ -197,3 +197,22 @@ def test_layout_from_ticks_and_labels() -> None:
     assert choose_layout(12, [none] * 12, [], {"12x1": 0.05, "12x1-cabrera": 0.9}).name == "12x1"
     unknown = choose_layout(7, [none] * 7, [])
     assert unknown.name == "unknown" and unknown.warnings
+
+
+def test_row_pulse_is_found_behind_a_dark_edge_strip() -> None:
+    """Seed-4 page p0203 (50 mm/s scan): a scanner's dark edge strip was the row's first ink,
+    20 mm left of its 10-mm pulse; a 30-mm search strip ended inside the pulse's lead-out and
+    25 mm/s was assumed (every lead at the wrong time scale)."""
+    from digitize.layout_detect import Row
+    from digitize.pulse_rows import row_pulse
+
+    mask = _canvas(60, 120)
+    base_mm = 45.0
+    mask[:, int(2 * PPMM):int(4 * PPMM)] = 255                  # the dark edge strip
+    _draw(mask, _pulse_xy(24, base_mm, 10, 50))                  # pulse 24-34 mm, lead-out 37
+    x = np.arange(37 * PPMM, 118 * PPMM)
+    _draw(mask, np.stack([x, base_mm * PPMM + 2 * np.sin(x / 9.0)], axis=1))
+    row = Row(0, base_mm * PPMM - 3, 0.9, int(2 * PPMM), int(118 * PPMM))
+    pulse = row_pulse(mask / 255.0, row, PPMM, PPMM, 30 * PPMM)
+    assert pulse is not None
+    assert (pulse.gain_mm_mv, pulse.speed_mm_s) == (10.0, 50.0)
