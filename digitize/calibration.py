@@ -301,9 +301,12 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
     voters = exact or pulses
     if pulses:
         gains = [p.gain_mm_mv for p in voters]
-        speeds = [p.speed_mm_s for p in voters]
         pulse_gain = max(set(gains), key=gains.count)
-        pulse_speed = max(set(speeds), key=speeds.count)
+        # the width of a pulse read at another gain is another row's ink too: the speed is
+        # voted by the pulses of the page's gain (seed-0 p0134, 12x1 at 20 mm/mV and 25 mm/s,
+        # 100 dpi: 5-mm "pulses" 10 mm wide from overlapping rows tied the speed vote)
+        speeds = [p.speed_mm_s for p in voters if p.gain_mm_mv == pulse_gain]
+        pulse_speed = max(sorted(set(speeds)), key=speeds.count)
         if len(set(gains)) > 1:
             warnings.append(f"calibration pulses disagree on gain: {sorted(set(gains))} mm/mV")
     text_gain = text.gain_mm_mv if text else None

@@ -131,6 +131,19 @@ def test_a_pulse_of_another_width_does_not_set_its_rows_gain() -> None:
     assert decide_calibration([*pulses, half], 10, None).row_gain_mm_mv[9] == 10.0
 
 
+def test_the_speed_is_voted_by_the_pulses_of_the_pages_gain() -> None:
+    """Seed-0 page p0134 (12x1 at 20 mm/mV and 25 mm/s, 100 dpi): overlapping rows gave five
+    exact 5-mm "pulses" 10 mm wide; with two 20-mm pulses measured 10 mm wide they outvoted
+    the five 5-mm wide 20-mm pulses on speed (50 mm/s read, every lead at half its length)."""
+    true = [_pulse(k, 20.0, 20.0) for k in range(5)]
+    wide = [dataclasses.replace(_pulse(k, 20.0, 20.0), width_mm=10.0, speed_mm_s=50.0)
+            for k in (5, 6)]
+    false = [dataclasses.replace(_pulse(k, 5.0, 5.0), width_mm=10.0, speed_mm_s=50.0)
+             for k in range(7, 12)]
+    cal = decide_calibration([*true, *wide, *false], 12, None)
+    assert (cal.gain_mm_mv, cal.speed_mm_s) == (20.0, 25.0)
+
+
 def test_pulses_that_measure_off_their_nominal_height_do_not_outvote_true_ones() -> None:
     # eleven "5-mm pulses" 5.8 mm tall (the top of the row below's 20-mm pulse) and one
     # true 20-mm pulse
