@@ -59,6 +59,7 @@ from digitize.pulse_rows import (
     pulse_lattice,
     pulse_scan_rows,
     row_pulse,
+    rows_start_px,
 )
 from digitize.record import ECGRecord
 from digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
@@ -479,8 +480,9 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
     clean = darkness
     pulses: list[Pulse] = []
+    pulse_start = rows_start_px(rows)
     for row in rows.rows:
-        pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch)
+        pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch, pulse_start)
         if pulse is not None:
             pulses.append(pulse)
     if not pulses:

@@ -499,3 +499,27 @@ def test_pulse_rows_win_over_lattice_completion_at_equal_counts(shared_data) -> 
     read = np.array(result.baselines_px)
     spacing = np.diff(read)
     assert np.allclose(spacing, np.median(np.diff(truth)), rtol=0.05), spacing
+
+
+def test_a_row_starting_late_is_searched_for_its_pulse_from_the_rows_common_start(
+        shared_data) -> None:
+    """Seed-4 page p0148 (3x4+1 at 20 mm/mV and 50 mm/s, 299 dpi): a tall V4 complex hid the
+    top row from the projection and the rhythm row's first ink was found 15 mm right of its
+    pulse; with that pulse missed, the rows above were not looked for (read as 3x4)."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "171")
+    seed = 2061385569
+    settings = RenderSettings(layout="3x4+1", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=299.0,
+                              grid="red", font="hershey_duplex", label_position="baseline",
+                              paper="a4", start_s=1.5,
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = render_page(record, settings)
+    result = digitize_image(page.image, source="p0148.png", dpi_prior=299.0, use_ocr=False)
+    assert result.layout.name == "3x4+1" and len(result.calibration.pulses) == 4
+    truth = np.array([row["baseline_px"] for row in page.geometry["rows"]])
+    assert np.max(np.abs(np.array(result.baselines_px) - truth)) < 3.0
