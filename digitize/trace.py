@@ -38,6 +38,12 @@ stroke, the stroke's row reads it as usual."""
 BRIDGE_NAN = True
 """…and the row whose flat line crosses a foreign stroke is left NaN there too, rather than
 interpolated straight across (on 30 benchmark pages at 20 mm/mV: 15.0 dB vs 14.6 dB)."""
+BRIDGE_THROUGH = 1.0
+"""A row's line is read straight across a stroke another row claims only where the stroke
+reaches past the line on both sides by this × the line width (0 to bridge regardless). A
+narrow R spike of the row's own (one or two columns wide at 25 mm/s and ~140 dpi) had been
+bridged as if a foreign stroke crossed, and the neighbour, whose S wave merged with it, read
+the spike down to this row's line as its own (seed-4 p0028 V3: −1.5 mV for −0.65)."""
 OVERLAP_PAD_MM = 0.5
 """…and this far on either side of such columns, where the path is often already on the
 neighbour's stroke (chosen on the seed-0 benchmark: 0.5 and 1 mm gave the same SNR, 0.5
@@ -367,8 +373,14 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
                      if not is_tall[c] and np.isfinite(values[k, c])]
             if left and right and abs(values[k, left[0]] - values[k, right[0]]) < slack + 1:
                 a_, b_ = left[0], right[0]
-                values[k, x] = values[k, a_] + (values[k, b_] - values[k, a_]) * (x - a_) / (
-                    b_ - a_)
+                level = values[k, a_] + (values[k, b_] - values[k, a_]) * (x - a_) / (b_ - a_)
+                if BRIDGE_THROUGH and not (upper[k, x] < level - BRIDGE_THROUGH * line_width_px
+                                           and lower[k, x] > level + BRIDGE_THROUGH
+                                           * line_width_px):
+                    # the stroke starts or ends at this row's line: its own spike, not another
+                    # row's stroke crossing it
+                    continue
+                values[k, x] = level
                 anchor[x] = True
                 is_tall[x] = False
                 bridged[k, x] = True

@@ -523,3 +523,33 @@ def test_a_row_starting_late_is_searched_for_its_pulse_from_the_rows_common_star
     assert result.layout.name == "3x4+1" and len(result.calibration.pulses) == 4
     truth = np.array([row["baseline_px"] for row in page.geometry["rows"]])
     assert np.max(np.abs(np.array(result.baselines_px) - truth)) < 3.0
+
+
+def test_a_rows_own_narrow_spike_is_not_bridged_as_a_crossing(monkeypatch) -> None:
+    """Seed-4 page p0028 (6x2 at 20 mm/mV and 25 mm/s, 140 dpi): V4's R spike, 2-3 columns
+    wide, merged with V3's S wave above it. V4 read straight across its own spike as if V3's
+    stroke crossed its line, so V3 took the whole stroke down to V4's line as its own S wave
+    (-1.5 mV for -0.65). The spike ends at V4's line, it does not cross it: both rows are left
+    unread there."""
+    import digitize.trace as trace_mod
+
+    ppmm = 8.0
+
+    mask = np.zeros((int(70 * ppmm), int(120 * ppmm)), np.uint8)
+    x = np.arange(20.0, 110 * ppmm, 0.25)
+    centres = (250.0, 500.0, 750.0)
+    upper = 25 * ppmm + sum(12 * ppmm * np.exp(-0.5 * ((x - c) / 2.0) ** 2) for c in centres)
+    lower = 45 * ppmm - sum(15 * ppmm * np.exp(-0.5 * ((x - c) / 1.2) ** 2) for c in centres)
+    for y in (upper, lower):
+        pts = np.round(np.stack([x, y], 1) * 16).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(mask, [pts], False, 255, 2, cv2.LINE_AA, 4)
+
+    def worst_error() -> float:
+        res = extract_traces(mask / 255.0, [25 * ppmm, 45 * ppmm], [(30, int(105 * ppmm))] * 2,
+                             ppmm)
+        return max(float(np.nanmax(np.abs(row.y_px - np.interp(row.x_px.astype(float), x, y))))
+                   for row, y in zip(res.rows, (upper, lower), strict=True))
+
+    assert worst_error() < 2.0
+    monkeypatch.setattr(trace_mod, "BRIDGE_THROUGH", 0.0)    # bridged regardless: the premise
+    assert worst_error() > 10 * ppmm
