@@ -553,3 +553,59 @@ def test_a_rows_own_narrow_spike_is_not_bridged_as_a_crossing(monkeypatch) -> No
     assert worst_error() < 2.0
     monkeypatch.setattr(trace_mod, "BRIDGE_THROUGH", 0.0)    # bridged regardless: the premise
     assert worst_error() > 10 * ppmm
+
+
+def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_data,
+                                                                        monkeypatch) -> None:
+    """Seed-4 page p0218 (6x2 at 20 mm/mV and 50 mm/s, a 100-dpi scan rotated 2 deg, grey
+    grid): the deskewed 1-px trace splits its ink over two pixel rows, each below the ink
+    level, and no row was found on either read (refused). The second read counts pixel pairs;
+    the six rows come from their pulses."""
+    import digitize.layout_detect as layout_mod
+    from analysis.ludb import read_ludb_record
+    from digitize.distort import apply_profile
+    from digitize.errors import DigitizeError
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "95")
+    seed = 891086816
+    settings = RenderSettings(layout="6x2", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=100.0,
+                              grid="grey", font="hershey_duplex", label_position="top-left",
+                              paper="a4", start_s=1.1,
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    result = digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
+    assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
+    assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (20.0, 50.0)
+    # without the pairs the page is refused (the test's premise)
+    plain = layout_mod.find_rows
+    monkeypatch.setattr("digitize.pipeline.find_rows",
+                        lambda d, p, **kw: plain(d, p, **{**kw, "pair_rows": False}))
+    with pytest.raises(DigitizeError):
+        digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
+
+
+def test_second_read_confirmed_only_by_faint_pulses_is_refused(shared_data) -> None:
+    """Seed-0 page p0048 (6x2, a faint 103-dpi scan rotated 2.5 deg): the second read found
+    every other row (3, a 3x4 count) and two pulses only at 1.6x the darkness; kept, it read a
+    6x2 page as 3x4 with the leads in the wrong rows. It is refused, as before."""
+    from analysis.ludb import read_ludb_record
+    from digitize.distort import apply_profile
+    from digitize.errors import DigitizeError
+    from digitize.pipeline import digitize_image
+    from digitize.render import RenderSettings, render_page
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "1")
+    seed = 57532356
+    settings = RenderSettings(layout="6x2", gain_mm_mv=10.0, speed_mm_s=50.0, dpi=103.0,
+                              grid="grey", font="hershey_triplex", label_position="top-left",
+                              paper="a4", start_s=0.8,
+                              minor_grid="dots" if seed % 4 == 0 else "lines",
+                              grid_extent="page" if seed % 3 == 0 else "area",
+                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
+    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    with pytest.raises(DigitizeError):
+        digitize_image(page.image, source="p0048.png", dpi_prior=103.0, use_ocr=False)
