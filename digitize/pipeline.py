@@ -298,9 +298,12 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         their number fits no template). Before a ``RowsError`` is raised the page is read once
         more with the ink threshold at the grid lines' level (``find_ink(...,
         cap_at_grid_lines=True)``); that read is returned, with a warning, when calibration
-        pulses are found on at least half its rows.
+        pulses are found on at least half its rows. Failing that, a third read also counts
+        pixel pairs as row ink (``find_rows(..., pair_rows=True)``), kept only where every
+        row has a pulse, all of one gain and speed and not found only at a boosted darkness.
     """
     retry_note: tuple[str, ...] = ()
+    pair_rows = False
     try:
         result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
     except RowsError as first:
@@ -312,15 +315,30 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         try:
             result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
                                 layout_hint, ink_at_grid_lines=True)
+            confirmed = 2 * len(_leading_pulses(result)) >= len(result.rows.rows)
         except RowsError:
-            raise first from None
-        # faint pulses do not confirm it (seed-0 p0048: the second read found every other
-        # row of a 6x2 page, two faint pulses, and read it as 3x4)
-        if 2 * len(result.calibration.pulses) < len(result.rows.rows) or any(
-                w.startswith(FAINT_PULSES_NOTE) for w in result.warnings):
-            raise first from None
+            confirmed = False
+        if not confirmed:
+            # a thin line on a rotated low-resolution scan splits its ink over two pixel rows,
+            # each below the ink level (seed-4 p0218: no row found): a third read counts pixel
+            # pairs, and is kept only where every row has a pulse, all of one gain and speed,
+            # at the page's own darkness (real photo ecg00020, pulses of two gains, was read
+            # with its cells shifted and a trace along a grid line; seed-0 p0048, every other
+            # row and two faint pulses, as a 3x4 page)
+            try:
+                result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                                    layout_hint, ink_at_grid_lines=True, pair_rows=True)
+            except RowsError:
+                raise first from None
+            pulses = result.calibration.pulses
+            if (len({p.row for p in pulses}) < len(result.rows.rows)
+                    or len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) != 1
+                    or any(w.startswith(FAINT_PULSES_NOTE) for w in result.warnings)):
+                raise first from None
+            pair_rows = True
         retry_note = (f"first read failed ({first.reason}); read again with the ink "
-                      "threshold at the grid lines' level",)
+                      "threshold at the grid lines' level"
+                      + (" and thin lines split over two pixel rows" if pair_rows else ""),)
         result = dataclasses.replace(result, warnings=(*result.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
@@ -336,13 +354,29 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     refined = dataclasses.replace(result.grid, rotation_deg=applied + residual)
     capped = bool(getattr(result.ink, "capped_at_grid_lines", False))
     again = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint,
-                       grid_override=refined, ink_at_grid_lines=capped)
+                       grid_override=refined, ink_at_grid_lines=capped,
+                       pair_rows=pair_rows)
     timings = dict(again.timings_s)
     timings["first_pass"] = round(float(sum(result.timings_s.values())), 4)
     note = (f"no grid: rotation refined by {residual:+.2f} deg from the pulses' left strokes "
             "or the rows' common end (page read twice)")
     return dataclasses.replace(again, timings_s=timings,
                                warnings=(*again.warnings, *retry_note, note))
+
+
+RETRY_PULSE_LEAD_MM = 10.0
+"""On the second read a pulse confirms its row only where it starts within this distance of
+the row's first ink (a printed pulse opens its row). With the lower ink threshold grid lines
+of a dark photo can pass as a pulse's edges further in: real photo ecg00020 showed three
+"pulses" 30 mm into its rows and was read with its cells shifted."""
+
+
+def _leading_pulses(result: DigitizeResult) -> list[Pulse]:
+    """The pulses that start within :data:`RETRY_PULSE_LEAD_MM` of their row's first ink."""
+    first = {row.index: row.x_first_px for row in result.rows.rows}
+    ppmm = float(result.grid.px_per_mm_x)
+    return [p for p in result.calibration.pulses
+            if p.x_left_px - first.get(p.row, -1e9) <= RETRY_PULSE_LEAD_MM * ppmm]
 
 
 def residual_rotation_deg(result: DigitizeResult) -> float | None:
@@ -390,7 +424,8 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
 
 def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
                dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
-               grid_override: Any = None, ink_at_grid_lines: bool = False) -> DigitizeResult:
+               grid_override: Any = None, ink_at_grid_lines: bool = False,
+               pair_rows: bool = False) -> DigitizeResult:
     """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
     ink stage's ``cap_at_grid_lines`` chosen."""
     _, find_grid, deskew, find_ink = _stage_functions()
@@ -447,9 +482,9 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     if border.any():
         darkness = np.where(border, np.float32(0.0), darkness)
     lap("ink")
-    # the second read (a page whose rows were not found) also takes thin lines split over two
-    # pixel rows for rows
-    rows = find_rows(darkness, ppmm_y, pair_rows=ink_at_grid_lines)
+    # the third read (a page whose rows were not found twice) also takes thin lines split over
+    # two pixel rows for rows
+    rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows)
     _check_is_ecg(darkness, rows, source)
     template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
     completed = complete_rows(rows, darkness, ppmm_y, template_rows)
