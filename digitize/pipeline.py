@@ -54,6 +54,7 @@ from digitize.layout_detect import (
 from digitize.layouts import LAYOUTS, get_layout
 from digitize.pulse_rows import (
     FAINT_PULSE_GAIN,
+    PULSE_SEARCH_MM,
     extend_rows_by_pulses,
     faint_pulses,
     pulse_lattice,
@@ -67,6 +68,9 @@ from digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_trac
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+RETRY_PULSE_SEARCH_MM = 30.0
+"""Width of each row's pulse search strip on the second and third reads (40 mm on the first,
+:data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
 FAINT_PULSES_NOTE = "calibration pulses found only at"
 """Start of the warning for pulses found only by :func:`digitize.pulse_rows.faint_pulses`."""
 
@@ -315,7 +319,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         try:
             result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
                                 layout_hint, ink_at_grid_lines=True)
-            confirmed = 2 * len(_leading_pulses(result)) >= len(result.rows.rows)
+            confirmed = 2 * len(result.calibration.pulses) >= len(result.rows.rows)
         except RowsError:
             confirmed = False
         if not confirmed:
@@ -362,21 +366,6 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
             "or the rows' common end (page read twice)")
     return dataclasses.replace(again, timings_s=timings,
                                warnings=(*again.warnings, *retry_note, note))
-
-
-RETRY_PULSE_LEAD_MM = 10.0
-"""On the second read a pulse confirms its row only where it starts within this distance of
-the row's first ink (a printed pulse opens its row). With the lower ink threshold grid lines
-of a dark photo can pass as a pulse's edges further in: real photo ecg00020 showed three
-"pulses" 30 mm into its rows and was read with its cells shifted."""
-
-
-def _leading_pulses(result: DigitizeResult) -> list[Pulse]:
-    """The pulses that start within :data:`RETRY_PULSE_LEAD_MM` of their row's first ink."""
-    first = {row.index: row.x_first_px for row in result.rows.rows}
-    ppmm = float(result.grid.px_per_mm_x)
-    return [p for p in result.calibration.pulses
-            if p.x_left_px - first.get(p.row, -1e9) <= RETRY_PULSE_LEAD_MM * ppmm]
 
 
 def residual_rotation_deg(result: DigitizeResult) -> float | None:
@@ -523,8 +512,12 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     clean = darkness
     pulses: list[Pulse] = []
     pulse_start = rows_start_px(rows)
+    # on the second and third reads, whose lower ink threshold makes grid lines ink, the search
+    # keeps to 30 mm (real photo ecg00020: grid lines 30 mm into its rows passed as pulses of
+    # two gains at 40 mm, and the page was read with its cells shifted)
+    search_mm = RETRY_PULSE_SEARCH_MM if ink_at_grid_lines else PULSE_SEARCH_MM
     for row in rows.rows:
-        pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch, pulse_start)
+        pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch, pulse_start, search_mm)
         if pulse is not None:
             pulses.append(pulse)
     if not pulses:

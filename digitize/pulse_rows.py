@@ -28,11 +28,14 @@ assumed)."""
 
 
 def row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
-              pitch: float, x_start_px: int | None = None) -> Pulse | None:
+              pitch: float, x_start_px: int | None = None,
+              search_mm: float | None = None) -> Pulse | None:
     """The calibration pulse of ``row``: searched from its first ink (or ``x_start_px``
-    where that is further left) to :data:`PULSE_SEARCH_MM` right of it."""
+    where that is further left) to ``search_mm`` (default :data:`PULSE_SEARCH_MM`) right of
+    it."""
     start = row.x_first_px if x_start_px is None else min(row.x_first_px, x_start_px)
-    search = (start - 1, start + int(PULSE_SEARCH_MM * ppmm_x))
+    width_mm = PULSE_SEARCH_MM if search_mm is None else search_mm
+    search = (start - 1, start + int(width_mm * ppmm_x))
     return find_pulse(darkness, row.index, row.centre_px, search, ppmm_x, ppmm_y, pitch)
 
 

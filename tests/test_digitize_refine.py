@@ -615,12 +615,12 @@ def test_pulses_far_into_the_rows_do_not_confirm_a_second_read(shared_data: Path
                                                                monkeypatch) -> None:
     """Real photo ecg00020 (dark grey grid, its printed pulses cut off at the left edge): on
     the second read grid lines 30 mm into each row passed as pulses (10 and 5 mm/mV, 50 mm/s)
-    and the page was read with its cells shifted and a trace along a grid line. A pulse
-    confirms its row only where it opens the row: the page is refused."""
+    with a 40-mm search strip, and the page was read with its cells shifted and a trace along
+    a grid line. The second read searches 30 mm: the page is refused."""
     import digitize.pipeline as pipeline_mod
 
     path = shared_data / "ecg_image_kit" / "real_images" / "ecg00020.jpg"
     with pytest.raises(DigitizeError, match="no ECG trace rows"):
         digitize_file(path)
-    monkeypatch.setattr(pipeline_mod, "RETRY_PULSE_LEAD_MM", 1e6)     # the test's premise
+    monkeypatch.setattr(pipeline_mod, "RETRY_PULSE_SEARCH_MM", 40.0)  # the test's premise
     assert digitize_file(path)[0].layout.name == "3x4"
