@@ -127,8 +127,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     pair_rows
         Count a pixel as ink where it and the pixel above it add up to the ink level: a thin
         line on a rotated low-resolution scan, resampled by the deskew, splits its ink over
-        two pixel rows, each below the level (seed-0 p0048, 103 dpi, 2.5 deg: one row of six
-        found).
+        two pixel rows, each below the level (seed-4 p0218, 100 dpi, 2 deg: no row found;
+        with pairs, rows whose pulses then give all six).
     """
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
