@@ -19,6 +19,19 @@ from digitize.trace import RowTrace, extract_traces
 PPMM = 6.0  # px per mm: a ~150-dpi page, where one value per column loses the most
 
 
+def _benchmark_page(record, seed: int, profile: str | None, **settings):
+    """A page as ``benchmarks/make_set.py`` renders it: grid style and pen width follow from
+    the page's seed, then the distortion ``profile`` with that seed (None: none applied)."""
+    from digitize.distort import apply_profile
+    from digitize.render import RenderSettings, render_page
+
+    page = render_page(record, RenderSettings(
+        minor_grid="dots" if seed % 4 == 0 else "lines",
+        grid_extent="page" if seed % 3 == 0 else "area",
+        trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2, **settings))
+    return page if profile is None else apply_profile(page, profile, seed=seed)
+
+
 def _draw(mask: np.ndarray, x: np.ndarray, y: np.ndarray, width_px: int) -> None:
     pts = np.round(np.stack([x, y], axis=1) * 16).astype(np.int32).reshape(-1, 1, 2)
     cv2.polylines(mask, [pts], False, 255, width_px, cv2.LINE_AA, 4)
@@ -355,18 +368,12 @@ def test_twelve_rows_at_20_mm_per_mv_are_read_from_their_calibration_pulses(shar
     blur the ink projection (5 rows found, read as 6x2 or refused); the twelve calibration
     pulses down the left margin give the rows."""
     from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "111")
     seed = 172119242
-    settings = RenderSettings(layout="12x1", gain_mm_mv=20.0, dpi=105.0, grid="bw",
-                              font="sans", label_position="bottom-left", paper="a4",
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "clean", seed=seed)
+    page = _benchmark_page(record, seed, "clean", layout="12x1", gain_mm_mv=20.0, dpi=105.0,
+                           grid="bw", font="sans", label_position="bottom-left", paper="a4")
     result = digitize_image(page.image, source="p0116.png", dpi_prior=105.0, use_ocr=False)
     assert any("calibration pulses down the left margin" in w for w in result.warnings)
     assert result.layout.name == "12x1" and len(result.rows.rows) == 12
@@ -395,18 +402,13 @@ def test_faint_pulses_give_the_gain(shared_data) -> None:
     strokes are at a third of the trace's darkness, no pulse was matched and 10 mm/mV was
     assumed (every amplitude read at half its size)."""
     from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "188")
     seed = 1749530238
-    settings = RenderSettings(layout="3x4", gain_mm_mv=5.0, dpi=107.0, grid="bw",
-                              font="sans_condensed", label_position="bottom-left", paper="a4",
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    page = _benchmark_page(record, seed, "scan", layout="3x4", gain_mm_mv=5.0, dpi=107.0,
+                           grid="bw", font="sans_condensed", label_position="bottom-left",
+                           paper="a4")
     result = digitize_image(page.image, source="p0160.png", dpi_prior=107.0, use_ocr=False)
     assert any("1.6x the ink darkness" in w for w in result.warnings)
     assert result.calibration.gain_mm_mv == 5.0 and len(result.calibration.pulses) >= 2
@@ -428,20 +430,14 @@ def test_outer_rows_lost_in_the_projection_are_added_on_their_pulses(shared_data
     """Seed-2 page p0069 (3x4+3 at 20 mm/mV and 50 mm/s, 199-dpi scan): the complexes
     crossing the bottom two rows hid them from the projection; the four rows left are a
     template's count (3x4+1). The pulses one and two pitches below the last row add them."""
-    from digitize.distort import apply_profile
     from digitize.io import read_record
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_record(shared_data / "cinc" / "JS20006")
     seed = 295738318
-    settings = RenderSettings(layout="3x4+3", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=199.0,
-                              grid="orange", font="serif", label_position="baseline",
-                              paper="a4", start_s=0.6,
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    page = _benchmark_page(record, seed, "scan", layout="3x4+3", gain_mm_mv=20.0, speed_mm_s=50.0,
+                           dpi=199.0, grid="orange", font="serif", label_position="baseline",
+                           paper="a4", start_s=0.6)
     result = digitize_image(page.image, source="p0069.png", dpi_prior=199.0, use_ocr=False)
     assert any("beyond the rows found" in w for w in result.warnings)
     assert result.layout.name == "3x4+3" and len(result.calibration.pulses) == 6
@@ -479,18 +475,13 @@ def test_pulse_rows_win_over_lattice_completion_at_equal_counts(shared_data) -> 
     projection found 10 rows, the lattice completion made 12 of them with one at the shadow
     and the top row missed (every lead one row off, -0.4 dB); the pulses give the 12."""
     from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "72")
     seed = 69843421
-    settings = RenderSettings(layout="12x1", gain_mm_mv=10.0, dpi=242.0, grid="grey",
-                              font="hershey_simplex_italic", label_position="baseline",
-                              paper="a4", minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    page = _benchmark_page(record, seed, "scan", layout="12x1", gain_mm_mv=10.0, dpi=242.0,
+                           grid="grey", font="hershey_simplex_italic", label_position="baseline",
+                           paper="a4")
     result = digitize_image(page.image, source="p0202.png", dpi_prior=242.0, use_ocr=False)
     assert any("calibration pulses down the left margin" in w for w in result.warnings)
     assert len(result.rows.rows) == 12 and len(result.calibration.pulses) >= 11
@@ -508,17 +499,12 @@ def test_a_row_starting_late_is_searched_for_its_pulse_from_the_rows_common_star
     pulse; with that pulse missed, the rows above were not looked for (read as 3x4)."""
     from analysis.ludb import read_ludb_record
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "171")
     seed = 2061385569
-    settings = RenderSettings(layout="3x4+1", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=299.0,
-                              grid="red", font="hershey_duplex", label_position="baseline",
-                              paper="a4", start_s=1.5,
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = render_page(record, settings)
+    page = _benchmark_page(record, seed, None, layout="3x4+1", gain_mm_mv=20.0, speed_mm_s=50.0,
+                           dpi=299.0, grid="red", font="hershey_duplex", label_position="baseline",
+                           paper="a4", start_s=1.5)
     result = digitize_image(page.image, source="p0148.png", dpi_prior=299.0, use_ocr=False)
     assert result.layout.name == "3x4+1" and len(result.calibration.pulses) == 4
     truth = np.array([row["baseline_px"] for row in page.geometry["rows"]])
@@ -563,20 +549,14 @@ def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_d
     the six rows come from their pulses."""
     import digitize.layout_detect as layout_mod
     from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
     from digitize.errors import DigitizeError
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "95")
     seed = 891086816
-    settings = RenderSettings(layout="6x2", gain_mm_mv=20.0, speed_mm_s=50.0, dpi=100.0,
-                              grid="grey", font="hershey_duplex", label_position="top-left",
-                              paper="a4", start_s=1.1,
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=20.0, speed_mm_s=50.0,
+                           dpi=100.0, grid="grey", font="hershey_duplex",
+                           label_position="top-left", paper="a4", start_s=1.1)
     result = digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
     assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
     assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (20.0, 50.0)
@@ -593,20 +573,14 @@ def test_second_read_confirmed_only_by_faint_pulses_is_refused(shared_data) -> N
     every other row (3, a 3x4 count) and two pulses only at 1.6x the darkness; kept, it read a
     6x2 page as 3x4 with the leads in the wrong rows. It is refused, as before."""
     from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
     from digitize.errors import DigitizeError
     from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "1")
     seed = 57532356
-    settings = RenderSettings(layout="6x2", gain_mm_mv=10.0, speed_mm_s=50.0, dpi=103.0,
-                              grid="grey", font="hershey_triplex", label_position="top-left",
-                              paper="a4", start_s=0.8,
-                              minor_grid="dots" if seed % 4 == 0 else "lines",
-                              grid_extent="page" if seed % 3 == 0 else "area",
-                              trace_width_mm=0.2 + 0.15 * ((seed >> 3) % 3) / 2)
-    page = apply_profile(render_page(record, settings), "scan", seed=seed)
+    page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=10.0, speed_mm_s=50.0,
+                           dpi=103.0, grid="grey", font="hershey_triplex",
+                           label_position="top-left", paper="a4", start_s=0.8)
     with pytest.raises(DigitizeError):
         digitize_image(page.image, source="p0048.png", dpi_prior=103.0, use_ocr=False)
 
