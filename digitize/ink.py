@@ -44,6 +44,9 @@ class InkResult:
         Raw darkness mapped to 1 (diagnostic).
     capped_at_grid_lines
         True if the grid level was capped by the grid's straight lines (``find_ink``).
+    grid_subtracted
+        True if the darkness is measured above a model of the grid's own lines
+        (``find_ink(..., subtract_grid=True)``).
     """
 
     darkness: np.ndarray = dataclasses.field(repr=False)
@@ -52,6 +55,7 @@ class InkResult:
     grid_level: float = float("nan")
     ink_level: float = float("nan")
     capped_at_grid_lines: bool = False
+    grid_subtracted: bool = False
 
 
 def _levels(raw: np.ndarray, coloured: bool, line_level: float | None = None
@@ -84,8 +88,60 @@ def _line_level(light: np.ndarray, px_per_mm: float) -> float:
     return float(np.percentile(opened[:, ::3], 99)) / 255.0
 
 
-def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = False
-             ) -> InkResult:
+#: period (mm) over which the grid's line profiles are folded: one major square, 5 minor lines
+GRID_PERIOD_MM = 5.0
+#: block (mm) along a line family in which one line profile is measured
+GRID_BLOCK_MM = 30.0
+#: percentile of the darkness along a pixel row (column) of a block taken as its grid level:
+#: a grid line runs through the whole block, a trace through part of it
+GRID_PERCENTILE = 20.0
+#: darkness above the grid model (0-1) at which ink starts (scanner noise stays below it)
+GRID_MODEL_LEVEL = 0.08
+#: darkness above the grid model (0-1) over which ink goes from 0 to 1
+GRID_MODEL_SPAN = 0.3
+
+
+def _folded_median(profile: np.ndarray, period_px: float, bin_px: float = 0.25) -> np.ndarray:
+    """``profile`` (one value per pixel) replaced by the median of its values at the same phase
+    of ``period_px`` (phase bins ``bin_px`` wide): a line that repeats every period keeps its
+    level, a trace that runs along one pixel row in one period is outvoted by the others."""
+    n = len(profile)
+    n_bins = max(1, round(period_px / bin_px))
+    phase = np.minimum((np.mod(np.arange(n), period_px) / period_px * n_bins).astype(int),
+                       n_bins - 1)
+    order = np.argsort(phase, kind="stable")
+    cuts = np.searchsorted(phase[order], np.arange(n_bins + 1))
+    values = profile[order]
+    level = np.zeros(n_bins, np.float32)
+    for k in range(n_bins):
+        if cuts[k + 1] > cuts[k]:
+            level[k] = np.median(values[cuts[k]:cuts[k + 1]])
+    return level[phase]
+
+
+def grid_model(raw: np.ndarray, px_per_mm_x: float, px_per_mm_y: float) -> np.ndarray:
+    """Darkness (0-1) the grid alone puts at each pixel of a deskewed page.
+
+    The horizontal lines' level at each pixel row is a low percentile of the darkness along
+    that row, in blocks of ``GRID_BLOCK_MM``, folded over the ``GRID_PERIOD_MM`` period (the
+    median of the rows at the same phase); the vertical lines' likewise down the columns; the
+    grid is the darker of the two. ``raw`` is ``(H, W)`` float32 darkness."""
+    height, width = raw.shape
+    model_h = np.empty_like(raw)
+    block = max(16, int(GRID_BLOCK_MM * px_per_mm_x))
+    for x0 in range(0, width, block):
+        level = np.percentile(raw[:, x0:x0 + block], GRID_PERCENTILE, axis=1)
+        model_h[:, x0:x0 + block] = _folded_median(level, GRID_PERIOD_MM * px_per_mm_y)[:, None]
+    model_v = np.empty_like(raw)
+    block = max(16, int(GRID_BLOCK_MM * px_per_mm_y))
+    for y0 in range(0, height, block):
+        level = np.percentile(raw[y0:y0 + block], GRID_PERCENTILE, axis=0)
+        model_v[y0:y0 + block] = _folded_median(level, GRID_PERIOD_MM * px_per_mm_x)[None, :]
+    return np.maximum(model_h, model_v)
+
+
+def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = False,
+             subtract_grid: bool = False) -> InkResult:
     """Ink darkness map and mask of a (deskewed) page.
 
     Parameters
@@ -101,6 +157,12 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
         of the seed-0 benchmark it read the scans 0.44 dB better but the clean pages 0.27 dB
         worse (one refused, others moved both ways by several dB), so the pipeline uses it
         only as a second attempt.
+    subtract_grid
+        Measure the darkness above :func:`grid_model` (the grid's own line profiles) instead of
+        above one level for the page: a thin, blurred trace on a low-resolution grey or
+        black-and-white scan is lighter than the grid's darkest lines, and a level above those
+        loses it (seed-5 p0000, 158 dpi, grey grid: no rows found). Used when the other reads
+        find no rows (see ``digitize_image``).
 
     Returns
     -------
@@ -113,6 +175,19 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
         light = cv2.max(cv2.max(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
     else:
         light = cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
+    if subtract_grid:
+        raw = (255 - light).astype(np.float32) * np.float32(1.0 / 255.0)
+        above = raw
+        if grid.found and np.isfinite(grid.px_per_mm_x) and np.isfinite(grid.px_per_mm_y):
+            above = raw - grid_model(raw, grid.px_per_mm_x, grid.px_per_mm_y)
+        dark = np.clip((above - GRID_MODEL_LEVEL) * np.float32(1.0 / GRID_MODEL_SPAN), 0.0,
+                       1.0).astype(np.float32)
+        mask = dark > MASK_LEVEL
+        log.debug("ink above the grid model: colour=%s, %.2f%% ink", grid.grid_colour,
+                  100.0 * float(mask.mean()))
+        return InkResult(darkness=dark, mask=mask, threshold=MASK_LEVEL,
+                         grid_level=GRID_MODEL_LEVEL,
+                         ink_level=GRID_MODEL_LEVEL + GRID_MODEL_SPAN, grid_subtracted=True)
     sub = (255 - light[::3, ::3]).astype(np.float32) * np.float32(1.0 / 255.0)
     line_level = _line_level(light, grid.px_per_mm_x) if cap_at_grid_lines else None
     lo, hi = _levels(sub, coloured, line_level)

@@ -557,6 +557,8 @@ def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_d
     page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=20.0, speed_mm_s=50.0,
                            dpi=100.0, grid="grey", font="hershey_duplex",
                            label_position="top-left", paper="a4", start_s=1.1)
+    # (the grid-model read, tried first, reads this page too: left out here)
+    monkeypatch.setattr("digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
     result = digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
     assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
     assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (20.0, 50.0)
@@ -568,10 +570,12 @@ def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_d
         digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
 
 
-def test_second_read_confirmed_only_by_faint_pulses_is_refused(shared_data) -> None:
-    """Seed-0 page p0048 (6x2, a faint 103-dpi scan rotated 2.5 deg): the second read found
-    every other row (3, a 3x4 count) and two pulses only at 1.6x the darkness; kept, it read a
-    6x2 page as 3x4 with the leads in the wrong rows. It is refused, as before."""
+def test_pixel_pair_read_confirmed_only_by_faint_pulses_is_refused(shared_data,
+                                                                   monkeypatch) -> None:
+    """Seed-0 page p0048 (6x2, a faint 103-dpi scan rotated 2.5 deg, grey grid): the
+    pixel-pair read found every other row (3, a 3x4 count) and two pulses only at 1.6x the
+    darkness; kept, it read a 6x2 page as 3x4 with the leads in the wrong rows. Without the
+    grid-model read it is refused; with it, it is read right (six rows, 10 mm/mV, 50 mm/s)."""
     from analysis.ludb import read_ludb_record
     from digitize.errors import DigitizeError
     from digitize.pipeline import digitize_image
@@ -581,8 +585,35 @@ def test_second_read_confirmed_only_by_faint_pulses_is_refused(shared_data) -> N
     page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=10.0, speed_mm_s=50.0,
                            dpi=103.0, grid="grey", font="hershey_triplex",
                            label_position="top-left", paper="a4", start_s=0.8)
+    result = digitize_image(page.image, source="p0048.png", dpi_prior=103.0, use_ocr=False)
+    assert any("above a model of the grid's lines" in w for w in result.warnings)
+    assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
+    assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (10.0, 50.0)
+    monkeypatch.setattr("digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
     with pytest.raises(DigitizeError):
         digitize_image(page.image, source="p0048.png", dpi_prior=103.0, use_ocr=False)
+
+
+def test_ink_above_the_grid_model_reads_a_faint_trace_on_a_grey_grid(shared_data) -> None:
+    """Seed-5 page p0000 (12x1, a 158-dpi scan rotated 1.5 deg, grey grid): the blurred 1-px
+    trace is lighter than the grid's darkest lines, so the page's one ink level put it below
+    ink, and every earlier read found no rows (refused). Measured above the grid's own line
+    profiles the trace is ink: twelve rows, each with its pulse, at 10 mm/mV and 25 mm/s."""
+    from analysis.ludb import read_ludb_record
+    from digitize.errors import RowsError
+    from digitize.pipeline import _read_page, digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "128")
+    seed = 63513075
+    page = _benchmark_page(record, seed, "scan", layout="12x1", gain_mm_mv=10.0,
+                           speed_mm_s=25.0, dpi=158.0, grid="grey", font="sans",
+                           label_position="top-left", paper="a4")
+    with pytest.raises(RowsError):   # the page's one ink level: no rows (the premise)
+        _read_page(page.image, "p0000.png", 0, 1, 158.0, False, None)
+    result = digitize_image(page.image, source="p0000.png", dpi_prior=158.0, use_ocr=False)
+    assert result.ink.grid_subtracted
+    assert result.layout.name == "12x1" and len(result.calibration.pulses) == 12
+    assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (10.0, 25.0)
 
 
 def test_pulses_far_into_the_rows_do_not_confirm_a_second_read(shared_data: Path,
@@ -598,3 +629,19 @@ def test_pulses_far_into_the_rows_do_not_confirm_a_second_read(shared_data: Path
         digitize_file(path)
     monkeypatch.setattr(pipeline_mod, "RETRY_PULSE_SEARCH_MM", 40.0)  # the test's premise
     assert digitize_file(path)[0].layout.name == "3x4"
+
+
+def test_grid_model_read_that_breaks_einthoven_is_refused(shared_data: Path,
+                                                          monkeypatch) -> None:
+    """Real photo ecg00005 (grey grid, uneven light; 7 rows found, no template): above the
+    grid model its grid lines passed as twelve rows with a 'pulse' each, read as 12x1 with the
+    augmented leads' Einthoven residual 3.95 of their rms. The grid-model read is refused past
+    ``RETRY_EINTHOVEN_MAX`` and the page, as before, is not read."""
+    import digitize.pipeline as pipeline_mod
+
+    path = shared_data / "ecg_image_kit" / "real_images" / "ecg00005.jpg"
+    with pytest.raises(DigitizeError, match="trace rows"):
+        digitize_file(path, use_ocr=False)
+    monkeypatch.setattr(pipeline_mod, "RETRY_EINTHOVEN_MAX", float("inf"))  # the premise
+    result = digitize_file(path, use_ocr=False)[0]
+    assert result.ink.grid_subtracted and max(result.convert.einthoven.values()) > 2.0
