@@ -645,3 +645,25 @@ def test_grid_model_read_that_breaks_einthoven_is_refused(shared_data: Path,
     monkeypatch.setattr(pipeline_mod, "RETRY_EINTHOVEN_MAX", float("inf"))  # the premise
     result = digitize_file(path, use_ocr=False)[0]
     assert result.ink.grid_subtracted and max(result.convert.einthoven.values()) > 2.0
+
+
+def test_rows_missed_at_the_page_ink_level_are_read_at_the_grid_lines_level(
+        shared_data) -> None:
+    """Seed-5 page p0208 (6x2 at 20 mm/mV, a 128-dpi scan, grey grid): at the page's ink level
+    every other row dropped out of the projection, three rows (a 3x4 count) were left, and the
+    page was read as 3x4. With the threshold at the grid lines' level six rows are found, each
+    with its pulse, and the page is read again at that level."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import _read_page, digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "48")
+    seed = 333833583
+    page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=20.0, speed_mm_s=25.0,
+                           dpi=128.0, grid="grey", font="hershey_triplex",
+                           label_position="top-left", paper="a4")
+    first = _read_page(page.image, "p0208.png", 0, 1, 128.0, False, None)
+    assert len(first.rows.rows) == 3          # the premise
+    result = digitize_image(page.image, source="p0208.png", dpi_prior=128.0, use_ocr=False)
+    assert any("rows found at the page's ink level" in w for w in result.warnings)
+    assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
+    assert result.calibration.gain_mm_mv == 20.0
