@@ -1047,7 +1047,19 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             lattice_px[other] = lattice_px[keep]
             notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
         else:
-            notes.append(f"px/mm x/y ratio {ppm['v'] / ppm['h']:.2f} far from 1")
+            # no whole multiple either (seed-5 p0213, a blue grid of dotted 1 mm lines: its
+            # horizontal family read at 7/5 of the vertical's scale): the other family is
+            # measured again at the kept family's lattice, and taken if its lines are there
+            retry = _refine_family(gmap, fits[keep].theta_deg, fits[keep].freq, other)
+            if retry.snr > 2.0 and abs(retry.freq / fits[keep].freq - 1) < 0.03:
+                ppm[other] = ppm[keep] * fits[keep].freq / retry.freq
+                fits[other] = retry
+                two_levels[("h", "v").index(other)] = two_levels[("h", "v").index(keep)]
+                lattice_px[other] = lattice_px[keep]
+                notes.append(f"{other}: re-measured at {keep}'s lattice (x/y was "
+                             f"{1.0 / r if other == 'h' else r:.2f})")
+            else:
+                notes.append(f"px/mm x/y ratio {ppm['v'] / ppm['h']:.2f} far from 1")
         px_x, px_y = ppm["v"], ppm["h"]
     conf = float(np.clip((coh - 0.3) / 0.5, 0, 1) * np.clip((snr - 1.5) / 3.0, 0, 1))
     if not all(two_levels):

@@ -667,3 +667,23 @@ def test_rows_missed_at_the_page_ink_level_are_read_at_the_grid_lines_level(
     assert any("rows found at the page's ink level" in w for w in result.warnings)
     assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
     assert result.calibration.gain_mm_mv == 20.0
+
+
+def test_a_line_family_off_by_no_whole_multiple_is_measured_again(shared_data) -> None:
+    """Seed-5 page p0213 (3x4, a 217-dpi scan rotated -3.1 deg, blue grid of dotted 1 mm
+    lines): the horizontal family was read at 6.10 px/mm, 7/5 off the vertical's 8.54 and no
+    whole multiple of it, so no grid was found and the page was refused. Measured again at
+    the vertical family's lattice it agrees: a square 8.54 px/mm grid, blue."""
+    from analysis.ludb import read_ludb_record
+    from digitize.grid import find_grid
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "95")
+    seed = 1361263728
+    page = _benchmark_page(record, seed, "scan", layout="3x4", gain_mm_mv=20.0, speed_mm_s=50.0,
+                           dpi=217.0, grid="blue", font="hershey_duplex",
+                           label_position="bottom-left", paper="letter", start_s=3.0)
+    grid = find_grid(page.image, 217.0)
+    assert grid.found and grid.grid_colour == "blue"
+    truth = 217.0 / 25.4
+    assert abs(grid.px_per_mm_x / truth - 1) < 0.005 and abs(grid.px_per_mm_y / truth - 1) < 0.005
+    assert "re-measured" in grid.reason       # the path this test is about
