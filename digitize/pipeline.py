@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 RETRY_PULSE_SEARCH_MM = 30.0
-"""Width of each row's pulse search strip on the second and third reads (40 mm on the first,
+"""Width of each row's pulse search strip on the second reads (40 mm on the first,
 :data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
 FAINT_PULSES_NOTE = "calibration pulses found only at"
 """Start of the warning for pulses found only by :func:`digitize.pulse_rows.faint_pulses`."""
@@ -318,7 +318,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
                                    layout_hint, ink_at_grid_lines=True)
             except RowsError:
                 trial = None
-            if (trial is not None and _retry_confirmed("pixel_pairs", trial)
+            if (trial is not None and _pulse_on_every_row(trial)
                     and len(trial.calibration.pulses) > len(result.calibration.pulses)):
                 read_options = {"ink_at_grid_lines": True}
                 retry_note = (f"{len(result.rows.rows)} rows found at the page's ink level, "
@@ -402,8 +402,18 @@ def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
 
 RETRY_EINTHOVEN_MAX = 2.0
 """Largest Einthoven residual (of the signal rms) a grid-model retry read may have: real photos
-ecg00005 and ecg00020, read along their grid lines, had 3.95 and 6.40; the ten refused seed 0-5
-benchmark pages it read right, at most 1.10 (six of ~1200 first reads exceed 2)."""
+ecg00005 and ecg00020, read along their grid lines, had 3.95 and 6.40; the ten seed 0-5
+benchmark pages it read right (nine of them refused before), at most 1.10 (six of ~1200 first
+reads of benchmark pages exceed 2)."""
+
+
+def _pulse_on_every_row(result: DigitizeResult) -> bool:
+    """Every row has a calibration pulse, all of one gain and speed, found at the page's own
+    darkness (not only at the boosted one of the faint-pulse search)."""
+    pulses = result.calibration.pulses
+    return (len({p.row for p in pulses}) >= len(result.rows.rows)
+            and len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) == 1
+            and not any(w.startswith(FAINT_PULSES_NOTE) for w in result.warnings))
 
 
 def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
@@ -412,10 +422,9 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
     The lower ink levels of the retries can turn a dark grid into 'trace' (real photo
     ecg00020 was read along its grid lines), so a retry counts only where pulses are found on
     at least half its rows (the grid-model read also within ``RETRY_EINTHOVEN_MAX``); the
-    pixel-pair read (seed-4 p0218, a thin line on a rotated
-    low-resolution scan split over two pixel rows) only where every row has a pulse, all of
-    one gain and speed, at the page's own darkness (ecg00020, pulses of two gains, was read
-    with its cells shifted; seed-0 p0048, every other row and two faint pulses, as 3x4).
+    pixel-pair read (seed-4 p0218, a thin line on a rotated low-resolution scan split over two
+    pixel rows) only where :func:`_pulse_on_every_row` (ecg00020, pulses of two gains, was
+    read with its cells shifted; seed-0 p0048, every other row and two faint pulses, as 3x4).
     """
     pulses = result.calibration.pulses
     if name == "grid_model":
@@ -427,9 +436,7 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
         return 2 * len(pulses) >= len(result.rows.rows) and residual <= RETRY_EINTHOVEN_MAX
     if name != "pixel_pairs":
         return 2 * len(pulses) >= len(result.rows.rows)
-    return (len({p.row for p in pulses}) >= len(result.rows.rows)
-            and len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) == 1
-            and not any(w.startswith(FAINT_PULSES_NOTE) for w in result.warnings))
+    return _pulse_on_every_row(result)
 
 
 def residual_rotation_deg(result: DigitizeResult) -> float | None:
@@ -543,7 +550,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
     completed = complete_rows(rows, darkness, ppmm_y, template_rows)
     by_pulses = None
-    retry_read = ink_at_grid_lines or subtract_grid   # a read after the first found no rows
+    retry_read = ink_at_grid_lines or subtract_grid   # a second read, at a lower ink level
     if (len(completed.rows) != len(rows.rows) or len(rows.rows) not in template_rows
             or retry_read):
         # the projection missed rows (or the first read found none): the calibration
@@ -578,7 +585,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     clean = darkness
     pulses: list[Pulse] = []
     pulse_start = rows_start_px(rows)
-    # on the second and third reads, whose lower ink threshold makes grid lines ink, the search
+    # on the second reads, whose lower ink level can make grid lines ink, the search
     # keeps to 30 mm (real photo ecg00020: grid lines 30 mm into its rows passed as pulses of
     # two gains at 40 mm, and the page was read with its cells shifted)
     search_mm = RETRY_PULSE_SEARCH_MM if retry_read else PULSE_SEARCH_MM
