@@ -1033,27 +1033,23 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         r = ppm[other] / ppm[keep]
         factor = r if r >= 1 else 1.0 / r
         n = min((2.0, 2.5, 3.0, 4.0, 5.0, 10.0), key=lambda c: abs(factor / c - 1))
-        if abs(factor - 1) < 0.05:
-            pass
-        elif abs(factor / n - 1) < 0.08:
+        if abs(factor - 1) >= 0.05:
             # re-measure the other family at the kept family's lattice (square paper grid)
             retry = _refine_family(gmap, fits[keep].theta_deg, fits[keep].freq, other)
-            if retry.snr > 2.0 and abs(retry.freq / fits[keep].freq - 1) < 0.03:
+            agrees = retry.snr > 2.0 and abs(retry.freq / fits[keep].freq - 1) < 0.03
+            if agrees:
                 ppm[other] = ppm[keep] * fits[keep].freq / retry.freq
                 fits[other] = retry
-            else:
-                ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
-            two_levels[("h", "v").index(other)] = False
-            lattice_px[other] = lattice_px[keep]
-            notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
-        else:
-            # no whole multiple either (seed-5 p0213, a blue grid of dotted 1 mm lines: its
-            # horizontal family read at 7/5 of the vertical's scale): the other family is
-            # measured again at the kept family's lattice, and taken if its lines are there
-            retry = _refine_family(gmap, fits[keep].theta_deg, fits[keep].freq, other)
-            if retry.snr > 2.0 and abs(retry.freq / fits[keep].freq - 1) < 0.03:
-                ppm[other] = ppm[keep] * fits[keep].freq / retry.freq
-                fits[other] = retry
+            if abs(factor / n - 1) < 0.08:
+                if not agrees:
+                    ppm[other] = ppm[other] / n if r >= 1 else ppm[other] * n
+                two_levels[("h", "v").index(other)] = False
+                lattice_px[other] = lattice_px[keep]
+                notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
+            elif agrees:
+                # no whole multiple, but the lines are there at the kept family's lattice
+                # (seed-5 p0213, a blue grid of dotted 1 mm lines: its horizontal family read
+                # at 7/5 of the vertical's scale)
                 two_levels[("h", "v").index(other)] = two_levels[("h", "v").index(keep)]
                 lattice_px[other] = lattice_px[keep]
                 notes.append(f"{other}: re-measured at {keep}'s lattice (x/y was "

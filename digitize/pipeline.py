@@ -311,20 +311,6 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     read_options: dict[str, bool] = {}
     try:
         result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
-        if _rows_missed_at_page_level(result):
-            # (seed-5 p0208: 3 of a 6x2 page's rows found, a 3x4 count, and read as 3x4)
-            try:
-                trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
-                                   layout_hint, ink_at_grid_lines=True)
-            except RowsError:
-                trial = None
-            if (trial is not None and _pulse_on_every_row(trial)
-                    and len(trial.calibration.pulses) > len(result.calibration.pulses)):
-                read_options = {"ink_at_grid_lines": True}
-                retry_note = (f"{len(result.rows.rows)} rows found at the page's ink level, "
-                              f"{len(trial.rows.rows)} with the ink threshold at the grid "
-                              "lines' level, each with a pulse: read at that level",)
-                result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
     except RowsError as first:
         result = None
         for name in RETRY_READS:
@@ -341,6 +327,21 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         if result is None:
             raise first from None
         result = dataclasses.replace(result, warnings=(*result.warnings, *retry_note))
+    else:
+        if _rows_missed_at_page_level(result):
+            # (seed-5 p0208: 3 of a 6x2 page's rows found, a 3x4 count, and read as 3x4)
+            try:
+                trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                                   layout_hint, ink_at_grid_lines=True)
+            except RowsError:
+                trial = None
+            if (trial is not None and _pulse_on_every_row(trial)
+                    and len(trial.calibration.pulses) > len(result.calibration.pulses)):
+                read_options = {"ink_at_grid_lines": True}
+                retry_note = (f"{len(result.rows.rows)} rows found at the page's ink level, "
+                              f"{len(trial.rows.rows)} with the ink threshold at the grid "
+                              "lines' level, each with a pulse: read at that level",)
+                result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
         return result
