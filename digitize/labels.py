@@ -4,18 +4,16 @@ Text-like connected components of the ink mask (1.2–7 mm tall, narrower than 2
 grouped into words. Words between the trace rows are lead-label candidates; words below the
 last row form the settings line. Each candidate is redrawn from its own component pixels
 (black on white, grid-free, scaled to a ~32-px cap height) and all are stacked into one image
-that pytesseract reads once; each word found is mapped back to its candidate by position.
-The same components give the text mask that the trace stage ignores.
+that tesseract reads once (``digitize.ocr``: the engine stays loaded in the process); each
+word found is mapped back to its candidate by position. The same components give the text
+mask that the trace stage ignores.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import re
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -193,26 +191,11 @@ def read_text(darkness: np.ndarray, px_per_mm: float, rows_top_px: float, rows_b
                       ocr_ok=ocr_ok, word_boxes=tuple(b for b, _ in crops))
 
 
-@contextlib.contextmanager
-def _one_openmp_thread() -> Iterator[None]:
-    """Run tesseract on one OpenMP thread: on a few short text lines its threads cost more
-    than they give (text stage 0.60 vs 0.27 s per page on the 2-core benchmark machine).
-    ``OMP_THREAD_LIMIT`` is set for the call only (tesseract reads it when it starts); a value
-    the user set is kept."""
-    if "OMP_THREAD_LIMIT" in os.environ:
-        yield
-        return
-    os.environ["OMP_THREAD_LIMIT"] = "1"
-    try:
-        yield
-    finally:
-        os.environ.pop("OMP_THREAD_LIMIT", None)
-
-
 def _ocr_batch(lab: np.ndarray, crops: list, px_per_mm: float) -> list[tuple[str, float]]:
     """Stack every crop (its own component pixels only) into one image; OCR once."""
     import cv2
-    import pytesseract
+
+    from digitize.ocr import image_to_data
 
     target_cap = 34.0
     pieces = []
@@ -236,9 +219,7 @@ def _ocr_batch(lab: np.ndarray, crops: list, px_per_mm: float) -> list[tuple[str
         y += row.shape[0]
     canvas = np.vstack(canvas_rows)
     # the crops are drawn dark on white, so tesseract's second, inverted pass is skipped
-    with _one_openmp_thread():
-        data = pytesseract.image_to_data(canvas, config="--psm 6 -c tessedit_do_invert=0",
-                                         output_type=pytesseract.Output.DICT)
+    data = image_to_data(canvas, psm=6, variables={"tessedit_do_invert": "0"})
     out: list[list[tuple[int, str, float]]] = [[] for _ in crops]
     for text, top, height, left, conf in zip(data["text"], data["top"], data["height"],
                                              data["left"], data["conf"], strict=True):

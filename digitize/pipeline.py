@@ -197,7 +197,6 @@ class DigitizeResult:
     def to_json(self) -> dict[str, Any]:
         """The full JSON description of the page (written as ``<stem>.json``)."""
         import cv2
-        import pytesseract
 
         cal = self.calibration
         return _clean({
@@ -233,13 +232,15 @@ class DigitizeResult:
             "warnings": list(self.warnings),
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "versions": {"ecglens": VERSION, "numpy": np.__version__, "opencv": cv2.__version__,
-                         "tesseract": _tesseract_version(pytesseract)},
+                         "tesseract": _tesseract_version()},
         })
 
 
-def _tesseract_version(pytesseract: Any) -> str:
+def _tesseract_version() -> str:
+    from digitize.ocr import engine_name
+
     try:
-        return str(pytesseract.get_tesseract_version())
+        return engine_name()
     except Exception:  # not installed
         return "unavailable"
 

@@ -459,6 +459,85 @@ def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndar
     return offs[keep], half
 
 
+def _first_extreme(values: np.ndarray, extreme: np.ndarray) -> np.ndarray:
+    """Per column of ``(n_slots, n)`` ``values``, the first slot that holds ``extreme`` (its
+    min or max): the slot ``np.argmin`` / ``np.argmax`` along that axis give, found with
+    whole-array operations (an arg-reduction over a short axis runs per element)."""
+    n_slots = values.shape[0]
+    if n_slots > 50:
+        slot = np.full(values.shape[1], n_slots - 1, dtype=np.intp)
+        for s in range(n_slots - 2, -1, -1):
+            np.copyto(slot, s, where=values[s] == extreme)
+        return slot
+    # with a weight 2**(n_slots - 1 - s) on each slot s that holds the extreme, the first is
+    # the highest bit of their sum (exact in float64 for up to 52 slots)
+    weights = np.exp2(np.arange(n_slots - 1, -1, -1, dtype=np.float64))
+    holds = np.equal(values, extreme).astype(np.float64)
+    return n_slots - np.frexp(weights @ holds)[1]
+
+
+def _adam_edges(zf: np.ndarray, free: np.ndarray, idx: np.ndarray, win_ok: np.ndarray,
+                half: np.ndarray, u_obs: np.ndarray, l_obs: np.ndarray,
+                shape: tuple[int, int], iterations: int, smooth: float) -> None:
+    """The Adam iterations of :func:`refine_envelope`, in place on the flat fine samples
+    ``zf``; only the samples ``free`` move.
+
+    ``idx`` ``(n_pairs, n_win)``: the fine samples whose pen disc reaches each fitted column
+    (``win_ok`` False where that slot lies off the page), ``half`` the disc's half height per
+    slot, ``u_obs`` / ``l_obs`` the column's observed run edges (px). The window slots are
+    held slot-major, so each min / max is a few whole-array operations.
+    """
+    fdt = zf.dtype
+    n_rows, n_fine = shape
+    lr, b1, b2 = fdt.type(REFINE_LR), fdt.type(0.8), fdt.type(0.95)
+    size = zf.size
+    n_pairs = idx.shape[0]
+    idx_t = np.ascontiguousarray(idx.T)
+    # window slots outside the page get -inf half heights: their top edge is +inf, their
+    # bottom edge -inf, so they never win the min / max
+    half_t = np.ascontiguousarray(np.where(win_ok, half[None, :], -np.inf).T.astype(fdt))
+    pairs = np.arange(n_pairs)
+    mom = np.zeros(len(free), fdt)
+    vel = np.zeros_like(mom)
+    step = np.empty_like(mom)
+    grad_free = np.empty_like(mom)
+    zw = np.empty(idx_t.shape, fdt)
+    top = np.empty_like(zw)
+    bot = np.empty_like(zw)
+    g2 = np.zeros((n_rows, n_fine), fdt)
+    g2_flat = g2.ravel()
+    z2 = zf.reshape(n_rows, n_fine)
+    for it in range(1, iterations + 1):
+        np.take(zf, idx_t, out=zw)
+        np.subtract(zw, half_t, out=top)
+        np.add(zw, half_t, out=bot)
+        top_edge = top.min(axis=0)
+        bot_edge = bot.max(axis=0)
+        at = idx_t[_first_extreme(top, top_edge), pairs]
+        ab = idx_t[_first_extreme(bot, bot_edge), pairs]
+        grad = (np.bincount(at, top_edge - u_obs, size)
+                + np.bincount(ab, bot_edge - l_obs, size)).astype(fdt)
+        d2 = z2[:, :-2] - 2 * z2[:, 1:-1] + z2[:, 2:]
+        g2[:, :-2] = d2
+        g2[:, -2:] = 0.0
+        g2[:, 1:-1] -= 2 * d2
+        g2[:, 2:] += d2
+        # d/dz of sum(r**2) is 2 r; of smooth * sum(d2**2) it is 2 smooth g2
+        np.take(grad, free, out=grad_free)
+        grad_free *= 2
+        grad_free += (2 * smooth) * g2_flat[free]
+        mom *= b1
+        mom += (1 - b1) * grad_free
+        vel *= b2
+        grad_free *= grad_free
+        vel += (1 - b2) * grad_free
+        np.sqrt(vel / (1 - b2 ** it), out=step)
+        step += fdt.type(1e-3)
+        np.divide(mom, step, out=step)
+        step *= lr / (1 - b1 ** it)
+        zf[free] -= step
+
+
 def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
                     valid: np.ndarray, line_width_px: float, subsamples: int = SUBSAMPLES,
                     iterations: int = 100, smooth: float = 0.4,
@@ -523,58 +602,14 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     if len(rr) < 2:
         return (out, float("nan")) if return_misfit else out
     idx = rr[:, None] * n_fine + base[jj]
-    win_ok = inside[jj]
     fdt = np.float64  # float32 ran ~15 % faster but moved SNRs by +0.01 / -0.03 dB
     u_obs, l_obs = upper[rr, jj].astype(fdt), lower[rr, jj].astype(fdt)
-    # a column with no trace of its own holds its neighbours' fine samples still
-    fixed = ~np.repeat(use, m, axis=1).ravel()
-    # preallocated buffers (the loop is memory-bound)
+    # a column with no trace of its own holds its neighbours' fine samples still; only the
+    # others (``free``) are moved
+    free = np.flatnonzero(np.repeat(use, m, axis=1).ravel())
     zf = z.ravel().astype(fdt)
-    mom = np.zeros_like(zf)
-    vel = np.zeros_like(zf)
-    step = np.empty_like(zf)
-    lr, b1, b2 = fdt(REFINE_LR), fdt(0.8), fdt(0.95)
-    size = zf.size
-    n_pairs, n_win = idx.shape
-    flat_idx = idx.ravel()
-    pair_start = np.arange(n_pairs) * n_win
-    # window slots outside the page get -inf half heights: their top edge is +inf, their
-    # bottom edge -inf, so they never win the min / max
-    half_top = np.where(win_ok, half[None, :], -np.inf).astype(fdt)
-    zw = np.empty(idx.shape, fdt)
-    top = np.empty_like(zw)
-    bot = np.empty_like(zw)
-    g2 = np.zeros((n_rows, n_fine), fdt)
-    z2 = zf.reshape(n_rows, n_fine)
-    for it in range(1, iterations + 1):
-        np.take(zf, idx, out=zw)
-        np.subtract(zw, half_top, out=top)
-        np.add(zw, half_top, out=bot)
-        at = pair_start + np.argmin(top, axis=1)
-        ab = pair_start + np.argmax(bot, axis=1)
-        ru = top.ravel()[at] - u_obs
-        rl = bot.ravel()[ab] - l_obs
-        grad = (np.bincount(flat_idx[at], ru, size) + np.bincount(flat_idx[ab], rl, size)
-                ).astype(fdt)
-        d2 = z2[:, :-2] - 2 * z2[:, 1:-1] + z2[:, 2:]
-        g2[:, :-2] = d2
-        g2[:, -2:] = 0.0
-        g2[:, 1:-1] -= 2 * d2
-        g2[:, 2:] += d2
-        # d/dz of sum(r**2) is 2 r; of smooth * sum(d2**2) it is 2 smooth g2
-        grad *= 2
-        grad += (2 * smooth) * g2.ravel()
-        grad[fixed] = 0.0
-        mom *= b1
-        mom += (1 - b1) * grad
-        vel *= b2
-        grad *= grad
-        vel += (1 - b2) * grad
-        np.sqrt(vel / (1 - b2 ** it), out=step)
-        step += fdt(1e-3)
-        np.divide(mom, step, out=step)
-        step *= lr / (1 - b1 ** it)
-        zf -= step
+    _adam_edges(zf, free, idx, inside[jj], half, u_obs, l_obs, (n_rows, n_fine), iterations,
+                smooth)
     z = zf.reshape(n_rows, n_fine)
     out = np.where(np.repeat(finite, m, axis=1), z, np.nan)
     if return_misfit:

@@ -216,3 +216,64 @@ def test_row_pulse_is_found_behind_a_dark_edge_strip() -> None:
     pulse = row_pulse(mask / 255.0, row, PPMM, PPMM, 30 * PPMM)
     assert pulse is not None
     assert (pulse.gain_mm_mv, pulse.speed_mm_s) == (10.0, 50.0)
+
+
+def _word_image(words: list[str]) -> np.ndarray:
+    """Dark words on white, one per line, drawn by OpenCV's Hershey font (8-bit grey)."""
+    canvas = np.full((60 * len(words) + 40, 420), 255, np.uint8)
+    for k, word in enumerate(words):
+        cv2.putText(canvas, word, (20, 60 + 60 * k), cv2.FONT_HERSHEY_SIMPLEX, 1.3, 0, 3)
+    return canvas
+
+
+def test_kept_loaded_ocr_reads_as_the_tesseract_program() -> None:
+    """The in-process worker (model loaded once) gives the words, boxes and confidences that
+    pytesseract's one-program-per-call path gives on the same pixels, call after call."""
+    pytest.importorskip("pytesseract")
+    import shutil
+
+    from digitize import ocr
+
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract not installed")
+    image = _word_image(["aVR", "V5", "25mm/s 10mm/mV"])
+    settings = {"tessedit_do_invert": "0"}
+    ocr.USE_WORKER = False
+    try:
+        expected = ocr.image_to_data(image, psm=6, variables=settings)
+    finally:
+        ocr.USE_WORKER = True
+    if ocr._get_worker() is None:
+        pytest.skip("libtesseract's C API not loadable here: pytesseract is the path in use")
+    assert "kept loaded" in ocr.engine_name()
+    for _ in range(2):
+        got = ocr.image_to_data(image, psm=6, variables=settings)
+        for key in ("text", "left", "top", "width", "height", "conf", "level"):
+            assert got[key] == expected[key], key
+    assert "aVR" in got["text"]
+
+
+def test_ocr_worker_that_died_is_started_again() -> None:
+    pytest.importorskip("pytesseract")
+    from digitize import ocr
+
+    worker = ocr._get_worker()
+    if worker is None:
+        pytest.skip("libtesseract's C API not loadable here")
+    worker._proc.kill()
+    worker._proc.wait()
+    got = ocr.image_to_data(_word_image(["V2"]), psm=6)
+    assert "V2" in got["text"]
+    assert ocr._get_worker() is not worker
+
+
+def test_first_extreme_is_argmin_with_ties() -> None:
+    from digitize.trace import _first_extreme
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(0, 4, size=(14, 500)).astype(float)   # many ties
+    values[5, :7] = -np.inf
+    assert np.array_equal(_first_extreme(values, values.min(axis=0)), values.argmin(axis=0))
+    assert np.array_equal(_first_extreme(values, values.max(axis=0)), values.argmax(axis=0))
+    wide = rng.integers(0, 3, size=(60, 50)).astype(float)
+    assert np.array_equal(_first_extreme(wide, wide.min(axis=0)), wide.argmin(axis=0))
