@@ -83,7 +83,7 @@ def text_components(darkness: np.ndarray, px_per_mm: float, trace_mask: np.ndarr
     """
     import cv2
 
-    mask = (darkness >= 0.3).astype(np.uint8)
+    mask = np.greater_equal(darkness, 0.3).view(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     x, y, w, h, area = (stats[:, i] for i in range(5))
     keep = ((h >= 1.2 * px_per_mm) & (h <= 7.0 * px_per_mm) & (w <= 25 * px_per_mm)
@@ -94,10 +94,21 @@ def text_components(darkness: np.ndarray, px_per_mm: float, trace_mask: np.ndarr
     keep &= ~thin
     if trace_mask is not None:
         touching = np.zeros(n, dtype=bool)
-        touching[np.unique(lab[trace_mask & (lab > 0)])] = True
+        touching[lab[trace_mask]] = True     # (the background, label 0, is never kept)
         keep &= ~touching
     boxes = [(int(x[i]), int(y[i]), int(x[i] + w[i]), int(y[i] + h[i])) for i in range(n)]
     return lab, boxes, keep
+
+
+def _component_mask(lab: np.ndarray, boxes: list[tuple[int, int, int, int]],
+                    components: np.ndarray) -> np.ndarray:
+    """Bool mask of the pixels of the given components, drawn box by box (text components
+    are small: much cheaper than a look-up over the whole label image)."""
+    mask = np.zeros(lab.shape, dtype=bool)
+    for i in components:
+        x0, y0, x1, y1 = boxes[i]
+        mask[y0:y1, x0:x1] |= lab[y0:y1, x0:x1] == i
+    return mask
 
 
 def trace_pixels(shape: tuple[int, int], traces: tuple, width_px: float) -> np.ndarray:
@@ -145,7 +156,7 @@ def read_text(darkness: np.ndarray, px_per_mm: float, rows_top_px: float, rows_b
     """
     lab, boxes, keep = text_components(darkness, px_per_mm, trace_mask)
     idx = np.flatnonzero(keep)
-    text_mask = keep[lab]
+    text_mask = _component_mask(lab, boxes, idx)
     kept_boxes = [boxes[i] for i in idx]
     words = _group_words(kept_boxes, 1.5 * px_per_mm)
     label_words = []
