@@ -4,12 +4,19 @@ Usage::
 
     python benchmarks/bench_digitize.py                       # 3 pages per dpi, LUDB records
     python benchmarks/bench_digitize.py --pages 5 --out benchmarks/out/bench_digitize.json
+    git worktree add /tmp/ecglens_ref <commit>        # an older version to compare with
+    python benchmarks/bench_digitize.py --dpi 300 --compare /tmp/ecglens_ref --rounds 3
 
 Each page is rendered (3x4+1, red grid) and saved as PNG; then, in this process, limited to one
 thread, ``digitize_file`` runs on it once to warm imports and then ``--pages`` times for the
 timing. Reported per dpi: the median seconds of every stage (load = image decode, grid,
 deskew, ink, rows, calibration, trace, text/OCR, layout, convert), the total, its ratio to
 the image-decode time, and the peak resident memory of the process (``ru_maxrss``).
+
+``--compare DIR`` times another checkout of ecglens (``DIR``) and this one in turns, each
+round in fresh processes on the same pages, and reports each round's seconds per page and the
+ratio this/other: on a shared, noisy machine the ratio within one run says more than two
+totals taken at different times.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
+if "--code" in sys.argv:    # time the ecglens checkout given (see --compare)
+    REPO = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -36,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpi", type=float, nargs="+", default=[200.0, 300.0])
     parser.add_argument("--out", default="benchmarks/out/bench_digitize.json")
     parser.add_argument("--no-ocr", action="store_true", help="time without tesseract")
+    parser.add_argument("--code", help="ecglens checkout to time (default: this one)")
+    parser.add_argument("--compare", help="another ecglens checkout to time in turns with "
+                        "this one")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of --compare")
     args = parser.parse_args(argv)
+    if args.compare:
+        return _compare(args)
 
     import cv2
     import numpy as np
@@ -46,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from digitize.pipeline import digitize_file
     from digitize.render import RenderSettings, render_page, save_page
 
-    data = REPO.parent / "shared" / "data" / "ludb" / "data"
-    work = REPO / "benchmarks" / "out" / "bench_digitize"
+    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "ludb" / "data"
+    work = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "bench_digitize"
     work.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {"pages_per_dpi": args.pages, "ocr": not args.no_ocr}
     for dpi in args.dpi:
@@ -79,6 +94,40 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS {peak_mib:.0f} MiB")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """Time ``args.compare`` and this checkout in turns (fresh processes each round)."""
+    import subprocess
+
+    here = Path(__file__).resolve()
+    out_dir = here.parents[1] / "benchmarks" / "out" / "bench_compare"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for round_k in range(args.rounds):
+        totals = {}
+        for name, code in (("other", Path(args.compare).resolve()), ("this", here.parents[1])):
+            out = out_dir / f"{name}_{round_k}.json"
+            cmd = [sys.executable, str(here), "--code", str(code), "--pages", str(args.pages),
+                   "--out", str(out), "--dpi", *[str(d) for d in args.dpi]]
+            if args.no_ocr:
+                cmd.append("--no-ocr")
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            totals[name] = json.loads(out.read_text())
+        for dpi in args.dpi:
+            key = f"{int(dpi)}dpi"
+            other, this = totals["other"][key]["total_s"], totals["this"][key]["total_s"]
+            rows.append((round_k, key, other, this, this / other))
+            print(f"round {round_k + 1} {key}: other {other:.3f} s/page, this {this:.3f} "
+                  f"s/page, ratio {this / other:.3f}", flush=True)
+    import numpy as np
+
+    for dpi in args.dpi:
+        key = f"{int(dpi)}dpi"
+        ratios = [r[4] for r in rows if r[1] == key]
+        print(f"{key}: median ratio this/other {float(np.median(ratios)):.3f} over "
+              f"{len(ratios)} rounds")
     return 0
 
 
