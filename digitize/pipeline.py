@@ -304,9 +304,12 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         again in the ways :data:`RETRY_READS` lists, in order: with the ink measured above a
         model of the grid's lines (``find_ink(..., subtract_grid=True)``), with the ink
         threshold at the grid lines' level (``cap_at_grid_lines=True``), and with that
-        threshold and pixel pairs as row ink (``find_rows(..., pair_rows=True)``). The first
-        read its calibration pulses confirm (:func:`_retry_confirmed`) is returned, with a
-        warning that says how it was read.
+        threshold and pixel pairs as row ink (``find_rows(..., pair_rows=True)``), and with
+        the rows taken from the calibration pulses' lattice (``rows_from_pulses=True``). The
+        first read its calibration pulses confirm (:func:`_retry_confirmed`) is returned, with
+        a warning that says how it was read. A first read that finds rows but no pulse on
+        any of them is read again above the grid model, and that read kept where every row
+        has a pulse of one gain and speed.
     """
     retry_note: tuple[str, ...] = ()
     read_options: dict[str, bool] = {}
@@ -343,6 +346,23 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
                               f"{len(trial.rows.rows)} with the ink threshold at the grid "
                               "lines' level, each with a pulse: read at that level",)
                 result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
+        elif not result.calibration.pulses and not getattr(result.ink, "grid_subtracted", True):
+            # no pulse on any row: faint strokes on a low-resolution scan can drop half the
+            # rows and every pulse below the page's ink level (seed-6 p0209, a 111-dpi 12x1
+            # page read as 6x2 at assumed gain and speed); the grid-model read is kept where
+            # it finds a pulse of one gain and speed on every row
+            try:
+                trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                                   layout_hint, subtract_grid=True)
+            except RowsError:
+                trial = None
+            if (trial is not None and _pulse_on_every_row(trial)
+                    and _retry_confirmed("grid_model", trial)):
+                read_options = {"subtract_grid": True}
+                retry_note = ("no calibration pulse found at the page's ink level; read again "
+                              "with the ink measured above a model of the grid's lines, where "
+                              f"every one of its {len(trial.rows.rows)} rows has a pulse",)
+                result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
         return result
@@ -365,7 +385,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
                                warnings=(*again.warnings, *retry_note, note))
 
 
-RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs")
+RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs", "pulse_rows")
 """The reads tried, in order, on a page whose first read found no trace rows (see
 :func:`digitize_image`); the first one confirmed by its calibration pulses is kept."""
 
@@ -377,7 +397,30 @@ _RETRY_OPTIONS: dict[str, tuple[dict[str, bool], str]] = {
     "pixel_pairs": ({"ink_at_grid_lines": True, "pair_rows": True},
                     "with the ink threshold at the grid lines' level and thin lines split "
                     "over two pixel rows"),
+    "pulse_rows": ({"rows_from_pulses": True},
+                   "with its rows taken from the calibration pulses down the left margin"),
 }
+
+
+ROWS_FROM_PULSES_COVERAGE = 0.3
+"""Least row coverage (see :func:`find_rows`) of the rows that only place the pulse search
+of :func:`_rows_from_pulses_only` (where the rows start and end); the rows themselves come
+from the pulses."""
+
+
+def _rows_from_pulses_only(darkness: np.ndarray, ppmm_x: float, ppmm_y: float
+                           ) -> RowsResult | None:
+    """Rows from the calibration pulses alone, for a page whose ink projection finds none at
+    its usual coverage: large wandering complexes (20 mm/mV at 50 mm/s) keep every row's ink
+    off its own line for much of the page (seed-6 p0059: no row at coverage 0.6, two at 0.3,
+    three plain pulses). The rows found at ``ROWS_FROM_PULSES_COVERAGE`` say where the rows
+    start; :func:`pulse_scan_rows` then finds the pulses and their lattice. None where that
+    finds no lattice."""
+    loose = find_rows(darkness, ppmm_y, min_coverage=ROWS_FROM_PULSES_COVERAGE)
+    if not loose.rows:
+        return None
+    template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
+    return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, template_rows)
 
 
 def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
@@ -436,7 +479,7 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
         residual = max((v for v in result.convert.einthoven.values() if math.isfinite(v)),
                        default=0.0)
         return 2 * len(pulses) >= len(result.rows.rows) and residual <= RETRY_EINTHOVEN_MAX
-    if name != "pixel_pairs":
+    if name not in ("pixel_pairs", "pulse_rows"):
         return 2 * len(pulses) >= len(result.rows.rows)
     return _pulse_on_every_row(result)
 
@@ -487,9 +530,12 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
 def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
                dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
                grid_override: Any = None, ink_at_grid_lines: bool = False,
-               pair_rows: bool = False, subtract_grid: bool = False) -> DigitizeResult:
+               pair_rows: bool = False, subtract_grid: bool = False,
+               rows_from_pulses: bool = False) -> DigitizeResult:
     """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
-    ink stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen."""
+    ink stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen; ``rows_from_pulses``: where
+    the ink projection finds no row, rows from the calibration pulses down the left margin
+    (:func:`_rows_from_pulses_only`)."""
     _, find_grid, deskew, find_ink = _stage_functions()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -548,6 +594,11 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
     rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows)
+    if rows_from_pulses and not rows.rows:
+        rows = _rows_from_pulses_only(darkness, ppmm_x, ppmm_y) or rows
+        if rows.rows:
+            warnings.append(f"no row found in the ink projection; {len(rows.rows)} rows read "
+                            "on the lattice of the calibration pulses down the left margin")
     _check_is_ecg(darkness, rows, source)
     template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
     completed = complete_rows(rows, darkness, ppmm_y, template_rows)

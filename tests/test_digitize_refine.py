@@ -688,3 +688,44 @@ def test_a_line_family_off_by_no_whole_multiple_is_measured_again(shared_data) -
     truth = 217.0 / 25.4
     assert abs(grid.px_per_mm_x / truth - 1) < 0.005 and abs(grid.px_per_mm_y / truth - 1) < 0.005
     assert "re-measured" in grid.reason       # the path this test is about
+
+
+def test_rows_from_the_pulses_where_the_projection_finds_none(shared_data) -> None:
+    """Seed-6 page p0059 (3x4 at 20 mm/mV and 50 mm/s, 137 dpi, clean): the large wandering
+    complexes keep every row's ink off its line, the ink projection finds no row and the page
+    was refused. Its three pulses are plain: the rows are taken from their lattice, and the
+    page is read as 3x4 at 20 mm/mV, 50 mm/s."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import RowsError, _read_page, digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "90")
+    seed = 803822988
+    page = _benchmark_page(record, seed, "clean", layout="3x4", gain_mm_mv=20.0,
+                           speed_mm_s=50.0, dpi=137.0, grid="red", font="sans_bold",
+                           label_position="top-left", paper="a4", start_s=4.7)
+    with pytest.raises(RowsError):          # the premise: no row in the projection
+        _read_page(page.image, "p0059.png", 0, 1, 137.0, False, None)
+    result = digitize_image(page.image, source="p0059.png", dpi_prior=137.0, use_ocr=False)
+    assert any("rows taken from the calibration pulses" in w for w in result.warnings)
+    assert result.layout.name == "3x4" and len(result.calibration.pulses) == 3
+    assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (20.0, 50.0)
+
+
+def test_a_page_without_any_pulse_is_read_again_above_the_grid_model(shared_data) -> None:
+    """Seed-6 page p0209 (12x1, a 111-dpi scan, pink grid): at the page's ink level the six
+    lower rows' thin lines and every pulse fall below the ink level; six rows (a 6x2 count)
+    were read as 6x2 at an assumed gain and speed. Read above the grid model, all twelve rows
+    and their pulses are found: 12x1 at 10 mm/mV, 25 mm/s."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import _read_page, digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "178")
+    seed = 1360522114
+    page = _benchmark_page(record, seed, "scan", layout="12x1", gain_mm_mv=10.0,
+                           speed_mm_s=25.0, dpi=111.0, grid="pink", font="serif",
+                           label_position="bottom-left", paper="letter")
+    first = _read_page(page.image, "p0209.png", 0, 1, 111.0, False, None)
+    assert len(first.rows.rows) == 6 and not first.calibration.pulses    # the premise
+    result = digitize_image(page.image, source="p0209.png", dpi_prior=111.0, use_ocr=False)
+    assert any("no calibration pulse found" in w for w in result.warnings)
+    assert result.layout.name == "12x1" and len(result.calibration.pulses) == 12
