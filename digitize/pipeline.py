@@ -332,36 +332,17 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
             raise first from None
         result = dataclasses.replace(result, warnings=(*result.warnings, *retry_note))
     else:
-        if _rows_missed_at_page_level(result):
-            # (seed-5 p0208: 3 of a 6x2 page's rows found, a 3x4 count, and read as 3x4)
+        second = _second_read(result)
+        if second is not None:
+            options, accept, describe = second
             try:
                 trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
-                                   layout_hint, ink_at_grid_lines=True)
+                                   layout_hint, **options)
             except RowsError:
                 trial = None
-            if (trial is not None and _pulse_on_every_row(trial)
-                    and len(trial.calibration.pulses) > len(result.calibration.pulses)):
-                read_options = {"ink_at_grid_lines": True}
-                retry_note = (f"{len(result.rows.rows)} rows found at the page's ink level, "
-                              f"{len(trial.rows.rows)} with the ink threshold at the grid "
-                              "lines' level, each with a pulse: read at that level",)
-                result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
-        elif not result.calibration.pulses and not getattr(result.ink, "grid_subtracted", True):
-            # no pulse on any row: faint strokes on a low-resolution scan can drop half the
-            # rows and every pulse below the page's ink level (seed-6 p0209, a 111-dpi 12x1
-            # page read as 6x2 at assumed gain and speed); the grid-model read is kept where
-            # it finds a pulse of one gain and speed on every row
-            try:
-                trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
-                                   layout_hint, subtract_grid=True)
-            except RowsError:
-                trial = None
-            if (trial is not None and _pulse_on_every_row(trial)
-                    and _retry_confirmed("grid_model", trial)):
-                read_options = {"subtract_grid": True}
-                retry_note = ("no calibration pulse found at the page's ink level; read again "
-                              "with the ink measured above a model of the grid's lines, where "
-                              f"every one of its {len(trial.rows.rows)} rows has a pulse",)
+            if trial is not None and accept(trial):
+                read_options = options
+                retry_note = (describe(trial),)
                 result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
@@ -421,6 +402,43 @@ def _rows_from_pulses_only(darkness: np.ndarray, ppmm_x: float, ppmm_y: float
         return None
     template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
     return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, template_rows)
+
+
+SecondRead = tuple[dict[str, bool], Callable[[DigitizeResult], bool],
+                   Callable[[DigitizeResult], str]]
+"""A second read's ink options, the test it must pass to be kept, and its warning."""
+
+
+def _second_read(result: DigitizeResult) -> SecondRead | None:
+    """The second read a first read that found rows calls for, if any: its ink options, the
+    test a second read must pass to be kept, and the warning that says why it was read.
+
+    * a grey or black-and-white grid page whose rows at the page's ink level are a smaller
+      template's count than at the grid lines' level (seed-5 p0208: 3 of a 6x2 page's rows
+      found, read as 3x4): read at the grid lines' level, kept with a pulse on every row and
+      more pulses than the first read;
+    * no pulse on any row: faint strokes on a low-resolution scan can drop half the rows and
+      every pulse below the page's ink level (seed-6 p0209, a 111-dpi 12x1 page read as 6x2
+      at an assumed gain and speed): read above the grid model, kept where it finds a pulse of
+      one gain and speed on every row (and passes the grid-model read's Einthoven guard).
+    """
+    first_pulses = len(result.calibration.pulses)
+    if _rows_missed_at_page_level(result):
+        return ({"ink_at_grid_lines": True},
+                lambda trial: (_pulse_on_every_row(trial)
+                               and len(trial.calibration.pulses) > first_pulses),
+                lambda trial: (f"{len(result.rows.rows)} rows found at the page's ink level, "
+                               f"{len(trial.rows.rows)} with the ink threshold at the grid "
+                               "lines' level, each with a pulse: read at that level"))
+    if not first_pulses and not getattr(result.ink, "grid_subtracted", True):
+        return ({"subtract_grid": True},
+                lambda trial: (_pulse_on_every_row(trial)
+                               and _retry_confirmed("grid_model", trial)),
+                lambda trial: ("no calibration pulse found at the page's ink level; read "
+                               "again with the ink measured above a model of the grid's "
+                               f"lines, where every one of its {len(trial.rows.rows)} rows "
+                               "has a pulse"))
+    return None
 
 
 def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
