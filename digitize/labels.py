@@ -4,8 +4,8 @@ Text-like connected components of the ink mask (1.2–7 mm tall, narrower than 2
 grouped into words. Words between the trace rows are lead-label candidates; words below the
 last row form the settings line. Each candidate is redrawn from its own component pixels
 (black on white, grid-free, scaled to a ~32-px cap height) and all are stacked into one image
-that tesseract reads once (``digitize.ocr``: the engine stays loaded in the process); each
-word found is mapped back to its candidate by position. The same components give the text
+that tesseract reads once (``digitize.ocr``: the engine stays loaded in a worker process);
+each word found is mapped back to its candidate by position. The same components give the text
 mask that the trace stage ignores.
 """
 

@@ -128,11 +128,12 @@ def _get_worker() -> _Worker | None:
     return _worker
 
 
-def engine_name() -> str:
-    """Which OCR path this process uses, with tesseract's version."""
+def engine_name(start: bool = False) -> str:
+    """Which OCR path this process uses, with tesseract's version: the running worker's, or
+    the ``tesseract`` program's (a worker is started for the question only with ``start``)."""
     with _lock:
-        worker = _get_worker()
-    if worker is not None:
+        worker = _get_worker() if start else _worker
+    if worker is not None and worker.pid_owner == os.getpid():
         return f"tesseract {worker.version} (kept loaded)"
     import pytesseract
 

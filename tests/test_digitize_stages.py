@@ -245,7 +245,7 @@ def test_kept_loaded_ocr_reads_as_the_tesseract_program() -> None:
         ocr.USE_WORKER = True
     if ocr._get_worker() is None:
         pytest.skip("libtesseract's C API not loadable here: pytesseract is the path in use")
-    assert "kept loaded" in ocr.engine_name()
+    assert "kept loaded" in ocr.engine_name(start=True)
     for _ in range(2):
         got = ocr.image_to_data(image, psm=6, variables=settings)
         for key in ("text", "left", "top", "width", "height", "conf", "level"):
