@@ -602,9 +602,10 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
     if len(rr) < 2:
         return (out, float("nan")) if return_misfit else out
     idx = rr[:, None] * n_fine + base[jj]
-    # float32: this fit 27 % faster than in float64; on the 240 seed-0 benchmark pages mean
-    # SNR 19.26 -> 19.25 dB (clean 20.40 either way, scan 18.15 -> 18.13; single leads moved
-    # by up to 4 dB both ways), layout/gain/speed unchanged
+    # float32: this fit 27 % faster than in float64; on the 240 seed-0 benchmark pages, with
+    # the scanner-border mask on whole cells (``pipeline._solid_border``), mean SNR 19.26 ->
+    # 19.25 dB (clean 20.40 either way, scan 18.15 -> 18.13; single leads moved by up to 4 dB
+    # both ways), layout/gain/speed unchanged
     fdt = np.float32
     u_obs, l_obs = upper[rr, jj].astype(fdt), lower[rr, jj].astype(fdt)
     # a column with no trace of its own holds its neighbours' fine samples still; only the
