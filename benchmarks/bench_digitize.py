@@ -33,8 +33,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
-if "--code" in sys.argv:    # time the ecglens checkout given (see --compare)
-    REPO = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -52,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.compare:
         return _compare(args)
+    if args.code:   # time that checkout: its packages first on the path (imported below)
+        sys.path.insert(0, str(Path(args.code).resolve()))
 
     import cv2
     import numpy as np

@@ -366,6 +366,9 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
                                warnings=(*again.warnings, *retry_note, note))
 
 
+TEMPLATE_ROWS: tuple[int, ...] = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
+"""The row counts of the layout templates, ascending."""
+
 RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs", "pulse_rows")
 """The reads tried, in order, on a page whose first read found no trace rows (see
 :func:`digitize_image`); the first one confirmed by its calibration pulses is kept."""
@@ -400,8 +403,7 @@ def _rows_from_pulses_only(darkness: np.ndarray, ppmm_x: float, ppmm_y: float
     loose = find_rows(darkness, ppmm_y, min_coverage=ROWS_FROM_PULSES_COVERAGE)
     if not loose.rows:
         return None
-    template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
-    return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, template_rows)
+    return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, TEMPLATE_ROWS)
 
 
 SecondRead = tuple[dict[str, bool], Callable[[DigitizeResult], bool],
@@ -449,7 +451,7 @@ def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
     counted here (about 0.1 s); the caller reads the page again to confirm."""
     _, _, _, find_ink = _stage_functions()
     grid = result.grid
-    template_rows = {lay.n_rows for lay in LAYOUTS.values()}
+    template_rows = set(TEMPLATE_ROWS)
     if (getattr(grid, "grid_colour", "") not in ("grey", "bw") or not getattr(grid, "found", False)
             or getattr(result.ink, "capped_at_grid_lines", True)
             or len(result.rows.rows) not in template_rows):
@@ -618,7 +620,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
             warnings.append(f"no row found in the ink projection; {len(rows.rows)} rows read "
                             "on the lattice of the calibration pulses down the left margin")
     _check_is_ecg(darkness, rows, source)
-    template_rows = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
+    template_rows = TEMPLATE_ROWS
     completed = complete_rows(rows, darkness, ppmm_y, template_rows)
     by_pulses = None
     retry_read = ink_at_grid_lines or subtract_grid   # a second read, at a lower ink level
