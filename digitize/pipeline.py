@@ -221,6 +221,7 @@ class DigitizeResult:
                       "centre_px": r.centre_px, "coverage": r.coverage,
                       "trace_confidence": self.traces.rows[r.index].confidence}
                      for r in self.rows.rows],
+            "line_width_px": _f(self.traces.line_width_px),
             "time_axis": dataclasses.asdict(self.time_axis),
             "labels": [{"text": lab.text, "lead": lab.lead, "box": list(lab.box)}
                        for lab in self.text.labels],

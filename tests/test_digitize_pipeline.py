@@ -90,6 +90,10 @@ def test_multipage_pdf_and_outputs(record, tmp_path):
                 "rotation_deg", "rows", "leads", "warnings", "timings_s", "versions"):
         assert key in meta
     assert meta["layout"] == "3x4+1" and len(meta["rows"]) == 4
+    # the pen width the trace stage measured: the drawn stroke (renderer's nominal width
+    # plus its anti-aliased rim), not the millimetre grid's or a row's height
+    nominal_px = pages[0].geometry["trace_width_px"]
+    assert nominal_px <= meta["line_width_px"] <= 3.0 * nominal_px
 
 
 def test_rows_common_end_measures_the_rotation_left_on_a_page_without_grid(record):
