@@ -11,7 +11,9 @@ The worker runs tesseract on one OpenMP thread (``OMP_THREAD_LIMIT=1``; on a few
 lines its threads cost more than they give: 0.06 s against 0.14 s on 2 cores). A process of
 its own keeps that limit away from the caller's own OpenMP users (torch). Where the worker
 cannot start (no ``libtesseract.so.5``: another platform or version), pytesseract is used
-as before; a worker that dies is started again on the next call.
+as before; a worker that dies is started again on the next call. A worker that gives no
+answer within ``OCR_TIMEOUT_S`` is stopped and the page's OCR fails with ``TimeoutError``
+(the page is then read without labels, with a warning); the next page starts a new worker.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import struct
 import subprocess
 import sys
@@ -38,6 +41,10 @@ USE_WORKER = True
 
 WORKER_SCRIPT = Path(__file__).with_name("_ocr_worker.py")
 
+OCR_TIMEOUT_S = 60.0
+"""Longest wait (s) for tesseract's answer on one page (a page's batched call takes
+~0.06 s; a hung engine must not stall a batch)."""
+
 
 class _Worker:
     """One running worker process (see ``digitize/_ocr_worker.py``)."""
@@ -46,23 +53,49 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("OMP_THREAD_LIMIT", "1")
         self.pid_owner = os.getpid()
+        # unbuffered: every read below waits on the pipe itself (see ``_read_exact``)
         self._proc = subprocess.Popen([sys.executable, str(WORKER_SCRIPT)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env=env)
-        ok, text = self._read_answer()
+                                      stderr=subprocess.DEVNULL, env=env, bufsize=0)
+        try:
+            ok, text = self._read_answer()
+        except OSError:
+            self.kill()
+            raise
         if not ok:
             self.close()
             raise OSError(text or "OCR worker did not start")
         self.version = text
 
-    def _read_answer(self) -> tuple[bool, str]:
+    def _read_exact(self, n_bytes: int, deadline: float) -> bytes:
+        """``n_bytes`` from the worker's stdout; ``TimeoutError`` after ``deadline``
+        (``time.monotonic()``), ``OSError`` where the worker ended."""
+        import time
+
         stdout = self._proc.stdout
         assert stdout is not None
-        head = stdout.read(9)
-        if len(head) < 9:
-            raise OSError("OCR worker ended")
+        fd = stdout.fileno()
+        chunks = []
+        left = n_bytes
+        while left > 0:
+            wait = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(wait, 0.0))
+            if not ready:
+                raise TimeoutError(f"tesseract gave no answer in {OCR_TIMEOUT_S:g} s")
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise OSError("OCR worker ended")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_answer(self) -> tuple[bool, str]:
+        import time
+
+        deadline = time.monotonic() + OCR_TIMEOUT_S
+        head = self._read_exact(9, deadline)
         (length,) = struct.unpack("<Q", head[1:])
-        return head[0] == 0, stdout.read(length).decode("utf-8", "replace")
+        return head[0] == 0, self._read_exact(length, deadline).decode("utf-8", "replace")
 
     def tsv(self, gray: np.ndarray, psm: int, variables: dict[str, str]) -> str:
         image = np.ascontiguousarray(gray, dtype=np.uint8)
@@ -84,6 +117,12 @@ class _Worker:
 
     def alive(self) -> bool:
         return self._proc.poll() is None
+
+    def kill(self) -> None:
+        """Stop the worker now (one that hangs does not read its closed stdin)."""
+        with contextlib.suppress(Exception):
+            self._proc.kill()
+            self._proc.wait(timeout=2)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -185,6 +224,11 @@ def image_to_data(gray: np.ndarray, psm: int = 6, variables: dict[str, str] | No
                 break
             try:
                 return _parse_tsv(worker.tsv(gray, psm, variables))
+            except TimeoutError:     # hung: stop it (the next page starts another)
+                log.warning("tesseract worker gave no answer in %g s; stopped", OCR_TIMEOUT_S)
+                worker.kill()
+                _close_worker()
+                raise
             except OSError as exc:   # the worker died: start another once
                 log.info("tesseract worker ended (%s)", exc)
                 _close_worker()
@@ -192,5 +236,5 @@ def image_to_data(gray: np.ndarray, psm: int = 6, variables: dict[str, str] | No
 
     config = f"--psm {psm} " + " ".join(f"-c {k}={v}" for k, v in variables.items())
     with _one_openmp_thread():
-        return pytesseract.image_to_data(gray, config=config.strip(),
+        return pytesseract.image_to_data(gray, config=config.strip(), timeout=OCR_TIMEOUT_S,
                                          output_type=pytesseract.Output.DICT)

@@ -267,6 +267,40 @@ def test_ocr_worker_that_died_is_started_again() -> None:
     assert ocr._get_worker() is not worker
 
 
+def test_hung_ocr_worker_times_out_and_is_replaced(tmp_path, monkeypatch) -> None:
+    """A worker that answers its start but never a page: the call ends with TimeoutError
+    after ``OCR_TIMEOUT_S``, that process is stopped, and the next call reads with a new
+    worker."""
+    pytest.importorskip("pytesseract")
+    import struct
+    import time
+
+    from digitize import ocr
+
+    if ocr._get_worker() is None:
+        pytest.skip("libtesseract's C API not loadable here")
+    ocr._close_worker()
+    hung = tmp_path / "hung_worker.py"
+    hung.write_text(
+        "import sys, time\n"
+        f"sys.stdout.buffer.write(b'\\x00' + {struct.pack('<Q', 4)!r} + b'fake')\n"
+        "sys.stdout.buffer.flush()\n"
+        "time.sleep(600)\n")
+    monkeypatch.setattr(ocr, "WORKER_SCRIPT", hung)
+    monkeypatch.setattr(ocr, "OCR_TIMEOUT_S", 0.5)
+    worker = ocr._get_worker()
+    assert worker is not None and worker.version == "fake"
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        ocr.image_to_data(_word_image(["V2"]), psm=6)
+    assert time.monotonic() - start < 5.0
+    assert worker._proc.poll() is not None          # the hung process was stopped
+    monkeypatch.undo()
+    got = ocr.image_to_data(_word_image(["V2"]), psm=6)
+    assert "V2" in got["text"]
+    assert ocr._get_worker() is not worker
+
+
 def test_first_extreme_is_argmin_with_ties() -> None:
     from digitize.trace import _first_extreme
 
