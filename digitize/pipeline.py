@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -680,7 +680,7 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         pitch = rows.pitch_px
         rows_top = rows.rows[0].centre_px - 0.6 * pitch
         rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
-    pulse_right = max((p.x_right_px for p in pulses), default=None)
+    pulse_right = pulse_column_right_px(pulses, ppmm_x)
     lap("calibration")
     pulse_of = {p.row: p for p in pulses}
     x_ranges = []
@@ -868,6 +868,22 @@ def _duplicate_mismatch(layout: Any, traces: TraceResult, axis: TimeAxis) -> flo
             r = float(np.corrcoef(a[ok], b[ok])[0, 1])
             total += 0.6 - r
     return total
+
+
+PULSE_COLUMN_MM = 5.0
+"""Pulses whose right edge lies further than this from the median of the page's pulses are
+not at the rows' start (a square-looking artefact in a trace, seed-8 p0217): they do not
+move where the traces and the time axis start."""
+
+
+def pulse_column_right_px(pulses: Sequence[Pulse], px_per_mm_x: float) -> float | None:
+    """The right edge (px) of the page's column of calibration pulses: the rightmost of the
+    pulses within ``PULSE_COLUMN_MM`` of their median right edge (None without pulses)."""
+    if not pulses:
+        return None
+    rights = np.array([p.x_right_px for p in pulses], dtype=float)
+    median = float(np.median(rights))
+    return float(rights[np.abs(rights - median) <= PULSE_COLUMN_MM * px_per_mm_x].max())
 
 
 def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True

@@ -729,3 +729,35 @@ def test_a_page_without_any_pulse_is_read_again_above_the_grid_model(shared_data
     result = digitize_image(page.image, source="p0209.png", dpi_prior=111.0, use_ocr=False)
     assert any("no calibration pulse found" in w for w in result.warnings)
     assert result.layout.name == "12x1" and len(result.calibration.pulses) == 12
+
+
+def test_pulses_out_of_the_pulse_column_do_not_move_the_time_axis(shared_data) -> None:
+    """Seed-8 page p0217 (12x1 at 5 mm/mV, a 118-dpi scan, orange grid; CinC JS20007, whose
+    V5 and V6 open with a large artefact): two square-looking strokes of that artefact, 10 mm
+    right of the real pulses, were taken as those rows' pulses, and the rightmost pulse edge
+    set the time axis' start 0.9 s late, so every lead scored below 0 dB. The pulse column is
+    now the pulses near their median edge: the axis is the standard 250-mm one."""
+    from digitize.io import read_record
+    from digitize.metrics import score_lead
+    from digitize.pipeline import digitize_image, pulse_column_right_px
+    from digitize.record import STANDARD_LEADS
+
+    record = read_record(shared_data / "cinc" / "JS20007")
+    seed = 2048038820
+    page = _benchmark_page(record, seed, "scan", layout="12x1", gain_mm_mv=5.0,
+                           speed_mm_s=25.0, dpi=118.0, grid="orange", font="hershey_complex",
+                           label_position="baseline", paper="a4")
+    result = digitize_image(page.image, source="p0217.png", dpi_prior=118.0, use_ocr=False)
+    ppmm = result.grid.px_per_mm_x
+    pulses = result.calibration.pulses
+    rights = sorted(p.x_right_px for p in pulses)
+    assert rights[-1] - rights[len(rights) // 2] > 5 * ppmm          # the premise: outliers
+    column = pulse_column_right_px(pulses, ppmm)
+    assert column is not None and column - rights[len(rights) // 2] < 1 * ppmm
+    assert result.time_axis.source == "standard 250-mm axis"
+    assert column < result.time_axis.x0_px < column + 5 * ppmm     # 0.9 s late before
+    assert result.layout.name == "12x1" and result.calibration.gain_mm_mv == 5.0
+    truth = page.truth
+    assert truth.fs == 500.0 and truth.leads == STANDARD_LEADS
+    snr = score_lead(truth.lead("II"), result.record.lead("II"), 500.0).snr_db
+    assert snr > 5.0                # below 0 dB with the late axis

@@ -311,3 +311,17 @@ def test_first_extreme_is_argmin_with_ties() -> None:
     assert np.array_equal(_first_extreme(values, values.max(axis=0)), values.argmax(axis=0))
     wide = rng.integers(0, 3, size=(60, 50)).astype(float)
     assert np.array_equal(_first_extreme(wide, wide.min(axis=0)), wide.argmin(axis=0))
+
+
+def test_pulse_column_ignores_pulses_off_the_column() -> None:
+    from digitize.pipeline import pulse_column_right_px
+
+    def pulse(row: int, right: float) -> Pulse:
+        return Pulse(row, right - 23.0, right, 100.0 * row, 5.0, 5.0, 5.0, 25.0, 1.0)
+
+    ppmm = 4.65
+    column = [pulse(k, 139.5 + 0.1 * (k % 3)) for k in range(10)]
+    assert pulse_column_right_px(column, ppmm) == max(p.x_right_px for p in column)
+    stray = [*column, pulse(10, 211.5), pulse(11, 229.9)]
+    assert pulse_column_right_px(stray, ppmm) == max(p.x_right_px for p in column)
+    assert pulse_column_right_px([], ppmm) is None
