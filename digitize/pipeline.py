@@ -871,19 +871,26 @@ def _duplicate_mismatch(layout: Any, traces: TraceResult, axis: TimeAxis) -> flo
 
 
 PULSE_COLUMN_MM = 5.0
-"""Pulses whose right edge lies further than this from the median of the page's pulses are
-not at the rows' start (a square-looking artefact in a trace, seed-8 p0217): they do not
-move where the traces and the time axis start."""
+"""Pulses whose right edges lie within this of each other form a column; pulses off the
+page's column are not at the rows' start (a square-looking artefact in a trace, seed-8
+p0217) and do not move where the traces and the time axis start."""
 
 
 def pulse_column_right_px(pulses: Sequence[Pulse], px_per_mm_x: float) -> float | None:
-    """The right edge (px) of the page's column of calibration pulses: the rightmost of the
-    pulses within ``PULSE_COLUMN_MM`` of their median right edge (None without pulses)."""
+    """The right edge (px) of the page's column of calibration pulses (None without pulses).
+
+    The column is the pulse with the most others within ``PULSE_COLUMN_MM`` of its right edge
+    and those others (on a tie the leftmost: pulses are printed at the rows' start); the
+    rightmost edge in it is returned.
+    """
     if not pulses:
         return None
     rights = np.array([p.x_right_px for p in pulses], dtype=float)
-    median = float(np.median(rights))
-    return float(rights[np.abs(rights - median) <= PULSE_COLUMN_MM * px_per_mm_x].max())
+    near = np.abs(rights[:, None] - rights[None, :]) <= PULSE_COLUMN_MM * px_per_mm_x
+    counts = near.sum(axis=1)
+    best = max(range(len(rights)), key=lambda i: (counts[i], -rights[i]))
+    column = rights[near[best]]
+    return float(column.max()) if column.size else float(rights.max())
 
 
 def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True

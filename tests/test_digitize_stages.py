@@ -325,3 +325,6 @@ def test_pulse_column_ignores_pulses_off_the_column() -> None:
     stray = [*column, pulse(10, 211.5), pulse(11, 229.9)]
     assert pulse_column_right_px(stray, ppmm) == max(p.x_right_px for p in column)
     assert pulse_column_right_px([], ppmm) is None
+    # two pulses far apart (no majority, no pulse at the median): the leftmost column
+    assert pulse_column_right_px([pulse(0, 139.5), pulse(1, 229.9)], ppmm) == 139.5
+    assert pulse_column_right_px([pulse(0, 139.5)], float("nan")) == 139.5
