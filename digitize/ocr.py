@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,6 @@ class _Worker:
     def _read_exact(self, n_bytes: int, deadline: float) -> bytes:
         """``n_bytes`` from the worker's stdout; ``TimeoutError`` after ``deadline``
         (``time.monotonic()``), ``OSError`` where the worker ended."""
-        import time
-
         stdout = self._proc.stdout
         assert stdout is not None
         fd = stdout.fileno()
@@ -90,8 +89,6 @@ class _Worker:
         return b"".join(chunks)
 
     def _read_answer(self) -> tuple[bool, str]:
-        import time
-
         deadline = time.monotonic() + OCR_TIMEOUT_S
         head = self._read_exact(9, deadline)
         (length,) = struct.unpack("<Q", head[1:])
