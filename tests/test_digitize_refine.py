@@ -761,3 +761,32 @@ def test_pulses_out_of_the_pulse_column_do_not_move_the_time_axis(shared_data) -
     assert truth.fs == 500.0 and truth.leads == STANDARD_LEADS
     snr = score_lead(truth.lead("II"), result.record.lead("II"), 500.0).snr_db
     assert snr > 5.0                # below 0 dB with the late axis
+
+
+def test_pulses_in_no_common_column_still_give_a_start(shared_data) -> None:
+    """Real photo ecg00030: a retry read finds four "pulses" at three places across its left
+    margin (right edges 82, 83, 126, 160 px at 3.9 px/mm), none within 5 mm of their median
+    edge; the first form of the pulse-column rule found no column there and raised. The
+    column is now the largest group (82–83 px), and the photo is read as before: 3x4."""
+    import digitize.pipeline as pipeline
+
+    columns = []
+    original = pipeline.pulse_column_right_px
+
+    def watch(pulses, px_per_mm_x):
+        column = original(pulses, px_per_mm_x)
+        rights = sorted(p.x_right_px for p in pulses)
+        if len(rights) == 4 and rights[-1] - rights[0] > 15 * px_per_mm_x:
+            columns.append((rights, column))
+        return column
+
+    path = shared_data / "ecg_image_kit" / "real_images" / "ecg00030.jpg"
+    try:
+        pipeline.pulse_column_right_px = watch
+        result = digitize_file(path)[0]
+    finally:
+        pipeline.pulse_column_right_px = original
+    assert columns, "the premise: a read with pulses spread over 15 mm"
+    rights, column = columns[0]
+    assert column == rights[1]                   # the two leftmost, 1 px apart
+    assert result.layout.name == "3x4"
