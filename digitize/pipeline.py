@@ -680,7 +680,14 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
         pitch = rows.pitch_px
         rows_top = rows.rows[0].centre_px - 0.6 * pitch
         rows_bottom = rows.rows[-1].centre_px + 0.5 * pitch
-    pulse_right = pulse_column_right_px(pulses, ppmm_x)
+    column = pulse_column(pulses, ppmm_x)
+    if len(column) < len(pulses):
+        kept = {id(p) for p in column}
+        stray = sorted(p.row for p in pulses if id(p) not in kept)
+        warnings.append(f"pulse-like strokes on row(s) {', '.join(map(str, stray))} lie off the "
+                        "page's column of calibration pulses: not used as pulses")
+        pulses = column
+    pulse_right = max((p.x_right_px for p in pulses), default=None)
     lap("calibration")
     pulse_of = {p.row: p for p in pulses}
     x_ranges = []
@@ -871,26 +878,24 @@ def _duplicate_mismatch(layout: Any, traces: TraceResult, axis: TimeAxis) -> flo
 
 
 PULSE_COLUMN_MM = 5.0
-"""Pulses whose right edges lie within this of each other form a column; pulses off the
-page's column are not at the rows' start (a square-looking artefact in a trace, seed-8
-p0217) and do not move where the traces and the time axis start."""
+"""Pulses whose right edges lie within this of each other form a column; a pulse-like stroke
+off the page's column is not at its row's start (a square-looking artefact in a trace,
+seed-8 p0217) and is not used as a pulse."""
 
 
-def pulse_column_right_px(pulses: Sequence[Pulse], px_per_mm_x: float) -> float | None:
-    """The right edge (px) of the page's column of calibration pulses (None without pulses).
-
-    The column is the pulse with the most others within ``PULSE_COLUMN_MM`` of its right edge
-    and those others (on a tie the leftmost: pulses are printed at the rows' start); the
-    rightmost edge in it is returned.
-    """
+def pulse_column(pulses: Sequence[Pulse], px_per_mm_x: float) -> list[Pulse]:
+    """The page's column of calibration pulses: the pulse with the most others within
+    ``PULSE_COLUMN_MM`` of its right edge, and those others (on a tie the leftmost group:
+    pulses are printed at the rows' start). Empty without pulses."""
     if not pulses:
-        return None
+        return []
     rights = np.array([p.x_right_px for p in pulses], dtype=float)
     near = np.abs(rights[:, None] - rights[None, :]) <= PULSE_COLUMN_MM * px_per_mm_x
     counts = near.sum(axis=1)
     best = max(range(len(rights)), key=lambda i: (counts[i], -rights[i]))
-    column = rights[near[best]]
-    return float(column.max()) if column.size else float(rights.max())
+    if not near[best].any():        # no scale (NaN px/mm): keep them all
+        return list(pulses)
+    return [p for p, keep in zip(pulses, near[best], strict=True) if keep]
 
 
 def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True

@@ -314,17 +314,17 @@ def test_first_extreme_is_argmin_with_ties() -> None:
 
 
 def test_pulse_column_ignores_pulses_off_the_column() -> None:
-    from digitize.pipeline import pulse_column_right_px
+    from digitize.pipeline import pulse_column
 
     def pulse(row: int, right: float) -> Pulse:
         return Pulse(row, right - 23.0, right, 100.0 * row, 5.0, 5.0, 5.0, 25.0, 1.0)
 
     ppmm = 4.65
     column = [pulse(k, 139.5 + 0.1 * (k % 3)) for k in range(10)]
-    assert pulse_column_right_px(column, ppmm) == max(p.x_right_px for p in column)
+    assert pulse_column(column, ppmm) == column
     stray = [*column, pulse(10, 211.5), pulse(11, 229.9)]
-    assert pulse_column_right_px(stray, ppmm) == max(p.x_right_px for p in column)
-    assert pulse_column_right_px([], ppmm) is None
-    # two pulses far apart (no majority, no pulse at the median): the leftmost column
-    assert pulse_column_right_px([pulse(0, 139.5), pulse(1, 229.9)], ppmm) == 139.5
-    assert pulse_column_right_px([pulse(0, 139.5)], float("nan")) == 139.5
+    assert pulse_column(stray, ppmm) == column
+    assert pulse_column([], ppmm) == []
+    # two pulses far apart (no majority, no pulse at the median): the leftmost
+    assert [p.row for p in pulse_column([pulse(0, 229.9), pulse(1, 139.5)], ppmm)] == [1]
+    assert len(pulse_column([pulse(0, 139.5), pulse(1, 229.9)], float("nan"))) == 2
