@@ -8,6 +8,12 @@ is never read as 20 mm (its top is missing there) nor as 5 mm (no top line at 5 
 where pulses of neighbouring rows overlap. The settings line (``25 mm/s 10 mm/mV``) read by
 OCR confirms or contradicts the pulse; a disagreement is a warning and lowers confidence,
 because silent ×2 errors are the classic failure of digitizers.
+
+Some printers draw a narrower pulse (2–4 mm, no foot lines; the phone photos ecg00028/38/40/41
+of ECG-Image-Kit): its height still gives the gain, but its width is no 0.2 s at either speed,
+so it says nothing of the speed (``speed_mm_s`` None), which then comes from the settings line
+or is assumed, with a warning. Such a pulse needs its three sides only and must beat every
+standard-width match by :data:`NARROW_PULSE_PENALTY`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,17 @@ GAINS_MM_MV: tuple[float, ...] = (5.0, 10.0, 20.0)
 SPEEDS_MM_S: tuple[float, ...] = (25.0, 50.0)
 DEFAULT_GAIN_MM_MV = 10.0
 DEFAULT_SPEED_MM_S = 25.0
+NARROW_PULSE_MM: tuple[float, float] = (2.0, 4.3)
+"""Widths (mm) of a gain-only pulse: narrower than 0.2 s at 25 mm/s (5 mm, snapped within
+15 %), wide enough not to be one stroke's own two sides."""
+NARROW_PULSE_MIN_PX = 8
+"""...and at least this many pixels wide, so that its inside can be seen to be empty (on the
+2.3-px/mm photo ecg00054 the label "III" under a row's start was taken for a 5-mm/mV pulse
+2.4 mm wide, and the row's 0 mV line put 5 mm below its trace)."""
+NARROW_PULSE_PENALTY = 0.15
+"""Score a gain-only pulse gives up against standard-width matches (it has no foot lines to
+check: the label "I" and a QRS upstroke beside a narrow pulse matched as a 5-mm/mV, 50-mm/s
+pulse on ecg00041, score 0.65, where the true narrow pulse's three sides score ~0.9)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +58,8 @@ class Pulse:
     height_mm, width_mm
         Measured size (edge centre to edge centre).
     gain_mm_mv, speed_mm_s
-        Snapped values.
+        Snapped values; ``speed_mm_s`` is None for a narrow pulse (its width is no 0.2 s at
+        either speed, see :data:`NARROW_PULSE_MM`): it gives the gain only.
     score
         Template match in [0, 1] (weakest of the five sides).
     """
@@ -53,7 +71,7 @@ class Pulse:
     height_mm: float
     width_mm: float
     gain_mm_mv: float
-    speed_mm_s: float
+    speed_mm_s: float | None
     score: float
 
 
@@ -196,10 +214,14 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
         for xr in strokes[i + 1:]:
             width_mm = (xr - xl) / px_per_mm_x
             speed = _snap(width_mm / 0.2, SPEEDS_MM_S, 0.15)
-            if speed is None:
+            narrow = (speed is None and NARROW_PULSE_MM[0] <= width_mm < NARROW_PULSE_MM[1]
+                      and xr - xl >= NARROW_PULSE_MIN_PX)
+            if speed is None and not narrow:
                 continue
             lead = max(1.2 * px_per_mm_x, 5.0)
-            inset = 0.35 * (xr - xl)
+            # a narrow pulse's top is checked across its whole width (the middle stroke of a
+            # label "III" tops the central third of its outer strokes: ecg00007)
+            inset = 2.0 if narrow else 0.35 * (xr - xl)
             for gain in GAINS_MM_MV:
                 height = gain * px_per_mm_y
                 # every candidate bottom line b at once (the pulse's top is b - height)
@@ -208,14 +230,24 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                     continue
                 tops = bottoms - height
                 lead_in = hmean(bottoms, xl - lead, xl - 2)
-                sides = np.minimum.reduce([
-                    vmean(xl, tops + 2, bottoms - 2),
-                    hmean(tops, xl + inset, xr - inset),
-                    vmean(xr, tops + 2, bottoms - 2),
-                    hmean(bottoms, xr + 2, xr + lead),
-                ])
+                sides = [vmean(xl, tops + 2, bottoms - 2),
+                         hmean(tops, xl + inset, xr - inset),
+                         vmean(xr, tops + 2, bottoms - 2)]
+                if narrow:
+                    # ...with no foot lines to end it, its sides must end at its bottom (the
+                    # upper half of a 10-mm pulse is no 5-mm one), and it is hollow (ink inside
+                    # is text or a complex)
+                    below = np.maximum(vmean(xl, bottoms + 3, bottoms + 0.5 * height),
+                                       vmean(xr, bottoms + 3, bottoms + 0.5 * height))
+                    inside = np.array([hmean(tops + k, xl + 3, xr - 3)
+                                       for k in (0.25 * height, 0.5 * height, 0.75 * height)]
+                                      ).max(axis=0)
+                    scores = (np.minimum.reduce(sides) - np.maximum(below, inside)
+                              - NARROW_PULSE_PENALTY)
+                else:
+                    scores = np.minimum.reduce([*sides, hmean(bottoms, xr + 2, xr + lead)])
                 # the lead-in is optional (some printers start the row with the pulse)
-                scores = sides + 0.01 * lead_in
+                scores = scores + 0.01 * lead_in
                 # the first of near-equal maxima (the topmost line of a thick pulse base)
                 k = int(np.flatnonzero(scores >= scores.max() - 1e-6)[0])
                 if best is None or scores[k] > best[0] + 1e-6:
@@ -237,6 +269,11 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     t_sub = max(yt - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum()) if \
         prof.sum() > 0 else float(yt)
     height_mm = (b_sub - t_sub) / px_per_mm_y
+    if speed is None:
+        # a narrow pulse has no lead-in to refine its bottom on, and its sides end in the pen's
+        # round caps: its 0 mV line is its top line's centre less 1 mV (1-2 px closer than
+        # its sides' ends on a 150-dpi render)
+        b_sub = t_sub + gain * px_per_mm_y
     return Pulse(row=row, x_left_px=xl + x0, x_right_px=xr + x0, baseline_px=b_sub + y_lo,
                  height_mm=round(height_mm, 3), width_mm=round(width_mm, 3),
                  gain_mm_mv=gain, speed_mm_s=speed, score=round(score, 3))
@@ -265,19 +302,29 @@ def _digits_before_mm(text: str) -> str:
     return _NUMBER_BEFORE_MM.sub(fix, text)
 
 
+def _setting_value(number: str, choices: tuple[float, ...]) -> float | None:
+    """The printed setting ``number`` is, or None. No gain or speed has an 8 in it, so an 8
+    in a number that is none is OCR's reading of a 0 (``58mm/s`` for ``50mm/s`` at 150 dpi)."""
+    for candidate in dict.fromkeys((number, number.replace("8", "0"))):
+        value = _snap(float(candidate.replace(",", ".")), choices, 0.05)
+        if value is not None:
+            return value
+    return None
+
+
 def parse_settings_text(text: str) -> SettingsText:
     """Gain and speed from OCR text such as ``25 mm/s 10 mm/mV`` (None where absent)."""
     gain = speed = None
     raw = text
     text = _digits_before_mm(text)
     for match in _GAIN_RE.finditer(text):
-        value = _snap(float(match.group(1).replace(",", ".")), (*GAINS_MM_MV, 2.5, 40.0), 0.05)
+        value = _setting_value(match.group(1), (*GAINS_MM_MV, 2.5, 40.0))
         if value is not None:
             gain = value
             break
     cleaned = _GAIN_RE.sub(" ", text)
     for match in _SPEED_RE.finditer(cleaned):
-        value = _snap(float(match.group(1).replace(",", ".")), (*SPEEDS_MM_S, 12.5, 100.0), 0.05)
+        value = _setting_value(match.group(1), (*SPEEDS_MM_S, 12.5, 100.0))
         if value is not None:
             speed = value
             break
@@ -305,8 +352,10 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         # the width of a pulse read at another gain is another row's ink too: the speed is
         # voted by the pulses of the page's gain (seed-0 p0134, 12x1 at 20 mm/mV and 25 mm/s,
         # 100 dpi: 5-mm "pulses" 10 mm wide from overlapping rows tied the speed vote)
-        speeds = [p.speed_mm_s for p in voters if p.gain_mm_mv == pulse_gain]
-        pulse_speed = max(sorted(set(speeds)), key=speeds.count)
+        speeds = [p.speed_mm_s for p in voters
+                  if p.gain_mm_mv == pulse_gain and p.speed_mm_s is not None]
+        # narrow pulses give the gain only (module doc)
+        pulse_speed = max(sorted(set(speeds)), key=speeds.count) if speeds else None
         if len(set(gains)) > 1:
             warnings.append(f"calibration pulses disagree on gain: {sorted(set(gains))} mm/mV")
     text_gain = text.gain_mm_mv if text else None
@@ -341,14 +390,19 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         speed = DEFAULT_SPEED_MM_S
         confidence -= 0.3
         warnings.append("paper speed not printed or not read: assumed 25 mm/s")
+    if pulses and pulse_speed is None:
+        widths = sorted(p.width_mm for p in pulses)
+        warnings.append(f"calibration pulses {widths[len(widths) // 2]:.1f} mm wide: no 0.2 s at "
+                        "25 or 50 mm/s, so they give the gain only")
     row_gain = [gain] * n_rows
     for p in pulses:
         # a row keeps its own gain only from a pulse of the page's width: every pulse on a
         # page is printed at one paper speed, so one of another width is a row's complex
         # taken for a pulse (seed-0 p0134: three 5-mm "pulses" 11 mm wide among 5-mm wide
         # 20-mm ones put those rows at 4x their amplitude)
-        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and \
-                p.speed_mm_s == speed:
+        # (narrow pulses only where the page has no standard-width one)
+        same_width = p.speed_mm_s == speed if pulse_speed is not None else p.speed_mm_s is None
+        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and same_width:
             row_gain[p.row] = p.gain_mm_mv
     if pulses and len(pulses) < n_rows:
         warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")

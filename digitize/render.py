@@ -123,6 +123,10 @@ class RenderSettings:
         covers the whole sheet, header and margins included).
     start_s
         Where in the record the printed time axis starts (s).
+    pulse_width_s, pulse_feet
+        Calibration pulse width (s; 0.2 is the standard) and whether it is drawn with its
+        0 mV lead-in and lead-out joined to the trace (some printers draw a narrower pulse
+        on its own, with no foot lines).
     """
 
     layout: str = "3x4+1"
@@ -141,6 +145,8 @@ class RenderSettings:
     minor_grid: str = "lines"
     grid_extent: str = "area"
     start_s: float = 0.0
+    pulse_width_s: float = 0.2
+    pulse_feet: bool = True
 
     def validated(self) -> RenderSettings:
         """Check every field; raise :class:`RenderError`/``LayoutError`` naming valid values."""
@@ -168,6 +174,8 @@ class RenderSettings:
             raise RenderError(f"trace_width_mm must be within 0.05-2 mm, got {self.trace_width_mm}")
         if self.start_s < 0:
             raise RenderError(f"start_s must be >= 0, got {self.start_s}")
+        if not 0.04 <= float(self.pulse_width_s) <= 0.4:
+            raise RenderError(f"pulse_width_s must be within 0.04-0.4 s, got {self.pulse_width_s}")
         return self
 
     @property
@@ -228,7 +236,7 @@ class PageFrame:
 def page_frame(settings: RenderSettings, layout: Layout) -> PageFrame:
     """Lay the grid, calibration zone and rows out on the page (mm)."""
     page_w, page_h = PAPER_SIZES_MM[settings.paper]
-    pulse_w = 0.2 * settings.speed_mm_s
+    pulse_w = settings.pulse_width_s * settings.speed_mm_s
     zone = math.ceil(_PULSE_PRE_MM + pulse_w + _PULSE_POST_MM)
     grid_w = zone + TIME_AXIS_MM + _RIGHT_PAD_MM
     grid_x0 = math.floor((page_w - grid_w) / 2.0 * 2.0) / 2.0
@@ -520,6 +528,9 @@ def _draw_row(ink: _Ink, frame: PageFrame, settings: RenderSettings, layout: Lay
         # drawn with the trace: 0 mV lead-in, up 1 mV, 0.2 s across, down, on to the trace
         pulse_xy = np.array([[lead_in, base_px], [px0, base_px], [px0, top], [px1, top],
                              [px1, base_px], [x0_px, base_px]])
+        if not settings.pulse_feet:   # on its own, no foot lines
+            ink.polyline(pulse_xy[1:5], trace_w_px)
+            pulse_xy = None
         pulse_geo = {"row": row, "box": _r([px0 - half, top - half, px1 + half, base_px + half])}
     leads_geo, labels_geo = [], []
     for k, cell in enumerate(layout.row_cells(row)):

@@ -222,3 +222,20 @@ def test_pulses_left_strokes_measure_the_rotation_where_a_row_ends_short(record)
     assert len(untouched.calibration.pulses) == 3
     residual = residual_rotation_deg(untouched)
     assert residual is not None and abs(residual - 1.0) < 0.1, residual
+
+
+def test_narrow_pulses_without_feet_give_the_gain_and_the_speed_is_assumed(record):
+    """Pulses 0.13 s wide drawn on their own (as some printers do; real photos ecg00028/38/
+    40/41) and no settings line: the gain is read from their height, the speed assumed."""
+    settings = RenderSettings(layout="3x4+1", gain_mm_mv=20.0, dpi=150.0, grid="red",
+                              settings_line=False, pulse_width_s=0.13, pulse_feet=False)
+    page = render_page(record, settings)
+    result = digitize_image(page.image, source="narrow.png", dpi_prior=150.0, use_ocr=False)
+    cal = result.calibration
+    assert (result.layout.name, cal.gain_mm_mv, cal.speed_mm_s) == ("3x4+1", 20.0, 25.0)
+    assert len(cal.pulses) == 4 and all(p.speed_mm_s is None for p in cal.pulses)
+    assert any("give the gain only" in w for w in result.warnings)
+    for row, base in zip(page.geometry["rows"], result.baselines_px, strict=True):
+        assert abs(row["baseline_px"] - base) < 1.5
+    snr, r = _score(page.truth, result.record)
+    assert snr >= 10.0 and r >= 0.95, (snr, r)

@@ -762,12 +762,17 @@ def test_pulses_out_of_the_pulse_column_do_not_move_the_time_axis(shared_data) -
     assert snr > 5.0                # below 0 dB with the late axis
 
 
-def test_pulses_in_no_common_column_still_give_a_start(shared_data) -> None:
+def test_pulses_in_no_common_column_still_give_a_start(shared_data, monkeypatch) -> None:
     """Real photo ecg00030: a retry read finds four "pulses" at three places across its left
     margin (right edges 82, 83, 126, 160 px at 3.9 px/mm), none within 5 mm of their median
     edge; the first form of the pulse-column rule found no column there and raised. The
-    column is now the largest group (82–83 px), and the photo is read as before: 3x4."""
+    column is now the largest group (82–83 px), and the photo is read as before: 3x4.
+    (Its own pulses are narrow ones, found since on the first read; they are not looked for
+    here, which is how the retry read came about.)"""
+    import digitize.calibration as calibration
     import digitize.pipeline as pipeline
+
+    monkeypatch.setattr(calibration, "NARROW_PULSE_MM", (2.0, 2.0))
 
     columns = []
     original = pipeline.pulse_column
@@ -789,3 +794,29 @@ def test_pulses_in_no_common_column_still_give_a_start(shared_data) -> None:
     rights, column = columns[0]
     assert column == rights[:2]                  # the two leftmost, 1 px apart
     assert result.layout.name == "3x4"
+
+
+@pytest.mark.parametrize("name", ["ecg00040.jpg", "ecg00041.jpg"])
+def test_narrow_pulses_with_no_feet_give_the_gain_of_a_real_photo(shared_data, name) -> None:
+    """Real photos ecg00040/41 print 10-mm pulses 3.2 mm wide with no foot lines. With only
+    0.2-s pulses looked for, the label "I" beside a QRS upstroke matched a 5-mm/mV, 50-mm/s
+    pulse and the page was read at half its gain and half its length (both axes 2x off).
+    The narrow pulses now give 10 mm/mV; their width says nothing of the speed, so 25 mm/s
+    is assumed, with a warning."""
+    result = digitize_file(shared_data / "ecg_image_kit" / "real_images" / name)[0]
+    cal = result.calibration
+    assert result.layout.name == "3x4+1"
+    assert (cal.gain_mm_mv, cal.speed_mm_s) == (10.0, 25.0)
+    narrow = [p for p in cal.pulses if p.speed_mm_s is None]
+    assert len(narrow) >= 2 and len(narrow) == len(cal.pulses)
+    assert all(2.9 < p.width_mm < 3.5 and abs(p.height_mm - 10.0) < 0.8 for p in narrow)
+    assert any("give the gain only" in w for w in result.warnings)
+    assert any("assumed 25 mm/s" in w for w in result.warnings)
+
+
+def test_a_label_on_a_low_resolution_photo_is_no_narrow_pulse(shared_data) -> None:
+    """Real photo ecg00054 (2.3 px/mm): its label "III" under a row's start, 6 px wide, was
+    taken for a narrow 5-mm/mV pulse and the row's 0 mV line put 5 mm below its trace.
+    Narrow pulses are at least 8 px wide now, and the photo is refused as before."""
+    with pytest.raises(DigitizeError, match="fit no template"):
+        digitize_file(shared_data / "ecg_image_kit" / "real_images" / "ecg00054.png")

@@ -51,6 +51,42 @@ def test_pulse_gives_gain_speed_and_zero_line(gain: float, speed: float) -> None
     assert abs(pulse.height_mm - gain) < 0.3
 
 
+def _narrow_pulse_xy(x0_mm: float, base_mm: float, gain: float, width_mm: float) -> np.ndarray:
+    """A pulse drawn on its own, with no foot lines (as some printers draw it)."""
+    pts_mm = [(x0_mm, base_mm), (x0_mm, base_mm - gain), (x0_mm + width_mm, base_mm - gain),
+              (x0_mm + width_mm, base_mm)]
+    return np.array(pts_mm) * PPMM
+
+
+@pytest.mark.parametrize("gain", [5, 10, 20])
+def test_narrow_pulse_with_no_feet_gives_the_gain_but_no_speed(gain: float) -> None:
+    mask = _canvas(60, 60)
+    base_mm = 45.0
+    _draw(mask, _narrow_pulse_xy(8, base_mm, gain, 3.2))
+    # the row's trace starts after a gap and wanders well below its 0 mV line
+    x = np.arange(16 * PPMM, 60 * PPMM)
+    _draw(mask, np.stack([x, base_mm * PPMM + 12 * np.sin(x / 15.0)], axis=1))
+    pulse = find_pulse(mask / 255.0, 0, base_mm * PPMM - 3, (0, 45 * PPMM), PPMM, PPMM,
+                       30 * PPMM)
+    assert pulse is not None
+    assert (pulse.gain_mm_mv, pulse.speed_mm_s) == (gain, None)
+    assert abs(pulse.baseline_px - base_mm * PPMM) < 0.6
+    cal = decide_calibration([pulse], 1, None)
+    assert (cal.gain_mm_mv, cal.speed_mm_s) == (gain, 25.0)
+    assert any("give the gain only" in w for w in cal.warnings)
+    assert decide_calibration([pulse], 1, parse_settings_text("50 mm/s")).speed_mm_s == 50.0
+
+
+def test_a_label_iii_is_no_narrow_pulse() -> None:
+    # three 5-mm strokes 1.5 mm apart: the outer two and the middle one's top looked like a
+    # 5-mm/mV pulse 3 mm wide (real scan ecg00007) until the top and the inside were checked
+    mask = _canvas(60, 60)
+    for x_mm in (8.0, 9.5, 11.0):
+        _draw(mask, np.array([(x_mm, 40.0), (x_mm, 45.0)]) * PPMM)
+    assert find_pulse(mask / 255.0, 0, 45 * PPMM - 3, (0, 45 * PPMM), PPMM, PPMM,
+                      30 * PPMM) is None
+
+
 def test_overlapping_pulses_of_neighbouring_rows_are_not_doubled() -> None:
     # 12x1 at 20 mm/mV: each 20-mm pulse reaches over the row above (pitch 13 mm)
     mask = _canvas(110, 40)
@@ -84,6 +120,10 @@ def test_settings_text_and_disagreement() -> None:
     assert parse_settings_text("25mm/s 1Omm/mV").gain_mm_mv == 10.0
     assert parse_settings_text("mms mmm . - z").gain_mm_mv is None
     assert parse_settings_text("Smm/s").speed_mm_s is None    # one digit: no paper speed
+    # no setting has an 8: OCR's 8 for a 0 (a 150-dpi render's "50mm/s"), and nothing else
+    assert parse_settings_text("58mm/s Smm/mV¥ 005 150 Hz").speed_mm_s == 50.0
+    assert parse_settings_text("28 mm/s 18 mm/mV").speed_mm_s is None
+    assert parse_settings_text("28 mm/s 18 mm/mV").gain_mm_mv == 10.0
     pulses = [Pulse(0, 10, 50, 100, 20.0, 5.0, 20.0, 25.0, 0.9)]
     agree = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 20 mm/mV"))
     clash = decide_calibration(pulses, 1, parse_settings_text("25 mm/s 10 mm/mV"))
