@@ -65,10 +65,12 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class RowsResult:
-    """Rows found on the page."""
+    """Rows found on the page (``pulsed_rows``: how many of them were placed on a calibration
+    pulse, for rows from the pulse scan; None for rows from the ink projection)."""
 
     rows: tuple[Row, ...]
     pitch_px: float
+    pulsed_rows: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

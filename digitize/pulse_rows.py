@@ -268,15 +268,15 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
             on_pulse = [any(abs(y - p.baseline_px) < 1e-6 for p in kept) for y in ys]
             empty = [c for c, hit in zip(cov, on_pulse, strict=True) if not hit]
             if min(empty, default=1.0) >= 0.2:
-                options.append((min(empty, default=1.0), ys, cov))
+                options.append((min(empty, default=1.0), ys, cov, sum(on_pulse)))
         if options:
             break
     if not options:
         return None
-    _, ys, cov = max(options, key=lambda o: o[0])
+    _, ys, cov, n_on_pulse = max(options, key=lambda o: o[0])
     total = len(ys)
     log.info("rows: %d found in the ink projection; %d on the %.1f-px lattice of %d pulses",
              len(rows.rows), total, pitch, n_pulses)
     return RowsResult(rows=tuple(Row(i, float(y), round(c, 3), x_first, x_last)
                                  for i, (y, c) in enumerate(zip(ys, cov, strict=True))),
-                      pitch_px=pitch)
+                      pitch_px=pitch, pulsed_rows=int(n_on_pulse))

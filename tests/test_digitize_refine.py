@@ -820,3 +820,25 @@ def test_a_label_on_a_low_resolution_photo_is_no_narrow_pulse(shared_data) -> No
     Narrow pulses are at least 8 px wide now, and the photo is refused as before."""
     with pytest.raises(DigitizeError, match="fit no template"):
         digitize_file(shared_data / "ecg_image_kit" / "real_images" / "ecg00054.png")
+
+
+def test_rows_on_a_pulse_each_win_over_a_lattice_completed_from_one_row_more(shared_data):
+    """Seed-10 page p0193 (6x2 scan at 20 mm/mV, 291 dpi): V1-V4's tall complexes made a
+    seventh row in the ink projection, lattice completion made that 12 rows at half the
+    pulses' pitch, and the page was read as Cabrera with pulses of three gains (-2.8 dB).
+    The six pulses down the margin, one on every row, give the rows."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "172")
+    seed = 1535339261
+    page = _benchmark_page(record, seed, "scan", layout="6x2", gain_mm_mv=20.0, dpi=291.0,
+                           grid="green", font="hershey_triplex", label_position="baseline",
+                           paper="a4")
+    result = digitize_image(page.image, source="p0193.png", dpi_prior=291.0, use_ocr=False)
+    assert result.layout.name == "6x2" and len(result.rows.rows) == 6
+    assert result.calibration.gain_mm_mv == 20.0
+    assert {p.gain_mm_mv for p in result.calibration.pulses} == {20.0}
+    # (the scan's rotation moves the page: its rows' spacing is compared)
+    truth_levels = np.array([row["baseline_px"] for row in page.geometry["rows"]])
+    assert np.max(np.abs(np.diff(result.baselines_px) - np.diff(truth_levels))) < 3.0
