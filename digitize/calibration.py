@@ -207,7 +207,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
         a, b = np.clip(a, 0, n_y), np.clip(b, 0, n_y)
         return np.where(ok, (col_cum[b, xi] - col_cum[a, xi]) / np.maximum(b - a, 1), 0.0)
 
-    best: tuple[float, ...] | None = None
+    best: tuple[float, float, float, int, float, float | None, float, float] | None = None
     centre = row_centre_px - y_lo
     bottoms_all = np.arange(int(centre - half_pitch), int(centre + half_pitch) + 1)
     for i, xl in enumerate(strokes):
@@ -242,19 +242,21 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                     inside = np.array([hmean(tops + k, xl + 3, xr - 3)
                                        for k in (0.25 * height, 0.5 * height, 0.75 * height)]
                                       ).max(axis=0)
-                    scores = (np.minimum.reduce(sides) - np.maximum(below, inside)
-                              - NARROW_PULSE_PENALTY)
+                    scores = np.minimum.reduce(sides) - np.maximum(below, inside)
                 else:
                     scores = np.minimum.reduce([*sides, hmean(bottoms, xr + 2, xr + lead)])
                 # the lead-in is optional (some printers start the row with the pulse)
                 scores = scores + 0.01 * lead_in
                 # the first of near-equal maxima (the topmost line of a thick pulse base)
                 k = int(np.flatnonzero(scores >= scores.max() - 1e-6)[0])
-                if best is None or scores[k] > best[0] + 1e-6:
-                    best = (float(scores[k]), xl, xr, int(bottoms[k]), gain, speed, width_mm)
+                # candidates are ranked with a narrow pulse's penalty; its score is its match
+                rank = float(scores[k]) - (NARROW_PULSE_PENALTY if narrow else 0.0)
+                if best is None or rank > best[0] + 1e-6:
+                    best = (rank, xl, xr, int(bottoms[k]), gain, speed, width_mm,
+                            float(scores[k]))
     if best is None or best[0] < 0.5:
         return None
-    score, xl, xr, b, gain, speed, width_mm = best
+    _, xl, xr, b, gain, speed, width_mm, score = best
     # refine the bottom line to sub-pixel with the darkness centroid of the lead-in
     yb = int(b)
     xa, xb = int(max(0, xl - 1.2 * px_per_mm_x)), int(max(1, xl - 2))
