@@ -842,3 +842,45 @@ def test_rows_on_a_pulse_each_win_over_a_lattice_completed_from_one_row_more(sha
     # (the scan's rotation moves the page: its rows' spacing is compared)
     truth_levels = np.array([row["baseline_px"] for row in page.geometry["rows"]])
     assert np.max(np.abs(np.diff(result.baselines_px) - np.diff(truth_levels))) < 3.0
+
+
+def test_faint_r_spikes_of_a_thermal_printout_photo_are_followed(shared_data) -> None:
+    """Real photo ecg00042: its thermal printer drew the R spikes' fast strokes lighter and
+    broken (steep strokes at 0.5-0.66 of the flat trace's darkness), and the path cut lead
+    II's three R spikes at 0.14, 0.23 and 0.51 mV. Such a page's path is searched again with
+    the strokes' darkness as full ink: the three spikes read alike (~0.67 mV)."""
+    from scipy.signal import find_peaks
+
+    result = digitize_file(shared_data / "ecg_image_kit" / "real_images" / "ecg00042.jpg")[0]
+    lead_ii = np.nan_to_num(result.record.lead("II")[:1250])      # its 3x4 cell, 2.5 s
+    peaks, _ = find_peaks(lead_ii, distance=150, height=0.1)
+    tops = np.sort(lead_ii[peaks])[-3:]
+    assert len(tops) == 3
+    assert tops.min() > 0.55 and tops.max() - tops.min() < 0.1, tops
+
+
+def test_faint_steep_strokes_are_climbed_where_the_flat_trace_is_dark(monkeypatch) -> None:
+    """A synthetic row at 5 px/mm: a dark flat line and a 12-mm spike 7 columns wide whose
+    strokes are drawn at 0.6 of its darkness and broken by a 3-px gap. The path follows the
+    spike to its tip; with the climb cost of other pages (rule off) it cuts it 4.6 mm low."""
+    import digitize.trace as trace
+
+    page = np.zeros((200, 300), np.float32)
+    page[100:102, 20:280] = 1.0                                  # flat trace, 0 mV at ~101
+    tip = 101 - 60
+    page[100:102, 150:157] = 0.0
+    for y in range(tip, 102):                                    # up- and downstroke
+        page[y, 150 + (101 - y) // 20] = 0.6
+        page[y, 156 - (101 - y) // 20] = 0.6
+    page[tip:tip + 2, 152:155] = 0.9                             # the darker tip
+    page[tip + 20:tip + 23, 140:180] = 0.0                       # a gap in both strokes
+    bands, tops = trace._band_stack(page, np.array([101.0]), 60, 0, page.shape[1])
+    path = trace._coarse_viterbi(bands, 101.0 - tops, 5.0, start_col=np.array([20]),
+                                 dead_px=25.0)
+    steep, flat = trace.stroke_contrast(bands, path)
+    assert steep < trace.FAINT_STROKE_RATIO * flat
+    read = trace.extract_traces(page, [101.0], [(20, 280)], 5.0)
+    assert np.nanmin(read.rows[0].y_px) < tip + 2                 # the tip, 12 mm up
+    monkeypatch.setattr(trace, "FAINT_STROKE_RATIO", 0.0)
+    cut = trace.extract_traces(page, [101.0], [(20, 280)], 5.0)
+    assert np.nanmin(cut.rows[0].y_px) > tip + 15
