@@ -61,7 +61,8 @@ class Pulse:
         Snapped values; ``speed_mm_s`` is None for a narrow pulse (its width is no 0.2 s at
         either speed, see :data:`NARROW_PULSE_MM`): it gives the gain only.
     score
-        Template match in [0, 1] (weakest of the five sides).
+        Template match in [0, 1]: the weakest of its sides (a narrow pulse: of its three
+        sides, less the ink inside it or below its sides).
     """
 
     row: int
