@@ -106,7 +106,9 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
     unless some are found and the new count is a template's. Two probes on most pages.
 
     At 20 mm/mV the projection can lose the outer rows to the complexes crossing them while
-    the count left is still a template's (seed-2 p0069: 4 of 6 rows, read as 3x4+1)."""
+    the count left is still a template's (seed-2 p0069: 4 of 6 rows, read as 3x4+1). Where
+    no row is added this way (or the rows' pulses are off one pitch), three rows may still
+    get their rhythm strip (:func:`_rhythm_row_below`)."""
     if len(pulses) < 2 or len(pulses) != len(rows.rows):
         return None
     if len({(p.gain_mm_mv, p.speed_mm_s) for p in pulses}) != 1:
@@ -116,12 +118,13 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
     if steps.min() <= 0:
         return None
     pitch = float(np.median(steps))
-    if np.max(np.abs(steps / pitch - 1)) > PULSE_SCAN_TOLERANCE:
-        return None
     h = darkness.shape[0]
     x_first = int(np.median([r.x_first_px for r in rows.rows]))
     x_last = int(np.median([r.x_last_px for r in rows.rows]))
     like = (pulses[0].gain_mm_mv, pulses[0].speed_mm_s)
+    if np.max(np.abs(steps / pitch - 1)) > PULSE_SCAN_TOLERANCE:
+        return _rhythm_row_below(rows, pulses, darkness, ppmm_x, ppmm_y, template_rows, pitch,
+                                 x_first, x_last)
     added: dict[int, Pulse] = {}
     for direction in (-1, 1):
         k = 0 if direction < 0 else len(pulses) - 1
@@ -138,7 +141,11 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
                     or abs(pulse.baseline_px - y) > PULSE_SCAN_TOLERANCE * pitch):
                 break
             added[k] = pulse
-    if not added or len(rows.rows) + len(added) not in template_rows:
+    if not added:
+        # a rhythm strip is often printed further below the rows than their pitch
+        return _rhythm_row_below(rows, pulses, darkness, ppmm_x, ppmm_y, template_rows, pitch,
+                                 x_first, x_last)
+    if len(rows.rows) + len(added) not in template_rows:
         return None
     coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
     slots = sorted([*added, *range(len(rows.rows))])
@@ -158,6 +165,46 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
 
 FAINT_PULSE_GAIN = 1.6
 """Darkness factor for the second pulse search on a page where no row shows a pulse."""
+
+
+RHYTHM_ROW_COVERAGE = 0.5
+"""Share of the page width a row found below uneven rows by its pulse must be inked over
+(±2.5 mm of its 0 mV line): a rhythm strip runs across the whole page."""
+
+
+def _rhythm_row_below(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarray,
+                      ppmm_x: float, ppmm_y: float, template_rows: tuple[int, ...],
+                      pitch: float, x_first: int, x_last: int
+                      ) -> tuple[RowsResult, list[Pulse]] | None:
+    """The rhythm strip below three rows (3x4 → 3x4+1) that no probe one pitch below found:
+    on a phone photo the rows' pulses can be off one pitch (perspective left in it:
+    ecg00048's rows 147 and 186 px apart, its strip's pulse 95 px below them), and a strip is
+    often printed further below the rows than their pitch (ecg00044: 164 px below rows 140
+    and 153 px apart). Kept where a pulse like theirs (same gain and width, score at least
+    :data:`PULSE_SCAN_SCORE`) stands 0.4–1.5 pitches below the last row's and its row is
+    inked across :data:`RHYTHM_ROW_COVERAGE` of the page."""
+    if len(rows.rows) != 3 or 4 not in template_rows:
+        return None
+    last = pulses[-1].baseline_px
+    h = darkness.shape[0]
+    if last + 0.4 * pitch > h - 3 * ppmm_y:
+        return None
+    pulse = find_pulse(darkness, len(rows.rows), float(last + pitch),
+                       (x_first - 1, x_first + int(PULSE_SEARCH_MM * ppmm_x)), ppmm_x, ppmm_y,
+                       pitch)
+    if (pulse is None or pulse.score < PULSE_SCAN_SCORE
+            or (pulse.gain_mm_mv, pulse.speed_mm_s) != (pulses[0].gain_mm_mv,
+                                                         pulses[0].speed_mm_s)
+            or not last + 0.4 * pitch <= pulse.baseline_px <= last + 1.5 * pitch):
+        return None
+    coverage = row_coverage(darkness, ppmm_y, x_first, x_last)(pulse.baseline_px)
+    if coverage < RHYTHM_ROW_COVERAGE:
+        return None
+    log.info("rows: a rhythm row below the %d found (their pulses off one pitch), on its pulse",
+             len(rows.rows))
+    row = Row(len(rows.rows), pulse.baseline_px, round(coverage, 3), x_first, x_last)
+    return (RowsResult(rows=(*rows.rows, row), pitch_px=rows.pitch_px),
+            [*pulses, pulse])
 
 
 def faint_pulses(darkness: np.ndarray, rows: RowsResult, ppmm_x: float, ppmm_y: float,

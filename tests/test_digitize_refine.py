@@ -884,3 +884,17 @@ def test_faint_steep_strokes_are_climbed_where_the_flat_trace_is_dark(monkeypatc
     monkeypatch.setattr(trace, "FAINT_STROKE_RATIO", 0.0)
     cut = trace.extract_traces(page, [101.0], [(20, 280)], 5.0)
     assert np.nanmin(cut.rows[0].y_px) > tip + 15
+
+
+@pytest.mark.parametrize("name", ["ecg00044.jpg", "ecg00048.jpg"])
+def test_rhythm_strip_below_three_rows_is_found_by_its_pulse(shared_data, name) -> None:
+    """Real photos ecg00044/48 (3x4 + a lead II strip): the ink projection found the three
+    rows, no probe one pitch below found the strip's pulse (ecg00044: 1.12 pitches below;
+    ecg00048: rows off one pitch, the strip 0.57 pitches below), and the page was read as
+    3x4 without its rhythm strip. A pulse like the rows' 0.4-1.5 pitches below the last
+    row, on ink across the page, gives the fourth row."""
+    result = digitize_file(shared_data / "ecg_image_kit" / "real_images" / name)[0]
+    assert result.layout.name == "3x4+1" and len(result.rows.rows) == 4
+    assert len(result.calibration.pulses) == 4
+    strip = result.record.lead("II")
+    assert np.isfinite(strip).mean() > 0.9          # II over the whole 10 s, from the strip
