@@ -270,7 +270,8 @@ def _clean(obj: Any) -> Any:
 def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
     ink_fraction = float(np.mean(darkness >= 0.5))
     if ink_fraction < 1e-4:
-        raise DigitizeError("blank page: no ink found", source)
+        raise DigitizeError("no ink found: a blank page, or an image with no dark lines on it "
+                            "(not a paper ECG)", source)
     if ink_fraction > 0.25:
         raise DigitizeError(f"not a paper ECG: {100 * ink_fraction:.0f} % of the page is dark "
                             "(a photo or a dark image, not traces on paper)", source)
