@@ -114,6 +114,39 @@ class LayoutResult:
         return LAYOUTS.get(self.name)
 
 
+LAST_INK_HALF_PITCH = True
+"""A row's last inked column is looked for within 0.45 of the distance to its neighbouring
+rows (2.5-10 mm), not only ±2.5 mm of its projection peak: after a row's last QRS its trace
+can sit higher than that for the rest of the page (ST elevation and tall T waves at
+20 mm/mV; seed-11 p0208, a 12-row Cabrera page: five rows ended 22 mm early at their last
+QRS, were not read further, and the time axis, which ends at the rows' median end, began
+5 mm early)."""
+
+
+LAST_INK_MIN_MM = 5.0
+"""...taken only where it lies this much further right (a few pixels more, a neighbour's
+stroke reaching into the band, moved seed-0 p0083 and p0182 by −2 and −4 dB through the pen
+model the envelope fit chose for the whole page)."""
+
+
+def _last_ink_over_half_pitch(rows: list[tuple[float, float, int, int]], mask: np.ndarray,
+                              px_per_mm: float) -> list[tuple[float, float, int, int]]:
+    """``rows`` with each one's last inked column taken over its half-pitch band."""
+    h = mask.shape[0]
+    out = []
+    for i, (y, coverage, first, last) in enumerate(rows):
+        gaps = [abs(y - rows[j][0]) for j in (i - 1, i + 1) if 0 <= j < len(rows)]
+        half = float(np.clip(0.45 * min(gaps, default=20 * px_per_mm), 2.5 * px_per_mm,
+                             10 * px_per_mm))
+        band = mask[max(0, int(y - half)):min(h, int(y + half) + 1)].any(axis=0)
+        xs = np.flatnonzero(band)
+        # only a trace that runs on (a few pixels of a neighbour's stroke are no reason to
+        # read further: they changed the pen model chosen for the whole page)
+        longer = len(xs) and xs[-1] > last + LAST_INK_MIN_MM * px_per_mm
+        out.append((y, coverage, first, int(xs[-1]) if longer else last))
+    return out
+
+
 def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
               pair_rows: bool = False) -> RowsResult:
     """Trace rows from the horizontal ink projection.
@@ -196,6 +229,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         xs = np.flatnonzero(band)
         rows.append((float(y), coverage, int(xs[0]), int(xs[-1])))
     rows = _merge_close(rows, 5 * px_per_mm)
+    if LAST_INK_HALF_PITCH:
+        rows = _last_ink_over_half_pitch(rows, mask, px_per_mm)
     rows = _drop_spurious(rows, darkness, px_per_mm)
     pitch = float(np.median(np.diff([r[0] for r in rows]))) if len(rows) > 1 else float("nan")
     return RowsResult(rows=tuple(Row(i, y, round(c, 3), a, b) for i, (y, c, a, b) in

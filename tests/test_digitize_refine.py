@@ -898,3 +898,23 @@ def test_rhythm_strip_below_three_rows_is_found_by_its_pulse(shared_data, name) 
     assert len(result.calibration.pulses) == 4
     strip = result.record.lead("II")
     assert np.isfinite(strip).mean() > 0.9          # II over the whole 10 s, from the strip
+
+
+def test_rows_whose_trace_ends_above_their_line_are_read_to_the_page_end(shared_data):
+    """Seed-11 page p0208 (12-row Cabrera at 10 mm/mV, 193 dpi, clean): after their last QRS
+    the V leads' traces sit more than 2.5 mm above their rows' projection peaks (ST
+    elevation, tall T), so five rows ended 22 mm early, were not read further, and the time
+    axis (ending at the rows' median end) began 5 mm early. Each row's last ink is now looked
+    for over its half-pitch band: every row reaches the page's end, and so does the axis."""
+    from analysis.ludb import read_ludb_record
+    from digitize.pipeline import digitize_image
+
+    record = read_ludb_record(shared_data / "ludb" / "data" / "174")
+    page = _benchmark_page(record, 417389047, "clean", layout="12x1-cabrera", gain_mm_mv=10.0,
+                           dpi=193.0, grid="orange", font="hershey_complex_small",
+                           label_position="baseline", paper="letter")
+    result = digitize_image(page.image, source="p0208.png", dpi_prior=193.0, use_ocr=False)
+    truth_x1 = page.geometry["rows"][0]["x1_px"]
+    ends = [row.x_last_px for row in result.rows.rows]
+    assert min(ends) > truth_x1 - 5, ends                       # all 12 rows, to the end
+    assert abs(result.time_axis.x1_px - truth_x1) < 3.0         # was 38 px (5 mm) early
