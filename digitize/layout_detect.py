@@ -142,7 +142,7 @@ def _last_ink_over_half_pitch(rows: list[tuple[float, float, int, int]], mask: n
         xs = np.flatnonzero(band)
         # only a trace that runs on (a few pixels of a neighbour's stroke are no reason to
         # read further: they changed the pen model chosen for the whole page)
-        longer = len(xs) and xs[-1] > last + LAST_INK_MIN_MM * px_per_mm
+        longer = len(xs) > 0 and xs[-1] > last + LAST_INK_MIN_MM * px_per_mm
         out.append((y, coverage, first, int(xs[-1]) if longer else last))
     return out
 

@@ -168,8 +168,8 @@ FAINT_PULSE_GAIN = 1.6
 
 
 RHYTHM_ROW_COVERAGE = 0.5
-"""Share of the page width a row found below uneven rows by its pulse must be inked over
-(±2.5 mm of its 0 mV line): a rhythm strip runs across the whole page."""
+"""Share of the page width a rhythm strip found below three rows by its pulse must be inked
+over (±2.5 mm of its 0 mV line): a rhythm strip runs across the whole page."""
 
 
 def _rhythm_row_below(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarray,
@@ -200,8 +200,8 @@ def _rhythm_row_below(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarra
     coverage = row_coverage(darkness, ppmm_y, x_first, x_last)(pulse.baseline_px)
     if coverage < RHYTHM_ROW_COVERAGE:
         return None
-    log.info("rows: a rhythm row below the %d found (their pulses off one pitch), on its pulse",
-             len(rows.rows))
+    log.info("rows: a rhythm strip below the %d rows found, on its pulse %.0f px below",
+             len(rows.rows), pulse.baseline_px - last)
     row = Row(len(rows.rows), pulse.baseline_px, round(coverage, 3), x_first, x_last)
     return (RowsResult(rows=(*rows.rows, row), pitch_px=rows.pitch_px),
             [*pulses, pulse])
