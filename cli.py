@@ -2,7 +2,7 @@
 
 Each package registers its own sub-commands from a light ``_cli`` module (argparse only);
 heavy imports (OpenCV, torch, wfdb) happen inside the command, so ``ecglens --help`` is fast.
-Errors of the :class:`digitize.errors.EcglensError` family print one line naming the file and
+Errors of the :class:`ecglens.core.errors.EcglensError` family print one line naming the file and
 exit with code 1; ``--debug`` shows the traceback instead.
 """
 
@@ -13,19 +13,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__version__ = "0.1.0"
+from ecglens import __version__
+from ecglens.core import DISCLAIMER
 
-DISCLAIMER = (
-    "ecglens assists and does not replace a clinician: every finding must be checked "
-    "by a qualified person."
-)
+__all__ = ["DISCLAIMER", "__version__", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
-    from analysis import _cli as analysis_cli
-    from classify import _cli as classify_cli
-    from digitize import _cli as digitize_cli
+    from ecglens.analysis import _cli as analysis_cli
+    from ecglens.classify import _cli as classify_cli
+    from ecglens.digitize import _cli as digitize_cli
 
     parser = argparse.ArgumentParser(
         prog="ecglens",
@@ -49,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from digitize.errors import EcglensError
+    from ecglens.core.errors import EcglensError
 
     try:
         return int(args.func(args) or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pdf"}
+from ecglens.app.args import page_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,48 +22,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="patient sex (sets the V2–V3 threshold; default: from the record)")
     parser.add_argument("--age", type=float, default=None, help="patient age in years")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
+    parser.add_argument("--page", type=page_number, default=None, metavar="N",
+                        help="for a multi-page PDF/TIFF, analyse only page N (default: every "
+                        "page, each reported)")
     parser.set_defaults(func=run_analyze)
-
-
-def _load(path: str):  # -> ECGRecord
-    from pathlib import Path
-
-    from digitize.errors import InputError
-
-    p = Path(path)
-    if p.suffix.lower() in IMAGE_SUFFIXES:
-        if not p.exists():
-            raise InputError("no such file", p)
-        try:
-            from digitize.pipeline import digitize_file  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise InputError("reading paper ECGs needs digitize.pipeline, which is not "
-                             f"available in this installation ({exc})", p) from exc
-        results = digitize_file(p)
-        if not isinstance(results, list | tuple):
-            results = [results]
-        if not results:
-            raise InputError("no ECG found on this page", p)
-        if len(results) > 1:
-            import logging
-            logging.getLogger(__name__).warning("%s: %d pages; analysing the first", p,
-                                                len(results))
-        return results[0].record
-    from digitize.io import read_record
-
-    return read_record(p)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
     """``ecglens analyze``: print the text or JSON report; exit 0 (also for 'cannot measure')."""
     import json
 
-    from analysis.report import analyze_record
+    from ecglens.analysis.report import analyze_record
+    from ecglens.app.inputs import iter_inputs
 
-    record = _load(args.input)
-    report = analyze_record(record, sex=args.sex, age=args.age)
+    reports = []
+    for item in iter_inputs(args.input, page=args.page):
+        report = analyze_record(item.record, sex=args.sex, age=args.age)
+        reports.append((item, report))
+        if not args.json:
+            if item.n_pages > 1:
+                print(f"{item.source} (page {item.page} of {item.n_pages})")
+            print(report.to_text())
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str))
-    else:
-        print(report.to_text())
+        out = [{"source": item.source, "page": item.page, **report.to_dict()}
+               for item, report in reports]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2, ensure_ascii=False,
+                         default=str))
     return 0

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from analysis.delineate import Beats, Fiducials, MedianBeats
+from ecglens.analysis.delineate import Beats, Fiducials, MedianBeats
 
 
 @dataclasses.dataclass(frozen=True)

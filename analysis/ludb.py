@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitize.record import ECGRecord
+from ecglens.core.record import ECGRecord
 
 LUDB_LEADS: tuple[str, ...] = ("i", "ii", "iii", "avr", "avl", "avf",
                                "v1", "v2", "v3", "v4", "v5", "v6")
@@ -33,7 +33,7 @@ def read_ludb_record(path: str | Path) -> ECGRecord:
     """
     import wfdb
 
-    from digitize.io import read_wfdb
+    from ecglens.core.io import read_wfdb
 
     header_record = read_wfdb(path, check_gains=False)  # age, sex, provenance, lead names
     raw = wfdb.rdrecord(str(path), physical=False)

@@ -15,25 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from analysis import delineate
-from analysis.filters import FilterSpec, filter_record
-from analysis.intervals import Intervals, QRSAmplitudes, compute_intervals, qrs_amplitudes
-from analysis.st import STLevel, measure_st
-from analysis.stemi import RuleOutcome, StemiResult, evaluate_stemi
-from digitize.record import STANDARD_LEADS, ECGRecord
+from ecglens.analysis import delineate
+from ecglens.analysis.intervals import Intervals, QRSAmplitudes, compute_intervals, qrs_amplitudes
+from ecglens.analysis.st import STLevel, measure_st
+from ecglens.analysis.stemi import RuleOutcome, StemiResult, evaluate_stemi
+from ecglens.core import DISCLAIMER
+from ecglens.core.beats import FLAT_MV, find_record_beats, windows
+from ecglens.core.filters import FilterSpec
+from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 log = logging.getLogger(__name__)
 
-DISCLAIMER = (
-    "ecglens assists and does not replace a clinician: every finding must be checked "
-    "by a qualified person."
-)
-"""Same text as ``cli.DISCLAIMER`` (kept here so the library does not import the CLI)."""
 
 MIN_DURATION_S = 4.0
 MIN_BEATS = 3
 MIN_BEAT_CORRELATION = 0.6
-FLAT_MV = 0.05
 HR_RANGE_BPM = (25.0, 250.0)
 PACING_SPIKE_MV = 0.25
 PACING_SPIKE_RATIO = 10.0
@@ -61,6 +57,7 @@ class AnalysisReport:
     source: str | None
     disclaimer: str = DISCLAIMER
     fiducials_ms: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    beat_times_s: tuple[float, ...] = ()
 
     def st_by_lead(self) -> dict[str, STLevel]:
         """ST levels keyed by lead name."""
@@ -82,6 +79,7 @@ class AnalysisReport:
             "cannot_measure": self.cannot_measure or None,
             "patient": {"sex": self.sex, "age": self.age},
             "n_beats": self.n_beats,
+            "beat_times_s": list(self.beat_times_s),
             "filter": self.filter_description,
             "intervals": self.intervals.to_dict() if self.intervals else None,
             "fiducials_ms_from_qrs_onset": self.fiducials_ms,
@@ -190,7 +188,7 @@ def _beat_noise(signal_mv: np.ndarray, anchors: np.ndarray, med: delineate.Media
     if not np.isfinite(j) or len(anchors) == 0:
         return np.full(n_leads, np.nan)
     fs = med.fs
-    win = delineate._windows(signal_mv, anchors, med.pre, med.beats.shape[0] - med.pre)
+    win = windows(signal_mv, anchors, med.pre, med.beats.shape[0] - med.pre)
     seg = slice(int(j), int(j + 0.08 * fs))
     dev = np.abs(win[:, seg, :] - med.beats[None, seg, :])
     with np.testing.suppress_warnings() as sup:
@@ -236,16 +234,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
                        "for a median beat)", rec, warnings, filt)
     if fs < 100:
         warnings.append(f"sampling rate {fs:g} Hz is low: fiducials are ±{1000 / fs:.0f} ms")
-    x = filter_record(rec, spec)
-    empty = [name for k, name in enumerate(rec.leads) if not np.isfinite(x[:, k]).any()]
-    flat = []
-    for k, name in enumerate(rec.leads):
-        col = x[:, k]
-        if not np.isfinite(col).any():
-            continue
-        if np.nanpercentile(col, 99.5) - np.nanpercentile(col, 0.5) < FLAT_MV:
-            flat.append(name)
-            x[:, k] = np.nan
+    found = find_record_beats(rec, spec)
+    x, empty, flat = found.signal_mv, list(found.empty_leads), list(found.flat_leads)
     if empty:
         warnings.append(f"no signal in {', '.join(empty)}")
     if flat:
@@ -258,7 +248,7 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     if low_conf:
         warnings.append(f"low reading confidence in {', '.join(low_conf)}")
 
-    beats = delineate.detect_beats(x, fs)
+    beats = found.beats
     if beats.n < MIN_BEATS:
         return _cannot(f"only {beats.n} heartbeat(s) found (≥ {MIN_BEATS} needed)", rec, warnings,
                        filt, beats.n)
@@ -306,7 +296,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     fiducials_ms = {"p_onset": rel(fid.p_onset), "qrs_onset": 0.0, "j_point": rel(fid.j_point),
                     "t_end": rel(fid.t_end)}
     return AnalysisReport(True, "", intervals, st, amps, stemi, tuple(warnings), filt, beats.n,
-                          sex, age, rec.provenance.get("source"), fiducials_ms=fiducials_ms)
+                          sex, age, rec.provenance.get("source"), fiducials_ms=fiducials_ms,
+                          beat_times_s=tuple(round(float(t), 3) for t in found.times_s))
 
 
 __all__ = ["DISCLAIMER", "STANDARD_LEADS", "AnalysisReport", "analyze_record", "detect_pacing"]

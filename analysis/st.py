@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from analysis.delineate import Fiducials, MedianBeats
+from ecglens.analysis.delineate import Fiducials, MedianBeats
 
 J60_S = 0.060
 

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from analysis.intervals import Intervals, QRSAmplitudes
-from analysis.st import STLevel
+from ecglens.analysis.intervals import Intervals, QRSAmplitudes
+from ecglens.analysis.st import STLevel
 
 PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 CABRERA_LIMB: tuple[str, ...] = ("aVL", "I", "-aVR", "II", "aVF", "III")

@@ -33,8 +33,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,23 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpi", type=float, nargs="+", default=[200.0, 300.0])
     parser.add_argument("--out", default="benchmarks/out/bench_digitize.json")
     parser.add_argument("--no-ocr", action="store_true", help="time without tesseract")
-    parser.add_argument("--code", help="ecglens checkout to time (default: this one)")
-    parser.add_argument("--compare", help="another ecglens checkout to time in turns with "
-                        "this one")
+    parser.add_argument("--compare", metavar="PYTHON", help="the Python of another ecglens "
+                        "installation (its venv's bin/python) to time in turns with this one")
     parser.add_argument("--rounds", type=int, default=3, help="turns of --compare")
     args = parser.parse_args(argv)
     if args.compare:
         return _compare(args)
-    if args.code:   # time that checkout: its packages first on the path (imported below)
-        sys.path.insert(0, str(Path(args.code).resolve()))
 
     import cv2
     import numpy as np
 
     cv2.setNumThreads(1)
-    from digitize.io import read_record
-    from digitize.pipeline import digitize_file
-    from digitize.render import RenderSettings, render_page, save_page
+    from ecglens.core.io import read_record
+    from ecglens.digitize.pipeline import digitize_file
+    from ecglens.synth.render import RenderSettings, render_page, save_page
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "ludb" / "data"
     work = Path(__file__).resolve().parents[1] / "benchmarks" / "out" / "bench_digitize"
@@ -98,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    """Time ``args.compare`` and this checkout in turns (fresh processes each round)."""
+    """Time the installation of ``args.compare`` (a Python) and this one in turns (fresh
+    processes each round)."""
     import subprocess
 
     here = Path(__file__).resolve()
@@ -107,9 +103,9 @@ def _compare(args: argparse.Namespace) -> int:
     rows = []
     for round_k in range(args.rounds):
         totals = {}
-        for name, code in (("other", Path(args.compare).resolve()), ("this", here.parents[1])):
+        for name, python in (("other", args.compare), ("this", sys.executable)):
             out = out_dir / f"{name}_{round_k}.json"
-            cmd = [sys.executable, str(here), "--code", str(code), "--pages", str(args.pages),
+            cmd = [python, str(here), "--pages", str(args.pages),
                    "--out", str(out), "--dpi", *[str(d) for d in args.dpi]]
             if args.no_ocr:
                 cmd.append("--no-ocr")

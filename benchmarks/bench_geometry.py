@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -27,11 +26,10 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from digitize.deskew import deskew, local_scale  # noqa: E402
-from digitize.grid import find_grid  # noqa: E402
-from digitize.ink import find_ink  # noqa: E402
+from ecglens.digitize.deskew import deskew, local_scale  # noqa: E402
+from ecglens.digitize.grid import find_grid  # noqa: E402
+from ecglens.digitize.ink import find_ink  # noqa: E402
 
 
 def _evaluate(image: np.ndarray, geo: dict, meta: dict) -> dict:
@@ -78,9 +76,9 @@ def _pages_from_set(set_dir: Path, limit: int | None):
 
 
 def _photo_pages(n: int):
-    from digitize.distort import apply_profile
-    from digitize.io import read_record
-    from digitize.render import RenderSettings, render_page
+    from ecglens.core.io import read_record
+    from ecglens.synth.distort import apply_profile
+    from ecglens.synth.render import RenderSettings, render_page
 
     grids = ["red", "pink", "orange", "green", "blue", "grey", "bw"]
     rng = np.random.default_rng(7)

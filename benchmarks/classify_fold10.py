@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks.classify_paper import bootstrap_ci
-    from classify.data import CLASSES, load_ptbxl, normalize
-    from classify.predict import load_model, predict_proba
-    from classify.train import evaluate
+    from ecglens.classify.data import CLASSES, load_ptbxl, normalize
+    from ecglens.classify.predict import load_model, predict_proba
+    from ecglens.classify.train import evaluate
 
     torch.set_num_threads(1)
     data = load_ptbxl(a.data)

@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from classify.train import TrainConfig, save, train  # noqa: E402
+from ecglens.classify.train import TrainConfig, save, train  # noqa: E402
 
 ANCHOR_AUC = 0.930
 ANCHOR_N = 17_084  # PTB-XL 1.0.3 folds 1-8 (superdiagnostic benchmark training set)

@@ -34,11 +34,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from classify.data import CLASSES  # noqa: E402
-from classify.train import roc_auc  # noqa: E402
+from ecglens.classify.data import CLASSES  # noqa: E402
+from ecglens.classify.train import roc_auc  # noqa: E402
 
 log = logging.getLogger("classify_paper")
 
@@ -111,8 +109,8 @@ def snr_fast_align(reference: np.ndarray, estimate: np.ndarray, fs: float) -> fl
 
 def printed_truth(record, cache: Path):
     """The 3x4+1 page of ``record`` (rendered once) and its truth (cached as WFDB)."""
-    from digitize.io import read_record, write_wfdb
-    from digitize.render import RenderSettings, render_page
+    from ecglens.core.io import read_record, write_wfdb
+    from ecglens.synth.render import RenderSettings, render_page
 
     if cache.with_suffix(".hea").exists():
         return None, read_record(cache)
@@ -124,11 +122,11 @@ def printed_truth(record, cache: Path):
 
 def read_page(record, page, truth, profile: str, seed: int, cache: Path, shift: bool):
     """(read record or None, per-lead SNRs, seconds) for one page; reads are cached."""
-    from digitize.distort import apply_profile
-    from digitize.errors import EcglensError
-    from digitize.io import read_record, write_wfdb
-    from digitize.metrics import score_record
-    from digitize.render import RenderSettings, render_page
+    from ecglens.core.errors import EcglensError
+    from ecglens.core.io import read_record, write_wfdb
+    from ecglens.score.metrics import score_record
+    from ecglens.synth.distort import apply_profile
+    from ecglens.synth.render import RenderSettings, render_page
 
     read = None
     t0 = time.perf_counter()
@@ -143,7 +141,7 @@ def read_page(record, page, truth, profile: str, seed: int, cache: Path, shift: 
             page = render_page(record, RenderSettings(layout="3x4+1", dpi=200.0))
         distorted = apply_profile(page, profile, seed=seed)
         try:
-            from digitize.pipeline import digitize_image
+            from ecglens.digitize.pipeline import digitize_image
 
             read = digitize_image(distorted.image, source=f"{cache.name}").record
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -194,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from classify.predict import classify_record
-    from digitize.io import read_record
-    from digitize.record import ECGRecord
+    from ecglens.classify.predict import classify_record
+    from ecglens.core.io import read_record
+    from ecglens.core.record import ECGRecord
 
     torch.set_num_threads(1)
     root = Path(a.data) / "ptbxl"

@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from classify.data import load_ptbxl, normalize
-    from classify.export_onnx import onnx_session
-    from classify.predict import load_model, record_windows
-    from digitize.record import STANDARD_LEADS, ECGRecord
+    from ecglens.classify.data import load_ptbxl, normalize
+    from ecglens.classify.export_onnx import onnx_session
+    from ecglens.classify.predict import load_model, record_windows
+    from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
     torch.set_num_threads(1)
     data = load_ptbxl(a.data)

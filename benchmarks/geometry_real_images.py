@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,13 +24,12 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from digitize.deskew import deskew  # noqa: E402
-from digitize.errors import InputError  # noqa: E402
-from digitize.grid import _evidence_maps, find_grid  # noqa: E402
-from digitize.ink import find_ink  # noqa: E402
-from digitize.load import load_pages  # noqa: E402
+from ecglens.core.errors import InputError  # noqa: E402
+from ecglens.digitize.deskew import deskew  # noqa: E402
+from ecglens.digitize.grid import _evidence_maps, find_grid  # noqa: E402
+from ecglens.digitize.ink import find_ink  # noqa: E402
+from ecglens.digitize.load import load_pages  # noqa: E402
 
 
 def _phase(profile: np.ndarray, period: float) -> float:

@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from analysis import delineate  # noqa: E402
-from analysis.filters import filter_record  # noqa: E402
-from analysis.ludb import LUDB_LEADS, match_fiducials, read_fiducials, read_ludb_record  # noqa: E402
-from analysis.st import measure_st  # noqa: E402
+from ecglens.analysis import delineate  # noqa: E402
+from ecglens.analysis.ludb import LUDB_LEADS, match_fiducials, read_fiducials, read_ludb_record  # noqa: E402
+from ecglens.analysis.st import measure_st  # noqa: E402
+from ecglens.core import beats as beats_mod  # noqa: E402
+from ecglens.core.filters import filter_record  # noqa: E402
 
 FIDUCIALS = ("qrs_onset", "j_point", "t_end", "p_onset")
 NK_KEYS = {"qrs_onset": "ECG_R_Onsets", "j_point": "ECG_R_Offsets", "t_end": "ECG_T_Offsets",
@@ -57,7 +57,7 @@ def parse_ids(text: str) -> list[int]:
 def ecglens_predictions(record, fs):  # -> (dict lead -> dict fid -> samples, med, fid, beats, x)
     """Per-beat fiducial samples per lead from ecglens."""
     x = filter_record(record)
-    beats = delineate.detect_beats(x, fs)
+    beats = beats_mod.detect_beats(x, fs)
     med = delineate.median_beats(x, fs, beats)
     rr = float(np.median(np.diff(beats.anchors))) if beats.n > 1 else np.nan
     fid = delineate.delineate_median(med, rr)

@@ -28,12 +28,10 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from digitize.distort import PROFILE_NAMES, apply_profile, get_profile  # noqa: E402
-from digitize.layouts import LAYOUT_NAMES  # noqa: E402
-from digitize.render import (  # noqa: E402
+from ecglens.core.layouts import LAYOUT_NAMES  # noqa: E402
+from ecglens.synth.distort import PROFILE_NAMES, apply_profile, get_profile  # noqa: E402
+from ecglens.synth.render import (  # noqa: E402
     FONT_NAMES,
     GRID_NAMES,
     LABEL_POSITIONS,
@@ -106,13 +104,13 @@ def _load(path: str, ludb_scale: str = "physical") -> Any:
     """Read a source record. LUDB's header gains are per-lead min-max normalisations (every
     lead spans exactly 1 "mV"); with ``ludb_scale="physical"`` its integers are read at
     1 µV/unit instead (see ``analysis/ludb.py``), so pages show real ECG amplitudes."""
-    from digitize.io import read_record
+    from ecglens.core.io import read_record
 
     key = f"{path}|{ludb_scale}"
     if key not in _RECORD_CACHE:
         if ludb_scale == "physical" and Path(path).parent.name == "data" \
                 and Path(path).parent.parent.name == "ludb":
-            from analysis.ludb import read_ludb_record
+            from ecglens.analysis.ludb import read_ludb_record
 
             _RECORD_CACHE[key] = read_ludb_record(path)
         else:

@@ -16,15 +16,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    from analysis.ludb import read_ludb_record
-    from digitize.io import read_record
-    from digitize.layouts import LAYOUT_NAMES
-    from digitize.render import RenderSettings, render_page, save_page, save_pdf
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.core.io import read_record
+    from ecglens.core.layouts import LAYOUT_NAMES
+    from ecglens.synth.render import RenderSettings, render_page, save_page, save_pdf
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=12)

@@ -21,8 +21,6 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
-    from digitize.errors import EcglensError
-    from digitize.load import load_pages
-    from digitize.overlay import draw_overlay
-    from digitize.pipeline import digitize_file, write_outputs
+    from ecglens.core.errors import EcglensError
+    from ecglens.digitize.load import load_pages
+    from ecglens.digitize.overlay import draw_overlay
+    from ecglens.digitize.pipeline import digitize_file, write_outputs
 
     data = Path(args.data)
     images = sorted(p for p in (data / "ecg_image_kit" / "real_images").iterdir()

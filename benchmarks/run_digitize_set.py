@@ -8,7 +8,7 @@ Usage::
     python benchmarks/run_digitize_set.py SET --out READ --only p0001 p0002 --jobs 2
 
 Writes ``<id>.hea/.dat/.json`` (and overlays with ``--overlay``) into ``--out``, then scores the
-folder with :func:`digitize.scoring.score_folder` and writes ``score.md`` / ``score.json``
+folder with :func:`ecglens.score.scoring.score_folder` and writes ``score.md`` / ``score.json``
 there (the per-layout/profile table and the worst ten pages).
 """
 
@@ -23,16 +23,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def _one(image: str, out: str, overlay: bool) -> tuple[str, str | None, float]:
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from digitize.errors import EcglensError
-    from digitize.pipeline import digitize_file, write_outputs
+    from ecglens.core.errors import EcglensError
+    from ecglens.digitize.pipeline import digitize_file, write_outputs
 
     start = time.perf_counter()
     try:
@@ -44,16 +42,16 @@ def _one(image: str, out: str, overlay: bool) -> tuple[str, str | None, float]:
 
 
 def _score_chunk(truth_dir: str, read_dir: str) -> list[dict]:
-    from digitize.scoring import score_folder
+    from ecglens.score.scoring import score_folder
 
     return score_folder(truth_dir, read_dir)["pages"]
 
 
 def score_parallel(set_dir: Path, read_dir: Path, jobs: int, only: set[str] | None) -> dict:
-    """:func:`digitize.scoring.score_folder`, split over ``jobs`` processes (same scores)."""
+    """:func:`ecglens.score.scoring.score_folder`, split over ``jobs`` processes (same scores)."""
     import tempfile
 
-    from digitize.scoring import _aggregate
+    from ecglens.score.scoring import _aggregate
 
     ids = sorted(p.name[: -len("_truth.hea")] for p in set_dir.glob("*_truth.hea"))
     if only:
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error {page}: {error}")
     if args.no_score:
         return 0
-    from digitize.scoring import markdown_table
+    from ecglens.score.scoring import markdown_table
 
     result = score_parallel(set_dir, out, args.jobs,
                             set(args.only) if args.only else None)

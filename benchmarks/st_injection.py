@@ -23,8 +23,9 @@ Writes ``benchmarks/out/st_injection.{json,md}``.
 
 Paper mode (``--paper clean|scan|photo``, ~2–4 min per profile for 10 records): each injected record
 (inferior II-III-aVF, anterior V2-V3-V4, non-contiguous V1+V4; +0.15 and +0.3 mV) and the
-un-injected record are rendered as a 3x4+1 page at 200 dpi (``digitize.render``), distorted with
-the profile (``digitize.distort``, seed = record id), read back by ``digitize.pipeline``
+un-injected record are rendered as a 3x4+1 page at 200 dpi (``ecglens.synth.render``), distorted
+with
+the profile (``ecglens.synth.distort``, seed = record id), read back by ``digitize.pipeline``
 (no dpi prior, no OCR) and analysed. Scored against the same analysis of the page's ground-truth
 signal (the printed 2.5-s windows): ST error per lead, interval differences, and whether the
 STEMI call and territories are the same. Writes ``benchmarks/out/st_injection_paper_<profile>.md``.
@@ -42,12 +43,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from analysis.ludb import read_ludb_record  # noqa: E402
-from analysis.report import analyze_record  # noqa: E402
-from analysis.stemi import TERRITORIES, v2v3_threshold_mv  # noqa: E402
-from digitize.record import ECGRecord  # noqa: E402
+from ecglens.analysis.ludb import read_ludb_record  # noqa: E402
+from ecglens.analysis.report import analyze_record  # noqa: E402
+from ecglens.analysis.stemi import TERRITORIES, v2v3_threshold_mv  # noqa: E402
+from ecglens.core.record import ECGRecord  # noqa: E402
 
 LEAD_SETS: dict[str, tuple[tuple[str, ...], bool, set[str]]] = {
     # name: (leads, contiguous, expected territories)
@@ -94,11 +94,12 @@ def beat_windows(record: ECGRecord) -> list[tuple[int, int]]:
     applied to every detected beat. The injected size is then known exactly at that J point; the
     J-point error against the experts is measured by ``ludb_delineation.py``.
     """
-    from analysis import delineate
-    from analysis.filters import filter_record
+    from ecglens.analysis import delineate
+    from ecglens.core import beats as beats_mod
+    from ecglens.core.filters import filter_record
 
     x = filter_record(record)
-    beats = delineate.detect_beats(x, record.fs)
+    beats = beats_mod.detect_beats(x, record.fs)
     med = delineate.median_beats(x, record.fs, beats)
     fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
     j_off, t_off = fid.j_point - med.pre, fid.t_end - med.pre
@@ -118,9 +119,9 @@ PAPER_SIZES_MV = (0.15, 0.3)
 
 def paper_benchmark(chosen: list, profile: str, out: Path) -> None:
     """Render → distort → digitize → analyse, against the analysis of the page's truth."""
-    from digitize.distort import apply_profile
-    from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
+    from ecglens.digitize.pipeline import digitize_image
+    from ecglens.synth.distort import apply_profile
+    from ecglens.synth.render import RenderSettings, render_page
 
     rows = []
     t0 = time.time()

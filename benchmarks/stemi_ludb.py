@@ -33,15 +33,15 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from analysis import delineate  # noqa: E402
-from analysis.filters import filter_record  # noqa: E402
-from analysis.ludb import LUDB_LEADS, read_fiducials, read_ludb_record  # noqa: E402
-from analysis.report import analyze_record  # noqa: E402
-from analysis.st import measure_st  # noqa: E402
-from analysis.stemi import evaluate_stemi  # noqa: E402
-from digitize.io import read_record  # noqa: E402
+from ecglens.analysis import delineate  # noqa: E402
+from ecglens.analysis.ludb import LUDB_LEADS, read_fiducials, read_ludb_record  # noqa: E402
+from ecglens.analysis.report import analyze_record  # noqa: E402
+from ecglens.analysis.st import measure_st  # noqa: E402
+from ecglens.analysis.stemi import evaluate_stemi  # noqa: E402
+from ecglens.core import beats as beats_mod  # noqa: E402
+from ecglens.core.filters import filter_record  # noqa: E402
+from ecglens.core.io import read_record  # noqa: E402
 
 TERRITORY_MAP = {"anterior wall": "anterior", "apical": "anterior", "septal": "septal",
                  "lateral wall": "lateral", "inferior wall": "inferior",
@@ -75,7 +75,7 @@ def st_at_annotated_j(ludb: Path, rid: int, record) -> str:
     """ST at J (mV) per lead measured at each lead's annotated J point (median over beats)."""
     rec = record.standard12()
     x = filter_record(rec)
-    beats = delineate.detect_beats(x, rec.fs)
+    beats = beats_mod.detect_beats(x, rec.fs)
     med = delineate.median_beats(x, rec.fs, beats)
     fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
     parts = []

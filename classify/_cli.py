@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+from ecglens.app.args import page_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,17 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write an integrated-gradient saliency plot for the most probable "
                    "class (for a page also OUT_overlay.png on the digitizer's overlay)")
     p.add_argument("--no-beats", action="store_true", help="skip the beat labels")
+    p.add_argument("--page", type=page_number, default=None, metavar="N",
+                   help="for a multi-page PDF/TIFF, classify only page N (default: every page)")
     p.set_defaults(func=_run_classify)
 
 
 def _run_classify(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
-
-    from classify.report import classify_input
 
     reports = classify_input(Path(args.input), saliency_png=args.saliency,
-                             beats=not args.no_beats)
+                             beats=not args.no_beats, page=args.page)
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1))
         return 0
@@ -53,3 +56,17 @@ def _run_classify(args: argparse.Namespace) -> int:
             print(f"  saliency: {path}")
         print(f"  {rep['disclaimer']}")
     return 0
+
+
+def classify_input(path: Path, saliency_png: str | Path | None = None, beats: bool = True,
+                   page: int | None = None) -> list[dict[str, Any]]:
+    """Classify a record file or every page (or page ``page``) of an image/PDF."""
+    from ecglens.app.inputs import iter_inputs
+    from ecglens.classify.report import classify_one
+
+    out = []
+    for item in iter_inputs(path, page=page):
+        multi = item.n_pages > 1
+        out.append(classify_one(item.record, item.source, item.page if multi else None,
+                                saliency_png, digitized=item.digitized, beats=beats))
+    return out

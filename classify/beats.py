@@ -16,13 +16,14 @@ record's median beat, and morphology minus its record median), balanced class we
 recipe chosen by 4-fold leave-records-out CV inside DS1 (never on DS2). The trees are stored
 as plain tensors and evaluated with NumPy. The earlier small CNN (``--arch cnn``) is kept.
 
-Evaluation: DS2 at the reference beat positions, and at positions found by a QRS detector
-(NeuroKit2 ``ecg_peaks``), matched to the reference within 150 ms.
+Evaluation: DS2 at the reference beat positions, and at the positions found by ecglens' one
+beat detector (:func:`ecglens.core.beats.detect_beats`, each moved to its R peak), matched to
+the reference within 150 ms.
 
 Commands::
 
-    python -m classify.beats train --out classify/weights        # DS1 → beats.pt/.json (~15 s)
-    python -m classify.beats evaluate --out benchmarks/out/beats  # DS2, both position sets
+    python -m ecglens.classify.beats train --out classify/weights   # DS1 → beats.pt/.json (~15 s)
+    python -m ecglens.classify.beats evaluate --out benchmarks/out/beats   # DS2, both positions
 """
 
 from __future__ import annotations
@@ -68,14 +69,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ============================================================================ features
-def bandpass(signal_mv: np.ndarray, fs: float) -> np.ndarray:
-    """Zero-phase 0.5–40 Hz Butterworth band-pass (order 2); NaN → 0 first."""
-    from scipy.signal import butter, sosfiltfilt
+BEAT_BAND_HZ = (0.5, 40.0)
+"""Band of the beat classifier's input (order-2 zero-phase Butterworth, as trained)."""
 
-    x = np.nan_to_num(np.asarray(signal_mv, float))
-    high = min(40.0, 0.45 * fs)
-    sos = butter(2, [0.5, high], btype="band", fs=fs, output="sos")
-    return sosfiltfilt(sos, x)
+
+def bandpass(signal_mv: np.ndarray, fs: float) -> np.ndarray:
+    """The classifier's band-pass (:func:`ecglens.core.filters.bandpass_filled`, 0.5–40 Hz)."""
+    from ecglens.core.filters import bandpass_filled
+
+    return bandpass_filled(signal_mv, fs, *BEAT_BAND_HZ, order=2)
 
 
 def to_beat_rate(signal_mv: np.ndarray, fs: float) -> np.ndarray:
@@ -178,14 +180,32 @@ def record_beats(signal_mv: np.ndarray, fs: float, r_samples: np.ndarray,
                    np.array([record] * len(times)), times)
 
 
-def detect_r_peaks(signal_mv: np.ndarray, fs: float) -> np.ndarray:
-    """R-peak sample indices from NeuroKit2's default detector (on the cleaned lead)."""
-    import neurokit2 as nk
+R_REFINE_S = 0.05
+"""A detected beat's window is centred on the largest band-passed |signal| within ±50 ms of
+the detector's anchor (MIT-BIH annotations, on which the classifier learnt, sit on the R peak)."""
 
-    x = np.nan_to_num(np.asarray(signal_mv, float))
-    cleaned = nk.ecg_clean(x, sampling_rate=round(fs))
-    _, info = nk.ecg_peaks(cleaned, sampling_rate=round(fs))
-    return np.asarray(info["ECG_R_Peaks"], int)
+
+def detect_r_peaks(signal_mv: np.ndarray, fs: float) -> np.ndarray:
+    """R-peak sample indices of one lead from ecglens' one beat detector
+    (:func:`ecglens.core.beats.detect_beats`), each moved to the R peak (:data:`R_REFINE_S`)."""
+    from ecglens.core.beats import detect_beats
+
+    x = np.asarray(signal_mv, float)
+    anchors = detect_beats(x[:, None], fs).anchors
+    return refine_to_r(x, fs, anchors)
+
+
+def refine_to_r(signal_mv: np.ndarray, fs: float, anchors: np.ndarray) -> np.ndarray:
+    """Move each anchor to the largest band-passed |signal| within ±:data:`R_REFINE_S`."""
+    if len(anchors) == 0:
+        return np.zeros(0, int)
+    y = np.abs(bandpass(signal_mv, fs))
+    half = max(1, round(R_REFINE_S * fs))
+    out = []
+    for a in np.asarray(anchors, int):
+        lo, hi = max(0, a - half), min(len(y), a + half + 1)
+        out.append(lo + int(np.argmax(y[lo:hi])))
+    return np.asarray(out, int)
 
 
 R_INDEX = round(PRE_S * BEAT_FS_HZ)  # R sample inside a window (45)
@@ -563,7 +583,7 @@ def load_beat_model(weights_dir: str | None = None) -> tuple[Any, dict]:
     """The committed beat model and its metadata."""
     import torch
 
-    from digitize.errors import ModelError
+    from ecglens.core.errors import ModelError
 
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     if not (folder / "beats.pt").exists():
@@ -604,20 +624,27 @@ class BeatLabel:
     probability: float
 
 
-def label_beats(signal_mv: np.ndarray, fs: float,
-                weights_dir: str | None = None) -> list[BeatLabel]:
-    """Detect and label every beat of one lead (e.g. a page's lead-II rhythm strip).
+def label_beats(signal_mv: np.ndarray, fs: float, weights_dir: str | None = None,
+                anchors: np.ndarray | None = None) -> list[BeatLabel]:
+    """Label every beat of one lead (e.g. a page's lead-II rhythm strip).
 
+    ``anchors`` are the beats' samples from :func:`ecglens.core.beats.find_record_beats` (the
+    same beats the analysis uses); without them the one detector runs on this lead. A beat's
+    ``time_s`` is its anchor; its window is centred on the R peak (:func:`refine_to_r`).
     NaN spans are treated as flat (0 mV); use the longest finite run of a strip.
     """
+    from ecglens.core.beats import detect_beats
+
     x = np.asarray(signal_mv, float)
-    r = detect_r_peaks(x, fs)
-    if len(r) == 0:
+    if anchors is None:
+        anchors = detect_beats(x[:, None], fs).anchors
+    anchors = np.asarray(anchors, int)
+    if len(anchors) == 0:
         return []
-    beats = record_beats(x, fs, r)
+    beats = record_beats(x, fs, refine_to_r(x, fs, anchors))
     probs = predict_beats(beats, weights_dir)
-    return [BeatLabel(float(t), BEAT_CLASSES[int(np.argmax(p))], float(np.max(p)))
-            for t, p in zip(beats.times_s, probs, strict=True)]
+    return [BeatLabel(float(a / fs), BEAT_CLASSES[int(np.argmax(p))], float(np.max(p)))
+            for a, p in zip(anchors, probs, strict=True)]
 
 
 # ============================================================================ metrics
@@ -680,9 +707,9 @@ def evaluate_ds2(data: str | Path, weights_dir: str | None = None) -> dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m classify.beats train|evaluate``."""
+    """``python -m ecglens.classify.beats train|evaluate``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    p = argparse.ArgumentParser(prog="python -m classify.beats", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ecglens.classify.beats", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("action", choices=["train", "evaluate"])
     p.add_argument("--data", default=BeatTrainConfig.data, help="MIT-BIH folder")
@@ -699,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         cfg = BeatTrainConfig(data=a.data, epochs=a.epochs, seed=a.seed, arch=a.arch)
         state, meta = train_beats(cfg)
-        meta["command"] = "python -m classify.beats " + " ".join(
+        meta["command"] = "python -m ecglens.classify.beats " + " ".join(
             sys.argv[1:] if argv is None else argv)
         torch.save(state, out / "beats.pt")
         (out / "beats.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitize.errors import InputError
-from digitize.record import STANDARD_LEADS, ECGRecord
+from ecglens.core.errors import InputError
+from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ N_SAMPLES = 1000
 N_LEADS = 12
 
 PATTERNS: tuple[str, ...] = ("12x1", "3x4", "3x4+1", "6x2")
-"""Paper patterns used by the masking augmentation (names of :mod:`digitize.layouts`)."""
+"""Paper patterns used by the masking augmentation (names of :mod:`ecglens.core.layouts`)."""
 
 PATTERN_PROBS: tuple[float, ...] = (0.4, 0.2, 0.25, 0.15)
 
@@ -226,7 +226,7 @@ def load_ludb(root: str | Path) -> SignalSet:
     """LUDB's 200 records (500 Hz → 100 Hz) with mapped labels (see :func:`ludb_labels`)."""
     import pandas as pd
 
-    from digitize.io import read_record
+    from ecglens.core.io import read_record
 
     root = Path(root)
     table = pd.read_csv(root / "ludb.csv")
@@ -287,7 +287,7 @@ def load_cinc(root: str | Path) -> SignalSet:
     """The shared CinC 2021 records (500 Hz → 100 Hz) with mapped labels."""
     import pandas as pd
 
-    from digitize.io import read_record
+    from ecglens.core.io import read_record
 
     root = Path(root)
     table = pd.read_csv(root / "records.csv", dtype=str)
@@ -383,10 +383,10 @@ def identity_augment() -> AugmentParams:
 def pattern_mask(pattern: str, n: int = N_SAMPLES) -> np.ndarray:
     """``(n, 12)`` bool: which samples of each standard lead a page of ``pattern`` prints.
 
-    Cells come from :func:`digitize.layouts.get_layout`; a lead printed in several cells
+    Cells come from :func:`ecglens.core.layouts.get_layout`; a lead printed in several cells
     (II in 3x4+1) is observed over their union.
     """
-    from digitize.layouts import get_layout
+    from ecglens.core.layouts import get_layout
 
     mask = np.zeros((n, N_LEADS), dtype=bool)
     for cell in get_layout(pattern).cells:
@@ -401,7 +401,7 @@ def apply_augment(signal: np.ndarray, params: AugmentParams) -> np.ndarray:
     Order: time scale and lag (linear interpolation, NaN outside), pattern mask, gains,
     one baseline offset per printed cell, white noise.
     """
-    from digitize.layouts import get_layout
+    from ecglens.core.layouts import get_layout
 
     x = np.asarray(signal, dtype=np.float64)
     n = x.shape[0]

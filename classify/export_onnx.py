@@ -2,7 +2,7 @@
 
 Command (writes ``classify/weights/superclass.onnx``)::
 
-    python -m classify.export_onnx
+    python -m ecglens.classify.export_onnx
 
 The ONNX graph takes ``input`` ``(batch, 24, 1000)`` float32 (see
 :func:`classify.data.normalize`) and returns ``probabilities`` ``(batch, 5)`` (sigmoid
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from classify.data import N_SAMPLES
-from classify.predict import WEIGHTS_DIR, load_model
+from ecglens.classify.data import N_SAMPLES
+from ecglens.classify.predict import WEIGHTS_DIR, load_model
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def onnx_session(path: str | Path | None = None):
 def compare(inputs: np.ndarray, onnx_path: str | Path | None = None,
             weights_dir: str | None = None) -> OnnxCheck:
     """Max |p_onnx − p_torch| over ``inputs`` ``(n, 24, 1000)``."""
-    from classify.predict import predict_proba
+    from ecglens.classify.predict import predict_proba
 
     p_torch = predict_proba(inputs, load_model(weights_dir))
     sess = onnx_session(onnx_path)
@@ -86,7 +86,7 @@ def compare(inputs: np.ndarray, onnx_path: str | Path | None = None,
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: export, then compare on fold-9 records of the shared data."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    p = argparse.ArgumentParser(prog="python -m classify.export_onnx")
+    p = argparse.ArgumentParser(prog="python -m ecglens.classify.export_onnx")
     p.add_argument("--weights", default=None, help="weights folder (default: committed)")
     p.add_argument("--out", default=None, help="ONNX path (default: WEIGHTS/superclass.onnx)")
     p.add_argument("--check-data", default=str(Path(__file__).resolve().parents[2] / "shared"
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     path = export(a.weights, a.out)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
-    from classify.data import load_ptbxl, normalize
+    from ecglens.classify.data import load_ptbxl, normalize
 
     data = load_ptbxl(a.check_data)
     fold9 = data.subset(data.folds == 9)

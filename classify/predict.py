@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from classify import DISCLAIMER
-from classify.data import CLASSES, MODEL_FS_HZ, N_SAMPLES, normalize
-from digitize.errors import ModelError
-from digitize.record import STANDARD_LEADS, ECGRecord
+from ecglens.classify import DISCLAIMER
+from ecglens.classify.data import CLASSES, MODEL_FS_HZ, N_SAMPLES, normalize
+from ecglens.core.errors import ModelError
+from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def load_model(weights_dir: str | None = None) -> LoadedModel:
     """Load ``superclass.pt`` + ``superclass.json`` (default: the committed weights)."""
     import torch
 
-    from classify.model import ECGResNet1d, ModelConfig
+    from ecglens.classify.model import ECGResNet1d, ModelConfig
 
     folder = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     meta_path, pt_path = folder / "superclass.json", folder / "superclass.pt"
@@ -173,7 +173,7 @@ class Saliency:
     ----------
     attributions
         Class → ``(1000, 12)`` integrated-gradient attribution (first 10-s window, 100 Hz,
-        lead order :data:`digitize.record.STANDARD_LEADS`); positive = evidence for the class.
+        lead order :data:`ecglens.core.record.STANDARD_LEADS`); positive = evidence for the class.
     fs
         Sampling rate of the attributions (100 Hz).
     signal
@@ -202,7 +202,7 @@ class Saliency:
             return []
         cut = np.quantile(pos[pos > 0], 1.0 - top_fraction)
         out = []
-        from digitize.record import finite_runs
+        from ecglens.core.record import finite_runs
 
         for k, lead in enumerate(STANDARD_LEADS):
             for a, b in finite_runs(pos[:, k] >= cut):
@@ -259,7 +259,7 @@ def plot_saliency(sal: Saliency, path: str | Path, cls: str | None = None,
         a = attr[:-1, k] / scale
         colors = plt.get_cmap("coolwarm")(0.5 + 0.5 * a)
         colors[:, 3] = np.clip(np.abs(a) * 1.5, 0.0, 1.0)
-        ax.add_collection(LineCollection(segs, colors=colors, linewidths=2.2))
+        ax.add_collection(LineCollection(list(segs), colors=colors, linewidths=2.2))
         ax.fill_between(t, 0, 1, where=attr[:, k] > 0.3 * scale, color="red", alpha=0.12,
                         transform=ax.get_xaxis_transform(), linewidth=0)
         finite = y[np.isfinite(y)]
@@ -284,15 +284,15 @@ def draw_saliency_on_page(result: Any, sal: Saliency, cls: str, path: str | Path
                           top_fraction: float = 0.05) -> Path:
     """Shade the salient spans of ``cls`` on the digitizer's overlay of a page.
 
-    ``result`` is a :class:`digitize.pipeline.DigitizeResult`. A span ``(lead, t0, t1)`` is
-    drawn in every row that printed that lead over that time, using the page's time axis
-    (x) and the row's 0-mV line (y, ± half the distance to the nearest other row).
+    ``result`` is an :class:`ecglens.digitize.pipeline.DigitizeResult` (used through its
+    attributes and ``overlay_image()``; classify does not import the digitizer). A span
+    ``(lead, t0, t1)`` is drawn in every row that printed that lead over that time, using the
+    page's time axis (x) and the row's 0-mV line (y, ± half the distance to the nearest other
+    row).
     """
     import cv2
 
-    from digitize.overlay import draw_overlay
-
-    img = draw_overlay(result)
+    img = result.overlay_image()
     page_w = np.asarray(result.deskew.image).shape[1]
     scale = img.shape[1] / page_w
     axis = result.time_axis

@@ -9,17 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from digitize.record import ECGRecord, finite_runs
+from ecglens.core.record import ECGRecord, finite_runs
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pdf", ".webp"}
 MIN_BEAT_STRIP_S = 4.0
 
 
 def beat_summary(record: ECGRecord, lead: str = "II") -> dict[str, Any] | None:
     """AAMI labels of the beats in the longest finite run of ``lead`` (≥ 4 s), or None."""
-    from classify.beats import BEAT_CLASSES, label_beats
+    from ecglens.classify.beats import BEAT_CLASSES, label_beats
 
     if not record.has_lead(lead):
         return None
@@ -30,8 +29,12 @@ def beat_summary(record: ECGRecord, lead: str = "II") -> dict[str, Any] | None:
     a, b = max(runs, key=lambda r: r[1] - r[0])
     if (b - a) / record.fs < MIN_BEAT_STRIP_S:
         return None
+    from ecglens.core.beats import find_record_beats
+
     segment = x[a:b]
-    beats = label_beats(segment, record.fs)
+    anchors = find_record_beats(record).beats.anchors
+    anchors = anchors[(anchors >= a) & (anchors < b)] - a
+    beats = label_beats(segment, record.fs, anchors=anchors)
     counts = Counter(bt.label for bt in beats)
     return {
         "lead": lead, "start_s": a / record.fs, "duration_s": (b - a) / record.fs,
@@ -47,7 +50,12 @@ def classify_one(record: ECGRecord, source: str, page: int | None = None,
                  saliency_png: str | Path | None = None, digitized: Any = None,
                  beats: bool = True) -> dict[str, Any]:
     """Classification (+ beats, + saliency plots) of one record as a JSON-ready dict."""
-    from classify.predict import classify_record, draw_saliency_on_page, plot_saliency, saliency
+    from ecglens.classify.predict import (
+        classify_record,
+        draw_saliency_on_page,
+        plot_saliency,
+        saliency,
+    )
 
     result = classify_record(record)
     out: dict[str, Any] = {"source": source, "page": page, **result.to_dict()}
@@ -79,19 +87,3 @@ def classify_one(record: ECGRecord, source: str, page: int | None = None,
             for lead, t0, t1, w in sal.spans(top)[:10]]
         out["saliency_class"] = top
     return out
-
-
-def classify_input(path: Path, saliency_png: str | Path | None = None,
-                   beats: bool = True) -> list[dict[str, Any]]:
-    """Classify a record file or every page of an image/PDF."""
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        from digitize.pipeline import digitize_file
-
-        results = digitize_file(path)
-        multi = len(results) > 1
-        return [classify_one(r.record, str(path), r.page_index + 1 if multi else None,
-                             saliency_png, digitized=r, beats=beats) for r in results]
-    from digitize.io import read_record
-
-    record = read_record(path)
-    return [classify_one(record, str(path), None, saliency_png, beats=beats)]

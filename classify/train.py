@@ -7,7 +7,8 @@ Fold 10 is never read here.
 
 Exact command of the committed weights (see ``docs/model_card.md`` for its wall time)::
 
-    python -m classify.train --extra none --epochs 30 --seed 0 --threads 1 --out classify/weights
+    python -m ecglens.classify.train --extra none --epochs 30 --seed 0 --threads 1 \
+        --out classify/weights
 
 A user with the full PTB-XL download (PhysioNet layout: ``ptbxl_database.csv``,
 ``scp_statements.csv``, ``records100/``) retrains at the published scale with
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classify.data import (
+from ecglens.classify.data import (
     CLASSES,
     SignalSet,
     apply_augment,
@@ -190,7 +191,7 @@ def train(cfg: TrainConfig, command: str = "") -> TrainResult:
     """Train one model; returns the best-on-fold-9 weights and their metadata."""
     import torch
 
-    from classify.model import ECGResNet1d, ModelConfig, count_parameters
+    from ecglens.classify.model import ECGResNet1d, ModelConfig, count_parameters
 
     t_start = time.time()
     torch.set_num_threads(cfg.threads)
@@ -294,7 +295,7 @@ def save(result: TrainResult, out_dir: str | Path, fold9_probs: bool = True) -> 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Command-line → :class:`TrainConfig`."""
-    p = argparse.ArgumentParser(prog="python -m classify.train", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ecglens.classify.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     p.add_argument("--data", default=d.data, help="shared data folder (ptbxl/, ludb/, cinc/)")
@@ -330,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = parse_args(argv)
-    command = "python -m classify.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m ecglens.classify.train " + " ".join(sys.argv[1:] if argv is None else argv)
     result = train(cfg, command)
     if cfg.out:
         save(result, cfg.out)

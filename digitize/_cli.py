@@ -64,18 +64,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_render(args: argparse.Namespace) -> int:
-    from digitize.render_cli import run_render
+    from ecglens.synth.render_cli import run_render
 
     return run_render(args)
 
 
 def _run_digitize(args: argparse.Namespace) -> int:
-    from digitize.pipeline_cli import run_digitize
+    from ecglens.digitize.pipeline_cli import run_digitize
 
     return run_digitize(args)
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from digitize.scoring import run_score
+    from ecglens.score.scoring import run_score
 
     return run_score(args)

@@ -14,9 +14,9 @@ import logging
 
 import numpy as np
 
-from digitize.layouts import Layout
-from digitize.record import STANDARD_LEADS, ECGRecord
-from digitize.trace import RowTrace
+from ecglens.core.layouts import Layout
+from ecglens.core.record import STANDARD_LEADS, ECGRecord
+from ecglens.digitize.trace import RowTrace
 
 log = logging.getLogger(__name__)
 

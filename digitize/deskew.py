@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitize.grid import GridResult, find_grid
+from ecglens.digitize.grid import GridResult, find_grid
 
 log = logging.getLogger(__name__)
 

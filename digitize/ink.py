@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from digitize.grid import GridResult, normalised_u8
+from ecglens.digitize.grid import GridResult, normalised_u8
 
 log = logging.getLogger(__name__)
 

@@ -194,8 +194,9 @@ def read_text(darkness: np.ndarray, px_per_mm: float, rows_top_px: float, rows_b
             texts = [("", 0.0)] * len(crops)
         for (box, _), (text, conf) in zip(label_words, texts[:len(label_words)], strict=True):
             if text:
+                left, top, right, bottom = (float(v) for v in box)
                 labels.append(Label(text=text, lead=normalize_label(text),
-                                    box=tuple(float(v) for v in box), confidence=conf))
+                                    box=(left, top, right, bottom), confidence=conf))
         if settings_crop:
             settings_text = texts[-1][0]
     return TextResult(text_mask=text_mask, labels=tuple(labels), settings_text=settings_text,
@@ -206,7 +207,7 @@ def _ocr_batch(lab: np.ndarray, crops: list, px_per_mm: float) -> list[tuple[str
     """Stack every crop (its own component pixels only) into one image; OCR once."""
     import cv2
 
-    from digitize.ocr import image_to_data
+    from ecglens.digitize.ocr import image_to_data
 
     target_cap = 34.0
     pieces = []

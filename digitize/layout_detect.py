@@ -1,7 +1,7 @@
 """Rows, time axis and layout of a page, decided by evidence.
 
 Rows come from the horizontal ink projection (a trace row inks most columns across the page;
-a text line does not). The layout is chosen among the templates of :mod:`digitize.layouts`
+a text line does not). The layout is chosen among the templates of :mod:`ecglens.core.layouts`
 by the number of rows, the separator ticks at cell boundaries, the positions and texts of the
 lead labels read by OCR, and — between templates that only differ in lead order (12x1 vs
 Cabrera) — Einthoven's law on the read signals. A page whose evidence fits no template is
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from digitize.layouts import LAYOUTS, Layout
+from ecglens.core.layouts import LAYOUTS, Layout
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class LayoutResult:
     Attributes
     ----------
     name
-        Layout name from :data:`digitize.layouts.LAYOUTS`, or ``"unknown"``.
+        Layout name from :data:`ecglens.core.layouts.LAYOUTS`, or ``"unknown"``.
     confidence
         In [0, 1].
     scores
@@ -187,7 +187,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     # coverage on a ~2 px/mm copy: fraction of columns with ink within ±2.5 mm of the row
     f = max(1, int(px_per_mm / 2))
     hs, ws = h // f, w // f
-    small = mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)).astype(np.uint8)
+    small: np.ndarray = np.asarray(
+        mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)), dtype=np.uint8)
     dil_wide = small.astype(bool)
     # specks (a dark grid dot, paper noise) are no trace: on a dotted grid whose darker dots
     # pass the ink level, rows of dots lend every line coverage (header text was taken for

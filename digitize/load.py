@@ -11,12 +11,13 @@ defaults written by most software and say nothing about the paper).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from digitize.errors import InputError
+from ecglens.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ def _to_rgb(frame) -> np.ndarray:  # frame: PIL.Image.Image
     return np.asarray(frame.convert("RGB")).copy()
 
 
-def _load_pdf(path: Path, dpi: float | None) -> list[PageImage]:
+def _iter_pdf(path: Path, dpi: float | None, wanted: tuple[int, ...] | None
+              ) -> Iterator[PageImage]:
+    """Rasterise the PDF one page at a time (memory independent of the page count)."""
     import pdf2image
     from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
 
@@ -121,37 +124,45 @@ def _load_pdf(path: Path, dpi: float | None) -> list[PageImage]:
     except PDFInfoNotInstalledError as exc:
         raise InputError("cannot read PDF: poppler (pdfinfo) is not installed", path) from exc
     except (PDFPageCountError, PDFSyntaxError, ValueError, KeyError) as exc:
+        if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
+            raise InputError("encrypted PDF (password-protected): save an unprotected copy",
+                             path) from exc
         raise InputError(f"corrupt or empty PDF ({_first_line(exc)})", path) from exc
     if n_pages <= 0:
         raise InputError("empty PDF (0 pages)", path)
+    numbers = _wanted_pages(wanted, n_pages, path)
     native = {} if dpi else _native_page_dpis(path, n_pages)
-    # (dpi, at the page image's own resolution?) per page
-    plan = [(native[k], True) if k in native else (float(dpi or DEFAULT_PDF_DPI), False)
-            for k in range(1, n_pages + 1)]
-    pages: list[PageImage] = []
-    first = 1
-    while first <= n_pages:   # one poppler call per run of pages read alike
-        raster_dpi, at_native = plan[first - 1]
-        last = first
-        while last < n_pages and plan[last] == plan[first - 1]:
-            last += 1
+    for k in numbers:
+        raster_dpi, at_native = (native[k], True) if k in native else (
+            float(dpi or DEFAULT_PDF_DPI), False)
         try:
             # pdftocairo copies an image drawn at its own resolution pixel for pixel;
             # pdftoppm resamples it by half a pixel
-            frames = pdf2image.convert_from_path(  # type: ignore[arg-type]
-                str(path), dpi=raster_dpi, first_page=first, last_page=last, fmt="png",
+            frames = pdf2image.convert_from_path(
+                str(path), dpi=raster_dpi,  # type: ignore[arg-type]  # float dpi works
+                first_page=k, last_page=k, fmt="png",
                 thread_count=1, use_pdftocairo=at_native)
         except Exception as exc:  # poppler failures come as assorted exception types
-            raise InputError(f"cannot rasterise PDF ({_first_line(exc)})", path) from exc
-        for i, frame in enumerate(frames, start=first - 1):
-            if frame.width * frame.height > MAX_PIXELS:
-                raise InputError(f"PDF page {i + 1} too large at {raster_dpi:g} dpi", path)
-            pages.append(PageImage(image=_to_rgb(frame), source=str(path), page_index=i,
-                                   n_pages=n_pages, dpi_prior=raster_dpi, kind="pdf"))
-        first = last + 1
-    if not pages:
-        raise InputError("PDF produced no pages when rasterised", path)
-    return pages
+            raise InputError(f"cannot rasterise PDF page {k} ({_first_line(exc)})",
+                             path) from exc
+        if not frames:
+            raise InputError(f"PDF page {k} produced no image when rasterised", path)
+        if frames[0].width * frames[0].height > MAX_PIXELS:
+            raise InputError(f"PDF page {k} too large at {raster_dpi:g} dpi", path)
+        image = _to_rgb(frames[0])
+        del frames
+        yield PageImage(image=image, source=str(path), page_index=k - 1, n_pages=n_pages,
+                        dpi_prior=raster_dpi, kind="pdf")
+
+
+def _wanted_pages(wanted: tuple[int, ...] | None, n_pages: int, path: Path) -> list[int]:
+    """1-based page numbers to read, checked against the file's page count."""
+    if wanted is None:
+        return list(range(1, n_pages + 1))
+    bad = [k for k in wanted if not 1 <= k <= n_pages]
+    if bad:
+        raise InputError(f"page {bad[0]} asked for, but the file has {n_pages} page(s)", path)
+    return list(wanted)
 
 
 def _native_page_dpis(path: Path, n_pages: int) -> dict[int, float]:
@@ -202,8 +213,10 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def _load_raster(path: Path, dpi: float | None) -> list[PageImage]:
-    from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
+def _iter_raster(path: Path, dpi: float | None, wanted: tuple[int, ...] | None
+                 ) -> Iterator[PageImage]:
+    """Decode the image's frames one at a time (a multi-page TIFF is never held whole)."""
+    from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
@@ -212,38 +225,39 @@ def _load_raster(path: Path, dpi: float | None) -> list[PageImage]:
         raise InputError("not an image file (format not recognised)", path) from exc
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot open image ({_first_line(exc)})", path) from exc
-    pages: list[PageImage] = []
-    try:
-        with img:
-            n_frames = int(getattr(img, "n_frames", 1) or 1)
-            for i, frame in enumerate(ImageSequence.Iterator(img)):
+    with img:
+        n_frames = int(getattr(img, "n_frames", 1) or 1)
+        for k in _wanted_pages(wanted, n_frames, path):
+            try:
+                img.seek(k - 1)
+                frame = img
                 if frame.width * frame.height > MAX_PIXELS:
                     raise InputError(f"image too large ({frame.width}x{frame.height} px)", path)
                 frame.load()  # raises OSError on truncated data
                 dpi_prior = float(dpi) if dpi else _plausible_dpi(frame.info.get("dpi"))
                 # (exif_transpose copies the frame even when there is nothing to turn)
-                turned = i == 0 and frame.getexif().get(0x0112, 1) not in (1, None)
+                turned = k == 1 and frame.getexif().get(0x0112, 1) not in (1, None)
                 oriented = ImageOps.exif_transpose(frame) if turned else frame
                 rgb = _to_rgb(oriented)
-                if rgb.shape[0] < 16 or rgb.shape[1] < 16:
-                    raise InputError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)", path)
-                pages.append(PageImage(image=rgb, source=str(path), page_index=i,
-                                       n_pages=n_frames, dpi_prior=dpi_prior, kind="image"))
-    except InputError:
-        raise
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise InputError(f"truncated or corrupt image ({_first_line(exc)})", path) from exc
-    if not pages:
-        raise InputError("image file holds no frames", path)
-    if len(pages) != n_frames:
-        pages = [PageImage(image=p.image, source=p.source, page_index=p.page_index,
-                           n_pages=len(pages), dpi_prior=p.dpi_prior, kind=p.kind)
-                 for p in pages]
-    return pages
+            except InputError:
+                raise
+            except (OSError, ValueError, SyntaxError, EOFError,
+                    Image.DecompressionBombError) as exc:
+                raise InputError(f"truncated or corrupt image ({_first_line(exc)})",
+                                 path) from exc
+            if rgb.shape[0] < 16 or rgb.shape[1] < 16:
+                raise InputError(f"image too small ({rgb.shape[1]}x{rgb.shape[0]} px)", path)
+            yield PageImage(image=rgb, source=str(path), page_index=k - 1, n_pages=n_frames,
+                            dpi_prior=dpi_prior, kind="image")
 
 
-def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:
-    """Read every page of an image or PDF file.
+def iter_pages(path: str | Path, dpi: float | None = None, pages: tuple[int, ...] | None = None
+               ) -> Iterator[PageImage]:
+    """Read the pages of an image or PDF file one at a time (``pages``: 1-based, default all).
+
+    The file is checked (exists, not empty, header) before this returns; each page is decoded
+    or rasterised only when the iterator reaches it, so memory does not grow with the page
+    count.
 
     Parameters
     ----------
@@ -256,7 +270,7 @@ def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:
 
     Returns
     -------
-    list of PageImage
+    Iterator of PageImage
         One per page, in file order.
 
     Raises
@@ -284,10 +298,12 @@ def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:
     if is_pdf:
         if not head.startswith(b"%PDF"):
             raise InputError("not a PDF (missing %PDF header)", p)
-        pages = _load_pdf(p, dpi)
-    else:
-        if p.suffix.lower() not in _IMAGE_SUFFIXES:
-            log.debug("%s: unusual suffix, trying to read it as an image", p)
-        pages = _load_raster(p, dpi)
-    log.debug("%s: %d page(s), dpi prior %s", p, len(pages), pages[0].dpi_prior)
-    return pages
+        return _iter_pdf(p, dpi, pages)
+    if p.suffix.lower() not in _IMAGE_SUFFIXES:
+        log.debug("%s: unusual suffix, trying to read it as an image", p)
+    return _iter_raster(p, dpi, pages)
+
+
+def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:
+    """Every page of an image or PDF file as a list (see :func:`iter_pages`)."""
+    return list(iter_pages(path, dpi))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from digitize.pipeline import DigitizeResult
+    from ecglens.digitize.pipeline import DigitizeResult
 
 TRACE_RGB = (0, 90, 255)
 BASELINE_RGB = (0, 170, 60)

@@ -26,22 +26,24 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from digitize.calibration import (
+from ecglens.core.errors import DigitizeError, RowsError
+from ecglens.core.layouts import LAYOUTS, get_layout
+from ecglens.core.record import ECGRecord
+from ecglens.digitize.calibration import (
     CalibrationResult,
     Pulse,
     decide_calibration,
     parse_settings_text,
 )
-from digitize.convert import ConvertResult, build_record, einthoven_residual
-from digitize.errors import DigitizeError, RowsError
-from digitize.labels import TextResult, read_text, trace_pixels
-from digitize.layout_detect import (
+from ecglens.digitize.convert import ConvertResult, build_record, einthoven_residual
+from ecglens.digitize.labels import TextResult, read_text, trace_pixels
+from ecglens.digitize.layout_detect import (
     LayoutResult,
     RowsResult,
     TimeAxis,
@@ -51,8 +53,7 @@ from digitize.layout_detect import (
     find_time_axis,
     tick_evidence,
 )
-from digitize.layouts import LAYOUTS, get_layout
-from digitize.pulse_rows import (
+from ecglens.digitize.pulse_rows import (
     FAINT_PULSE_GAIN,
     PULSE_SEARCH_MM,
     extend_rows_by_pulses,
@@ -62,8 +63,7 @@ from digitize.pulse_rows import (
     row_pulse,
     rows_start_px,
 )
-from digitize.record import ECGRecord
-from digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
+from ecglens.digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,10 @@ FAINT_PULSES_NOTE = "calibration pulses found only at"
 
 def _stage_functions() -> tuple[Callable, Callable, Callable, Callable]:
     """The geometry stages ``(load_pages, find_grid, deskew, find_ink)``, imported lazily."""
-    from digitize.deskew import deskew
-    from digitize.grid import find_grid
-    from digitize.ink import find_ink
-    from digitize.load import load_pages
+    from ecglens.digitize.deskew import deskew
+    from ecglens.digitize.grid import find_grid
+    from ecglens.digitize.ink import find_ink
+    from ecglens.digitize.load import load_pages
 
     return load_pages, find_grid, deskew, find_ink
 
@@ -114,7 +114,7 @@ def _trace_end_px(trace: RowTrace, px_per_mm_x: float, gap_mm: float = 5.0,
 
 def _read_as_is(image_rgb: np.ndarray, grid: Any, reason: str) -> Any:
     """A deskew result that leaves the page untouched (identity matrix)."""
-    from digitize.deskew import DeskewResult
+    from ecglens.digitize.deskew import DeskewResult
 
     return DeskewResult(image_rgb, np.eye(3), 0.0, False, grid, reason=reason)
 
@@ -182,7 +182,7 @@ class DigitizeResult:
 
     def summary(self) -> dict[str, Any]:
         """A short JSON-ready summary (for ``--json``)."""
-        conf = self.record.confidence
+        conf = self.record.lead_confidence
         return {
             "source": self.source, "page": self.page_index + 1, "stem": self.stem,
             "layout": self.layout.name, "gain_mm_mv": self.calibration.gain_mm_mv,
@@ -193,6 +193,12 @@ class DigitizeResult:
             "leads_read": int(sum(c > 0 for c in conf)), "warnings": len(self.warnings),
             "seconds": round(sum(self.timings_s.values()), 3),
         }
+
+    def overlay_image(self) -> np.ndarray:
+        """The page with what was read drawn on it (see :mod:`ecglens.digitize.overlay`)."""
+        from ecglens.digitize.overlay import draw_overlay
+
+        return draw_overlay(self)
 
     def to_json(self) -> dict[str, Any]:
         """The full JSON description of the page (written as ``<stem>.json``)."""
@@ -238,7 +244,7 @@ class DigitizeResult:
 
 
 def _tesseract_version() -> str:
-    from digitize.ocr import engine_name
+    from ecglens.digitize.ocr import engine_name
 
     try:
         return engine_name()
@@ -318,7 +324,7 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     try:
         result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
     except RowsError as first:
-        result = None
+        retried: DigitizeResult | None = None
         for name in RETRY_READS:
             options, note = _RETRY_OPTIONS[name]
             try:
@@ -327,25 +333,27 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
             except RowsError:
                 continue
             if _retry_confirmed(name, trial):
-                result, read_options = trial, options
+                retried, read_options = trial, options
                 retry_note = (f"first read failed ({first.reason}); read again {note}",)
                 break
-        if result is None:
+        if retried is None:
             raise first from None
-        result = dataclasses.replace(result, warnings=(*result.warnings, *retry_note))
+        result = dataclasses.replace(retried, warnings=(*retried.warnings, *retry_note))
     else:
         second = _second_read(result)
         if second is not None:
             options, accept, describe = second
+            second_trial: DigitizeResult | None
             try:
-                trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
-                                   layout_hint, **options)
+                second_trial = _read_page(image, source, page_index, n_pages, dpi_prior,
+                                          use_ocr, layout_hint, **options)
             except RowsError:
-                trial = None
-            if trial is not None and accept(trial):
+                second_trial = None
+            if second_trial is not None and accept(second_trial):
                 read_options = options
-                retry_note = (describe(trial),)
-                result = dataclasses.replace(trial, warnings=(*trial.warnings, *retry_note))
+                retry_note = (describe(second_trial),)
+                result = dataclasses.replace(second_trial,
+                                             warnings=(*second_trial.warnings, *retry_note))
     grid = result.grid
     if getattr(grid, "found", False) or getattr(grid, "homography", None) is not None:
         return result
@@ -829,9 +837,9 @@ def _solid_border(darkness: np.ndarray, px_per_mm: float) -> np.ndarray:
     edge = edge[edge > 0]
     if len(edge) == 0:
         return np.zeros(darkness.shape, dtype=bool)
-    keep = np.isin(labels, edge).astype(np.uint8)
+    edge_parts = np.isin(labels, edge).astype(np.uint8)
     grow = max(1, round(px_per_mm / factor))
-    keep = cv2.dilate(keep, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    keep = cv2.dilate(edge_parts, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
     return cv2.resize(keep, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
@@ -906,34 +914,41 @@ def pulse_column(pulses: Sequence[Pulse], px_per_mm_x: float) -> list[Pulse]:
     return [p for p, keep in zip(pulses, near[best], strict=True) if keep]
 
 
-def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True
-                  ) -> list[DigitizeResult]:
-    """Read every page of an image or PDF file (see :func:`digitize_image`).
+def iter_digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True,
+                       pages: tuple[int, ...] | None = None) -> Iterator[DigitizeResult]:
+    """Read the pages of an image or PDF file one at a time (see :func:`digitize_image`).
+
+    ``pages`` (1-based) limits the reading to those pages. Only one page image is held at a
+    time, so memory does not grow with the page count.
 
     Raises
     ------
     InputError
-        Missing, truncated or unreadable file, empty PDF.
+        Missing, truncated or unreadable file, empty or encrypted PDF, page out of range.
     DigitizeError
         A page cannot be read as an ECG.
     """
-    load_pages, *_ = _stage_functions()
+    from ecglens.digitize.load import iter_pages
+
     t0 = time.perf_counter()
-    pages = load_pages(path, dpi=dpi)
-    load_s = time.perf_counter() - t0
-    results = []
-    for page in pages:
+    for page in iter_pages(path, dpi=dpi, pages=pages):
+        load_s = time.perf_counter() - t0
         result = digitize_image(page.image, source=str(path), page_index=page.page_index,
                                 n_pages=page.n_pages, dpi_prior=page.dpi_prior, use_ocr=use_ocr)
-        timings = {"load": load_s / len(pages), **result.timings_s}
-        results.append(dataclasses.replace(result, timings_s=timings))
-    return results
+        yield dataclasses.replace(result, timings_s={"load": load_s, **result.timings_s})
+        t0 = time.perf_counter()
+
+
+def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True
+                  ) -> list[DigitizeResult]:
+    """Read every page of an image or PDF file (see :func:`iter_digitize_file`)."""
+    return list(iter_digitize_file(path, dpi=dpi, use_ocr=use_ocr))
 
 
 def write_outputs(result: DigitizeResult, outdir: str | Path, overlay: bool = True
                   ) -> dict[str, Path]:
     """Write ``<stem>.hea/.dat``, ``<stem>.json`` and ``<stem>_overlay.png`` into ``outdir``."""
-    from digitize.io import write_wfdb
+    from ecglens.core.io import write_wfdb
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -941,7 +956,7 @@ def write_outputs(result: DigitizeResult, outdir: str | Path, overlay: bool = Tr
     paths = {"header": write_wfdb(result.record, stem)}
     t0 = time.perf_counter()
     if overlay:
-        from digitize.overlay import draw_overlay, save_overlay
+        from ecglens.digitize.overlay import draw_overlay, save_overlay
 
         paths["overlay"] = save_overlay(draw_overlay(result), stem.with_name(
             stem.name + "_overlay.png"))

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from digitize.errors import EcglensError, InputError
+from ecglens.core.errors import EcglensError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 def run_digitize(args: argparse.Namespace) -> int:
     """Digitize every input; see the module docstring. Returns the exit code."""
-    from digitize.pipeline import digitize_file, write_outputs
+    from ecglens.digitize.pipeline import digitize_file, write_outputs
 
     files = expand_inputs(list(args.inputs))
     if not files:

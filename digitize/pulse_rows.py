@@ -14,8 +14,8 @@ import logging
 
 import numpy as np
 
-from digitize.calibration import Pulse, find_pulse
-from digitize.layout_detect import Row, RowsResult, lattice_rows, row_coverage
+from ecglens.digitize.calibration import Pulse, find_pulse
+from ecglens.digitize.layout_detect import Row, RowsResult, lattice_rows, row_coverage
 
 log = logging.getLogger(__name__)
 

@@ -355,7 +355,9 @@ def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -
 
 
 def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshold: float,
-                 line_width_px: float) -> tuple[np.ndarray, np.ndarray]:
+                 line_width_px: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                            np.ndarray]:
     """Sub-pixel value per column from the ink runs under the path (see module docstring).
 
     A pen of width ``w`` draws every point of the signal as a disc of radius ``R = w/2``, so
@@ -409,7 +411,7 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         # whose stroke it is reads it as usual.
         anchor = ~is_tall & np.isfinite(values[k])
         look = max(3, int(np.ceil(2 * line_width_px)))
-        for x in np.flatnonzero(is_tall):
+        for x in (int(c) for c in np.flatnonzero(is_tall)):
             # the same ink run (each band clips it at its own edges, so: overlapping)
             claimed = any(page_runs[j, x, 0] >= 0 and page_runs[j, x, 0] <= page_runs[k, x, 1]
                           and page_runs[j, x, 1] >= page_runs[k, x, 0] for j in others)

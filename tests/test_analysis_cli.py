@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from analysis.ludb import read_ludb_record
-from cli import DISCLAIMER, main
-from digitize.io import write_wfdb
+from ecglens.analysis.ludb import read_ludb_record
+from ecglens.cli import DISCLAIMER, main
+from ecglens.core.io import write_wfdb
 
 
 def test_analyze_json_has_disclaimer_and_fields(shared_data, tmp_path, capsys):
@@ -30,13 +30,13 @@ def test_analyze_text_and_missing_image(shared_data, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "STEMI" in text and DISCLAIMER in text
     assert main(["analyze", str(tmp_path / "nothing.png")]) == 1
-    assert "no such file" in capsys.readouterr().err
+    assert "file not found" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_analyze_rendered_page_image(shared_data, tmp_path, capsys):
     """Image input goes through the digitizer; the JSON still carries the disclaimer."""
-    from digitize.render import RenderSettings, render_page, save_page
+    from ecglens.synth.render import RenderSettings, render_page, save_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "1")
     page = render_page(record, RenderSettings(layout="3x4+1", dpi=200))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import delineate
-from analysis.filters import filter_lead, filter_record
-from analysis.ludb import LUDB_LEADS, match_fiducials, read_fiducials, read_ludb_record
-from analysis.report import analyze_record
+from ecglens.analysis import delineate
+from ecglens.analysis.ludb import LUDB_LEADS, match_fiducials, read_fiducials, read_ludb_record
+from ecglens.analysis.report import analyze_record
+from ecglens.core import beats as beats_mod
+from ecglens.core.filters import filter_lead, filter_record
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def ludb(shared_data):
 def test_qrs_limits_match_ludb_experts(ludb, record_id):
     record = read_ludb_record(ludb / "data" / str(record_id)).standard12()
     x = filter_record(record)
-    beats = delineate.detect_beats(x, record.fs)
+    beats = beats_mod.detect_beats(x, record.fs)
     med = delineate.median_beats(x, record.fs, beats)
     fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
     errors = {"qrs_onset": [], "j_point": [], "t_end": []}
@@ -73,7 +74,7 @@ def test_page_layout_with_nan_gaps_is_measured(ludb, rhythm_strip, qrs_tolerance
     if rhythm_strip:
         signal[:, 1] = record.signal[:, 1]
     page = record.replace(signal=signal)
-    assert (delineate.reference_lead(signal) == 1) is rhythm_strip
+    assert (beats_mod.reference_lead(signal) == 1) is rhythm_strip
     full, paged = analyze_record(record), analyze_record(page)
     assert paged.measurable
     assert abs(paged.intervals.hr_bpm - full.intervals.hr_bpm) < 3

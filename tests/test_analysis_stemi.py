@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from analysis import delineate
-from analysis.filters import filter_record
-from analysis.ludb import read_ludb_record
-from analysis.report import DISCLAIMER, analyze_record
-from analysis.stemi import v2v3_threshold_mv
-from digitize.record import ECGRecord
+from ecglens.analysis import delineate
+from ecglens.analysis.ludb import read_ludb_record
+from ecglens.analysis.report import DISCLAIMER, analyze_record
+from ecglens.analysis.stemi import v2v3_threshold_mv
+from ecglens.core import beats as beats_mod
+from ecglens.core.filters import filter_record
+from ecglens.core.record import ECGRecord
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def clean_record(shared_data):
 
 def _inject(record: ECGRecord, leads, shift_mv: float) -> ECGRecord:
     x = filter_record(record)
-    beats = delineate.detect_beats(x, record.fs)
+    beats = beats_mod.detect_beats(x, record.fs)
     med = delineate.median_beats(x, record.fs, beats)
     fid = delineate.delineate_median(med, float(np.median(np.diff(beats.anchors))))
     bump = np.zeros(record.n_samples)

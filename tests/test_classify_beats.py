@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classify.beats import (
+from ecglens.classify.beats import (
     AAMI_MAP,
     BEAT_CLASSES,
     DS1,
@@ -84,7 +84,7 @@ def test_tree_ensemble_matches_scikit_learn():
 
 
 def test_committed_weights_are_the_small_tree_model():
-    from classify.beats import WEIGHTS_DIR, load_beat_model
+    from ecglens.classify.beats import WEIGHTS_DIR, load_beat_model
 
     assert (WEIGHTS_DIR / "beats.pt").stat().st_size < 1_000_000
     model, meta = load_beat_model()
@@ -108,7 +108,7 @@ def test_matching_within_150_ms_and_report():
 def test_committed_model_labels_ventricular_ectopy(shared_data, record):
     """119 (DS1, bigeminy) and 233 (DS2, unseen patient): V beats are labelled V and
     normal beats N, from detected positions over the first 3 minutes."""
-    from classify.beats import label_beats, match_beats, read_mitdb
+    from ecglens.classify.beats import label_beats, match_beats, read_mitdb
 
     sig, fs, ref, lab = read_mitdb(shared_data / "mitdb", record)
     n = int(180 * fs)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from classify import DISCLAIMER
-from classify.data import (
+from ecglens.classify import DISCLAIMER
+from ecglens.classify.data import (
     CLASSES,
     N_SAMPLES,
     apply_augment,
@@ -25,7 +25,7 @@ from classify.data import (
 def test_forward_shapes_and_parameter_budget():
     import torch
 
-    from classify.model import ECGResNet1d, count_parameters
+    from ecglens.classify.model import ECGResNet1d, count_parameters
 
     model = ECGResNet1d().eval()
     out = model(torch.zeros(3, 24, N_SAMPLES))
@@ -91,15 +91,15 @@ def test_label_rules():
 
 @pytest.fixture(scope="module")
 def fold9_inputs(shared_data):
-    from classify.data import load_ptbxl
+    from ecglens.classify.data import load_ptbxl
 
     data = load_ptbxl(shared_data / "ptbxl", max_records=60)
     return data, np.stack([normalize(s) for s in data.signals])
 
 
 def test_committed_weights_give_probabilities_for_real_records(shared_data):
-    from classify.predict import classify_record, load_model
-    from digitize.io import read_record
+    from ecglens.classify.predict import classify_record, load_model
+    from ecglens.core.io import read_record
 
     loaded = load_model()
     assert loaded.metadata["classes"] == list(CLASSES)
@@ -118,8 +118,8 @@ def test_committed_weights_give_probabilities_for_real_records(shared_data):
 
 
 def test_onnx_matches_torch(fold9_inputs, tmp_path):
-    from classify.export_onnx import compare, export
-    from classify.predict import WEIGHTS_DIR
+    from ecglens.classify.export_onnx import compare, export
+    from ecglens.classify.predict import WEIGHTS_DIR
 
     onnx_path = WEIGHTS_DIR / "superclass.onnx"
     if not onnx_path.exists():
@@ -132,7 +132,7 @@ def test_onnx_matches_torch(fold9_inputs, tmp_path):
 def test_integrated_gradients_complete_to_the_logit_difference(fold9_inputs):
     import torch
 
-    from classify.predict import integrated_gradients, load_model
+    from ecglens.classify.predict import integrated_gradients, load_model
 
     model = load_model().model
     _, inputs = fold9_inputs
@@ -147,7 +147,7 @@ def test_integrated_gradients_complete_to_the_logit_difference(fold9_inputs):
 
 
 def test_cli_json_reports_classes_thresholds_version_disclaimer(shared_data, capsys, tmp_path):
-    from cli import main
+    from ecglens.cli import main
 
     path = shared_data / "ptbxl" / "records100" / "00000" / "00001_lr.hea"
     png = tmp_path / "sal.png"
@@ -167,7 +167,7 @@ def test_full_ptbxl_layout_derives_the_same_labels(shared_data, tmp_path):
     Strodthoff rule and agree with the shared labels.csv for every record."""
     import shutil
 
-    from classify.data import read_ptbxl_table
+    from ecglens.classify.data import read_ptbxl_table
 
     src = shared_data / "ptbxl"
     for name in ("ptbxl_database.csv", "scp_statements.csv"):

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cli
-from digitize.io import read_record, write_wfdb
+import ecglens.cli as cli
+from ecglens.core.io import read_record, write_wfdb
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, cli\n"
+        "import sys\nimport ecglens.cli as cli\n"
         "cli.build_parser().format_help()\n"
         "heavy = [m for m in ('torch', 'cv2', 'wfdb', 'scipy', 'skimage', 'neurokit2', 'pandas')"
         " if m in sys.modules]\n"

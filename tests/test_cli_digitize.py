@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from cli import main
+from ecglens.cli import main
 
 
 def _blank(path):
@@ -72,8 +72,8 @@ def test_bad_input_is_one_line_error(name, tmp_path, capsys):
 
 
 def test_good_and_bad_files_in_one_call(shared_data, tmp_path, capsys):
-    from digitize.io import read_record
-    from digitize.render import RenderSettings, render_page, save_page
+    from ecglens.core.io import read_record
+    from ecglens.synth.render import RenderSettings, render_page, save_page
 
     record = read_record(shared_data / "ludb" / "data" / "7")
     good = save_page(render_page(record, RenderSettings(layout="3x4+1", dpi=120.0)),

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from digitize.io import read_record
-from digitize.metrics import score_record
-from digitize.pipeline import digitize_file, digitize_image, write_outputs
-from digitize.render import RenderSettings, render_page, save_pdf
+from ecglens.core.io import read_record
+from ecglens.digitize.pipeline import digitize_file, digitize_image, write_outputs
+from ecglens.score.metrics import score_record
+from ecglens.synth.render import RenderSettings, render_page, save_pdf
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,8 @@ def test_rows_common_end_measures_the_rotation_left_on_a_page_without_grid(recor
 
     import cv2
 
-    from digitize.grid import find_grid
-    from digitize.pipeline import _read_page, residual_rotation_deg
+    from ecglens.digitize.grid import find_grid
+    from ecglens.digitize.pipeline import _read_page, residual_rotation_deg
 
     page = render_page(record, RenderSettings(layout="12x1", dpi=150.0, grid="none"))
     h, w = page.image.shape[:2]
@@ -128,11 +128,11 @@ def test_page_dense_with_faint_trace_is_read_with_the_ink_threshold_at_the_grid_
     covers more of the page than the 7 % the usual grid-level percentile allows for, so that
     percentile sits on the trace and no row is found; the second read takes the grid level
     from long straight lines (none here) and reads the page."""
-    from analysis.ludb import read_ludb_record
-    from digitize.distort import apply_profile
-    from digitize.grid import find_grid
-    from digitize.ink import find_ink
-    from digitize.layout_detect import find_rows
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.grid import find_grid
+    from ecglens.digitize.ink import find_ink
+    from ecglens.digitize.layout_detect import find_rows
+    from ecglens.synth.distort import apply_profile
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "9")
     seed = 116971476
@@ -176,10 +176,10 @@ def test_header_text_over_a_page_wide_grid_is_not_a_trace_row(shared_data):
     included, and its darker crossings pass the ink level, so rows of grid specks lent the
     header's text lines enough coverage to pass as trace rows (5 rows, no template).
     Specks of at most ~1 mm² are left out of the row search."""
-    from analysis.ludb import read_ludb_record
-    from digitize.grid import find_grid
-    from digitize.ink import find_ink
-    from digitize.layout_detect import find_rows
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.grid import find_grid
+    from ecglens.digitize.ink import find_ink
+    from ecglens.digitize.layout_detect import find_rows
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "2")
     settings = RenderSettings(layout="3x4", gain_mm_mv=5.0, dpi=237.0, grid="bw",
@@ -202,8 +202,8 @@ def test_pulses_left_strokes_measure_the_rotation_where_a_row_ends_short(record)
 
     import cv2
 
-    from digitize.grid import find_grid
-    from digitize.pipeline import _read_page, residual_rotation_deg
+    from ecglens.digitize.grid import find_grid
+    from ecglens.digitize.pipeline import _read_page, residual_rotation_deg
 
     page = render_page(record, RenderSettings(layout="3x4", dpi=150.0, grid="none",
                                               gain_mm_mv=20.0))

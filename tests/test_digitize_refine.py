@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from digitize.calibration import Pulse, decide_calibration
-from digitize.errors import DigitizeError
-from digitize.layout_detect import Row, RowsResult, complete_rows, lattice_rows
-from digitize.pipeline import _trace_end_px, digitize_file
-from digitize.trace import RowTrace, extract_traces
+from ecglens.core.errors import DigitizeError
+from ecglens.digitize.calibration import Pulse, decide_calibration
+from ecglens.digitize.layout_detect import Row, RowsResult, complete_rows, lattice_rows
+from ecglens.digitize.pipeline import _trace_end_px, digitize_file
+from ecglens.digitize.trace import RowTrace, extract_traces
 
 PPMM = 6.0  # px per mm: a ~150-dpi page, where one value per column loses the most
 
@@ -22,8 +22,8 @@ PPMM = 6.0  # px per mm: a ~150-dpi page, where one value per column loses the m
 def _benchmark_page(record, seed: int, profile: str | None, **settings):
     """A page as ``benchmarks/make_set.py`` renders it: grid style and pen width follow from
     the page's seed, then the distortion ``profile`` with that seed (None: none applied)."""
-    from digitize.distort import apply_profile
-    from digitize.render import RenderSettings, render_page
+    from ecglens.synth.distort import apply_profile
+    from ecglens.synth.render import RenderSettings, render_page
 
     page = render_page(record, RenderSettings(
         minor_grid="dots" if seed % 4 == 0 else "lines",
@@ -210,7 +210,7 @@ def _merged_rows() -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
 
 
 def test_merged_strokes_of_two_rows_are_left_unread_not_guessed(monkeypatch) -> None:
-    import digitize.trace as trace_mod
+    import ecglens.digitize.trace as trace_mod
 
     darkness, truth = _merged_rows()
     ranges = [(20, int(140 * PPMM))] * 2
@@ -236,7 +236,7 @@ def test_merged_strokes_of_two_rows_are_left_unread_not_guessed(monkeypatch) -> 
 
 
 def test_scanner_lid_beside_a_tilted_page_is_not_ink_but_traces_and_text_are() -> None:
-    from digitize.pipeline import _solid_border
+    from ecglens.digitize.pipeline import _solid_border
 
     h, w = int(80 * PPMM), int(200 * PPMM)
     page = np.zeros((h, w), np.uint8)
@@ -274,12 +274,12 @@ def test_narrower_pen_model_is_kept_where_it_explains_a_thick_blurred_trace(
         shared_data, monkeypatch) -> None:
     """Benchmark page p0207 (seed 0): 176 dpi, 25 mm/s, a pen the width estimate puts at
     5.1 px. The 0.85x model explains the ink edges clearly better there, and the read improves."""
-    import digitize.trace as trace_module
-    from digitize.distort import apply_profile
-    from digitize.io import read_record
-    from digitize.metrics import score_record
-    from digitize.pipeline import digitize_image
-    from digitize.render import RenderSettings, render_page
+    import ecglens.digitize.trace as trace_module
+    from ecglens.core.io import read_record
+    from ecglens.digitize.pipeline import digitize_image
+    from ecglens.score.metrics import score_record
+    from ecglens.synth.distort import apply_profile
+    from ecglens.synth.render import RenderSettings, render_page
 
     seed = 889558217
     record = read_record(shared_data / "cinc" / "E07508")
@@ -367,8 +367,8 @@ def test_twelve_rows_at_20_mm_per_mv_are_read_from_their_calibration_pulses(shar
     """Seed-0 page p0116 (12x1 at 20 mm/mV, 105 dpi): the complexes of neighbouring rows
     blur the ink projection (5 rows found, read as 6x2 or refused); the twelve calibration
     pulses down the left margin give the rows."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "111")
     seed = 172119242
@@ -385,9 +385,9 @@ def test_twelve_rows_at_20_mm_per_mv_are_read_from_their_calibration_pulses(shar
 def test_grid_is_not_read_on_a_third_harmonic_of_its_1_mm_lines(shared_data) -> None:
     """Seed-2 page p0033 (red grid, 175 dpi): the 3rd harmonic of the 1 mm lines (period
     2.3 px) outscored the fundamental; px/mm was read as 2.30 instead of 6.89."""
-    from analysis.ludb import read_ludb_record
-    from digitize.grid import find_grid
-    from digitize.render import RenderSettings, render_page
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.grid import find_grid
+    from ecglens.synth.render import RenderSettings, render_page
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "119")
     page = render_page(record, RenderSettings(layout="12x1-cabrera", dpi=175.0, grid="red",
@@ -401,8 +401,8 @@ def test_faint_pulses_give_the_gain(shared_data) -> None:
     """Seed-0 page p0160 (3x4 at 5 mm/mV, 107-dpi scan): the pulses' one-pixel vertical
     strokes are at a third of the trace's darkness, no pulse was matched and 10 mm/mV was
     assumed (every amplitude read at half its size)."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "188")
     seed = 1749530238
@@ -417,7 +417,7 @@ def test_faint_pulses_give_the_gain(shared_data) -> None:
 def test_a_lead_name_read_more_than_twice_is_no_evidence() -> None:
     """Seed-0 page p0025 (3x4+3): OCR read 17 "I"s off QRS spikes; they outvoted the ticks
     at the 3x4 cell boundaries and the page was read as 6x2."""
-    from digitize.layout_detect import choose_layout
+    from ecglens.digitize.layout_detect import choose_layout
 
     ticks = [{0.25: 0.3, 0.5: 0.4, 0.75: 0.3}] * 3 + [{0.25: 0.0, 0.5: 0.0, 0.75: 0.0}] * 3
     noise = [(row, x, "I") for row in range(6) for x in (0.01, 0.3, 0.6)]
@@ -430,8 +430,8 @@ def test_outer_rows_lost_in_the_projection_are_added_on_their_pulses(shared_data
     """Seed-2 page p0069 (3x4+3 at 20 mm/mV and 50 mm/s, 199-dpi scan): the complexes
     crossing the bottom two rows hid them from the projection; the four rows left are a
     template's count (3x4+1). The pulses one and two pitches below the last row add them."""
-    from digitize.io import read_record
-    from digitize.pipeline import digitize_image
+    from ecglens.core.io import read_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_record(shared_data / "cinc" / "JS20006")
     seed = 295738318
@@ -447,7 +447,7 @@ def test_pulse_scan_widens_the_pulses_lattice_to_a_template_count() -> None:
     """Seed-3 page p0144 (12 rows): pulses were found on 9 consecutive rows (a crossing QRS
     spoiled the others), 10 slots from the first to the last — no template. The lattice is
     widened to 12 where the page has ink at the empty slots."""
-    from digitize.pulse_rows import pulse_scan_rows
+    from ecglens.digitize.pulse_rows import pulse_scan_rows
 
     ppmm, pitch, top = 5.6, 80.0, 120.0
     truth = top + pitch * np.arange(12)
@@ -474,8 +474,8 @@ def test_pulse_rows_win_over_lattice_completion_at_equal_counts(shared_data) -> 
     """Seed-3 page p0202 (12x1 scan, 242 dpi, a scanner shadow along the bottom): the
     projection found 10 rows, the lattice completion made 12 of them with one at the shadow
     and the top row missed (every lead one row off, -0.4 dB); the pulses give the 12."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "72")
     seed = 69843421
@@ -497,8 +497,8 @@ def test_a_row_starting_late_is_searched_for_its_pulse_from_the_rows_common_star
     """Seed-4 page p0148 (3x4+1 at 20 mm/mV and 50 mm/s, 299 dpi): a tall V4 complex hid the
     top row from the projection and the rhythm row's first ink was found 15 mm right of its
     pulse; with that pulse missed, the rows above were not looked for (read as 3x4)."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "171")
     seed = 2061385569
@@ -517,7 +517,7 @@ def test_a_rows_own_narrow_spike_is_not_bridged_as_a_crossing(monkeypatch) -> No
     stroke crossed its line, so V3 took the whole stroke down to V4's line as its own S wave
     (-1.5 mV for -0.65). The spike ends at V4's line, it does not cross it: both rows are left
     unread there."""
-    import digitize.trace as trace_mod
+    import ecglens.digitize.trace as trace_mod
 
     ppmm = 8.0
 
@@ -547,10 +547,10 @@ def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_d
     grid): the deskewed 1-px trace splits its ink over two pixel rows, each below the ink
     level, and no row was found on either read (refused). The second read counts pixel pairs;
     the six rows come from their pulses."""
-    import digitize.layout_detect as layout_mod
-    from analysis.ludb import read_ludb_record
-    from digitize.errors import DigitizeError
-    from digitize.pipeline import digitize_image
+    import ecglens.digitize.layout_detect as layout_mod
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.core.errors import DigitizeError
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "95")
     seed = 891086816
@@ -558,13 +558,13 @@ def test_second_read_finds_rows_of_thin_lines_split_over_two_pixel_rows(shared_d
                            dpi=100.0, grid="grey", font="hershey_duplex",
                            label_position="top-left", paper="a4", start_s=1.1)
     # (the grid-model read, tried first, reads this page too: left out here)
-    monkeypatch.setattr("digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
+    monkeypatch.setattr("ecglens.digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
     result = digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
     assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
     assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (20.0, 50.0)
     # without the pairs the page is refused (the test's premise)
     plain = layout_mod.find_rows
-    monkeypatch.setattr("digitize.pipeline.find_rows",
+    monkeypatch.setattr("ecglens.digitize.pipeline.find_rows",
                         lambda d, p, **kw: plain(d, p, **{**kw, "pair_rows": False}))
     with pytest.raises(DigitizeError):
         digitize_image(page.image, source="p0218.png", dpi_prior=100.0, use_ocr=False)
@@ -576,9 +576,9 @@ def test_pixel_pair_read_confirmed_only_by_faint_pulses_is_refused(shared_data,
     pixel-pair read found every other row (3, a 3x4 count) and two pulses only at 1.6x the
     darkness; kept, it read a 6x2 page as 3x4 with the leads in the wrong rows. Without the
     grid-model read it is refused; with it, it is read right (six rows, 10 mm/mV, 50 mm/s)."""
-    from analysis.ludb import read_ludb_record
-    from digitize.errors import DigitizeError
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.core.errors import DigitizeError
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "1")
     seed = 57532356
@@ -589,7 +589,7 @@ def test_pixel_pair_read_confirmed_only_by_faint_pulses_is_refused(shared_data,
     assert any("above a model of the grid's lines" in w for w in result.warnings)
     assert result.layout.name == "6x2" and len(result.calibration.pulses) == 6
     assert (result.calibration.gain_mm_mv, result.calibration.speed_mm_s) == (10.0, 50.0)
-    monkeypatch.setattr("digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
+    monkeypatch.setattr("ecglens.digitize.pipeline.RETRY_READS", ("grid_lines", "pixel_pairs"))
     with pytest.raises(DigitizeError):
         digitize_image(page.image, source="p0048.png", dpi_prior=103.0, use_ocr=False)
 
@@ -599,9 +599,9 @@ def test_ink_above_the_grid_model_reads_a_faint_trace_on_a_grey_grid(shared_data
     trace is lighter than the grid's darkest lines, so the page's one ink level put it below
     ink, and every earlier read found no rows (refused). Measured above the grid's own line
     profiles the trace is ink: twelve rows, each with its pulse, at 10 mm/mV and 25 mm/s."""
-    from analysis.ludb import read_ludb_record
-    from digitize.errors import RowsError
-    from digitize.pipeline import _read_page, digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.core.errors import RowsError
+    from ecglens.digitize.pipeline import _read_page, digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "128")
     seed = 63513075
@@ -622,7 +622,7 @@ def test_pulses_far_into_the_rows_do_not_confirm_a_second_read(shared_data: Path
     the second read grid lines 30 mm into each row passed as pulses (10 and 5 mm/mV, 50 mm/s)
     with a 40-mm search strip, and the page was read with its cells shifted and a trace along
     a grid line. The second read searches 30 mm: the page is refused."""
-    import digitize.pipeline as pipeline_mod
+    import ecglens.digitize.pipeline as pipeline_mod
 
     path = shared_data / "ecg_image_kit" / "real_images" / "ecg00020.jpg"
     with pytest.raises(DigitizeError, match="no ECG trace rows"):
@@ -636,8 +636,8 @@ def test_grid_model_read_that_breaks_einthoven_is_refused(shared_data: Path) -> 
     grid model its grid lines passed as twelve rows with a 'pulse' each, read as 12x1 with the
     augmented leads' Einthoven residual 3.95 of their rms. That read is not confirmed (past
     ``RETRY_EINTHOVEN_MAX``), though its pulses alone would confirm it."""
-    import digitize.pipeline as pipeline_mod
-    from digitize.load import load_pages
+    import ecglens.digitize.pipeline as pipeline_mod
+    from ecglens.digitize.load import load_pages
 
     page = load_pages(shared_data / "ecg_image_kit" / "real_images" / "ecg00005.jpg")[0]
     result = pipeline_mod._read_page(page.image, "ecg00005.jpg", 0, 1, page.dpi_prior, False,
@@ -654,8 +654,8 @@ def test_rows_missed_at_the_page_ink_level_are_read_at_the_grid_lines_level(
     every other row dropped out of the projection, three rows (a 3x4 count) were left, and the
     page was read as 3x4. With the threshold at the grid lines' level six rows are found, each
     with its pulse, and the page is read again at that level."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import _read_page, digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import _read_page, digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "48")
     seed = 333833583
@@ -675,8 +675,8 @@ def test_a_line_family_off_by_no_whole_multiple_is_measured_again(shared_data) -
     lines): the horizontal family was read at 6.10 px/mm, 7/5 off the vertical's 8.54 and no
     whole multiple of it, so no grid was found and the page was refused. Measured again at
     the vertical family's lattice it agrees: a square 8.54 px/mm grid, blue."""
-    from analysis.ludb import read_ludb_record
-    from digitize.grid import find_grid
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.grid import find_grid
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "95")
     seed = 1361263728
@@ -695,8 +695,8 @@ def test_rows_from_the_pulses_where_the_projection_finds_none(shared_data) -> No
     complexes keep every row's ink off its line, the ink projection finds no row and the page
     was refused. Its three pulses are plain: the rows are taken from their lattice, and the
     page is read as 3x4 at 20 mm/mV, 50 mm/s."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import RowsError, _read_page, digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import RowsError, _read_page, digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "90")
     seed = 803822988
@@ -716,8 +716,8 @@ def test_a_page_without_any_pulse_is_read_again_above_the_grid_model(shared_data
     lower rows' thin lines and every pulse fall below the ink level; six rows (a 6x2 count)
     were read as 6x2 at an assumed gain and speed. Read above the grid model, all twelve rows
     and their pulses are found: 12x1 at 10 mm/mV, 25 mm/s."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import _read_page, digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import _read_page, digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "178")
     seed = 1360522114
@@ -737,10 +737,10 @@ def test_pulses_out_of_the_pulse_column_do_not_move_the_time_axis(shared_data) -
     right of the real pulses, were taken as those rows' pulses, and the rightmost pulse edge
     set the time axis' start 0.9 s late, so every lead scored below 0 dB. Strokes off the
     page's column of pulses are no longer pulses: the axis is the standard 250-mm one."""
-    from digitize.io import read_record
-    from digitize.metrics import score_lead
-    from digitize.pipeline import digitize_image
-    from digitize.record import STANDARD_LEADS
+    from ecglens.core.io import read_record
+    from ecglens.core.record import STANDARD_LEADS
+    from ecglens.digitize.pipeline import digitize_image
+    from ecglens.score.metrics import score_lead
 
     record = read_record(shared_data / "cinc" / "JS20007")
     seed = 2048038820
@@ -769,8 +769,8 @@ def test_pulses_in_no_common_column_still_give_a_start(shared_data, monkeypatch)
     column is now the largest group (82–83 px), and the photo is read as before: 3x4.
     (Its own pulses are narrow ones, found since on the first read; they are not looked for
     here, which is how the retry read came about.)"""
-    import digitize.calibration as calibration
-    import digitize.pipeline as pipeline
+    import ecglens.digitize.calibration as calibration
+    import ecglens.digitize.pipeline as pipeline
 
     monkeypatch.setattr(calibration, "NARROW_PULSE_MM", (2.0, 2.0))
 
@@ -827,8 +827,8 @@ def test_rows_on_a_pulse_each_win_over_a_lattice_completed_from_one_row_more(sha
     seventh row in the ink projection, lattice completion made that 12 rows at half the
     pulses' pitch, and the page was read as Cabrera with pulses of three gains (-2.8 dB).
     The six pulses down the margin, one on every row, give the rows."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "172")
     seed = 1535339261
@@ -863,7 +863,7 @@ def test_faint_steep_strokes_are_climbed_where_the_flat_trace_is_dark(monkeypatc
     """A synthetic row at 5 px/mm: a dark flat line and a 12-mm spike 7 columns wide whose
     strokes are drawn at 0.6 of its darkness and broken by a 3-px gap. The path follows the
     spike to its tip; with the climb cost of other pages (rule off) it cuts it 4.6 mm low."""
-    import digitize.trace as trace
+    import ecglens.digitize.trace as trace
 
     page = np.zeros((200, 300), np.float32)
     page[100:102, 20:280] = 1.0                                  # flat trace, 0 mV at ~101
@@ -906,8 +906,8 @@ def test_rows_whose_trace_ends_above_their_line_are_read_to_the_page_end(shared_
     elevation, tall T), so five rows ended 22 mm early, were not read further, and the time
     axis (ending at the rows' median end) began 5 mm early. Each row's last ink is now looked
     for over its half-pitch band: every row reaches the page's end, and so does the axis."""
-    from analysis.ludb import read_ludb_record
-    from digitize.pipeline import digitize_image
+    from ecglens.analysis.ludb import read_ludb_record
+    from ecglens.digitize.pipeline import digitize_image
 
     record = read_ludb_record(shared_data / "ludb" / "data" / "174")
     page = _benchmark_page(record, 417389047, "clean", layout="12x1-cabrera", gain_mm_mv=10.0,

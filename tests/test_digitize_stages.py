@@ -6,17 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
-from digitize.calibration import (
+from ecglens.core.layouts import get_layout
+from ecglens.digitize.calibration import (
     Pulse,
     decide_calibration,
     find_pulse,
     parse_settings_text,
 )
-from digitize.convert import build_record, einthoven_residual
-from digitize.labels import normalize_label
-from digitize.layout_detect import choose_layout
-from digitize.layouts import get_layout
-from digitize.trace import RowTrace, extract_traces
+from ecglens.digitize.convert import build_record, einthoven_residual
+from ecglens.digitize.labels import normalize_label
+from ecglens.digitize.layout_detect import choose_layout
+from ecglens.digitize.trace import RowTrace, extract_traces
 
 PPMM = 8.0  # px per mm of the synthetic pages
 
@@ -243,8 +243,8 @@ def test_row_pulse_is_found_behind_a_dark_edge_strip() -> None:
     """Seed-4 page p0203 (50 mm/s scan): a scanner's dark edge strip was the row's first ink,
     20 mm left of its 10-mm pulse; a 30-mm search strip ended inside the pulse's lead-out and
     25 mm/s was assumed (every lead at the wrong time scale)."""
-    from digitize.layout_detect import Row
-    from digitize.pulse_rows import row_pulse
+    from ecglens.digitize.layout_detect import Row
+    from ecglens.digitize.pulse_rows import row_pulse
 
     mask = _canvas(60, 120)
     base_mm = 45.0
@@ -272,7 +272,7 @@ def test_kept_loaded_ocr_reads_as_the_tesseract_program() -> None:
     pytest.importorskip("pytesseract")
     import shutil
 
-    from digitize import ocr
+    from ecglens.digitize import ocr
 
     if shutil.which("tesseract") is None:
         pytest.skip("tesseract not installed")
@@ -295,7 +295,7 @@ def test_kept_loaded_ocr_reads_as_the_tesseract_program() -> None:
 
 def test_ocr_worker_that_died_is_started_again() -> None:
     pytest.importorskip("pytesseract")
-    from digitize import ocr
+    from ecglens.digitize import ocr
 
     worker = ocr._get_worker()
     if worker is None:
@@ -315,7 +315,7 @@ def test_hung_ocr_worker_times_out_and_is_replaced(tmp_path, monkeypatch) -> Non
     import struct
     import time
 
-    from digitize import ocr
+    from ecglens.digitize import ocr
 
     if ocr._get_worker() is None:
         pytest.skip("libtesseract's C API not loadable here")
@@ -342,7 +342,7 @@ def test_hung_ocr_worker_times_out_and_is_replaced(tmp_path, monkeypatch) -> Non
 
 
 def test_first_extreme_is_argmin_with_ties() -> None:
-    from digitize.trace import _first_extreme
+    from ecglens.digitize.trace import _first_extreme
 
     rng = np.random.default_rng(3)
     values = rng.integers(0, 4, size=(14, 500)).astype(float)   # many ties
@@ -354,7 +354,7 @@ def test_first_extreme_is_argmin_with_ties() -> None:
 
 
 def test_pulse_column_ignores_pulses_off_the_column() -> None:
-    from digitize.pipeline import pulse_column
+    from ecglens.digitize.pipeline import pulse_column
 
     def pulse(row: int, right: float) -> Pulse:
         return Pulse(row, right - 23.0, right, 100.0 * row, 5.0, 5.0, 5.0, 25.0, 1.0)

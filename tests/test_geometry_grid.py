@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from digitize.deskew import deskew, local_scale
-from digitize.grid import find_grid
-from digitize.ink import find_ink
+from ecglens.digitize.deskew import deskew, local_scale
+from ecglens.digitize.grid import find_grid
+from ecglens.digitize.ink import find_ink
 
-render = pytest.importorskip("digitize.render")
-distort = pytest.importorskip("digitize.distort")
+render = pytest.importorskip("ecglens.synth.render")
+distort = pytest.importorskip("ecglens.synth.distort")
 
 PPM_TOL = 0.003  # relative px/mm error allowed
 ROT_TOL = 0.05   # deg
@@ -24,7 +24,7 @@ _CACHE: dict = {}
 
 @pytest.fixture(scope="module")
 def record(shared_data: Path):
-    from digitize.io import read_record
+    from ecglens.core.io import read_record
 
     return read_record(shared_data / "ludb" / "data" / "1")
 
@@ -133,7 +133,7 @@ def test_ink_separates_trace_from_grid(record) -> None:
 
 
 def test_real_scan_is_200_dpi(shared_data: Path) -> None:
-    from digitize.load import load_pages
+    from ecglens.digitize.load import load_pages
 
     page = load_pages(shared_data / "real_images" / "tereshchenkolab_paper-ecg" / "fullScan.png")[0]
     result = find_grid(page.image, page.dpi_prior)
@@ -178,7 +178,7 @@ def test_non_ecg_pictures_have_no_grid(name: str) -> None:
 
 def test_decimate_by_odd_factor_equals_area_resize() -> None:
     """The box-blur path of ``_decimate`` (odd factors) gives the area resize's values."""
-    from digitize.grid import _decimate
+    from ecglens.digitize.grid import _decimate
 
     rng = np.random.default_rng(7)
     image = rng.integers(0, 256, size=(101, 157, 3), dtype=np.uint8)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitize.errors import InputError
-from digitize.load import load_pages
+from ecglens.core.errors import InputError
+from ecglens.digitize.load import load_pages
 
 
 def _page(w: int = 120, h: int = 80, colour: tuple[int, int, int] = (250, 200, 200)) -> Image.Image:
@@ -95,7 +95,7 @@ def test_multipage_pdf_rasterised_at_requested_dpi(tmp_path: Path) -> None:
 
 def test_pdf_scan_page_keeps_its_pixels_and_vector_page_gets_default_dpi(tmp_path: Path
                                                                          ) -> None:
-    from digitize.render import _write_lossless_pdf
+    from ecglens.synth.render import _write_lossless_pdf
 
     scan = np.full((300, 450, 3), 255, np.uint8)
     scan[100:103, 20:430] = 0

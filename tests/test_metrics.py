@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitize.io import read_record
-from digitize.metrics import score_lead, score_record
+from ecglens.core.io import read_record
+from ecglens.score.metrics import score_lead, score_record
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def _align_reference_implementation(reference: np.ndarray, estimate: np.ndarray,
     from scipy.ndimage import gaussian_filter
     from scipy.signal import fftconvolve
 
-    from digitize.metrics import _binary_image
+    from ecglens.score.metrics import _binary_image
 
     both = np.concatenate([reference[np.isfinite(reference)], estimate[np.isfinite(estimate)]])
     low, high = both.min(), both.max()
@@ -99,7 +99,7 @@ def _align_reference_implementation(reference: np.ndarray, estimate: np.ndarray,
 
 
 def test_fast_alignment_equals_challenge_steps(shared_data: Path) -> None:
-    from digitize.metrics import align
+    from ecglens.score.metrics import align
 
     record = read_record(shared_data / "cinc" / "E07501.hea")
     rng = np.random.default_rng(1)

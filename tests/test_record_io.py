@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitize.errors import InputError, RecordError
-from digitize.io import read_record, write_csv, write_json, write_wfdb
-from digitize.record import STANDARD_LEADS, ECGRecord, normalize_lead_name
+from ecglens.core.errors import InputError, RecordError
+from ecglens.core.io import read_record, write_csv, write_json, write_wfdb
+from ecglens.core.record import STANDARD_LEADS, ECGRecord, normalize_lead_name
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitize.distort import (
+from ecglens.core.errors import EcglensError
+from ecglens.core.io import read_record
+from ecglens.synth.distort import (
     PROFILE_NAMES,
     Affine,
     Perspective,
@@ -16,9 +18,7 @@ from digitize.distort import (
     apply_profile,
     get_profile,
 )
-from digitize.errors import EcglensError
-from digitize.io import read_record
-from digitize.render import RenderSettings, render_page
+from ecglens.synth.render import RenderSettings, render_page
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitize.distort import apply_profile
-from digitize.io import read_record
-from digitize.render import RenderSettings, render_page, save_page, save_pdf
+from ecglens.core.io import read_record
+from ecglens.synth.distort import apply_profile
+from ecglens.synth.render import RenderSettings, render_page, save_page, save_pdf
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_pdf_pages_are_stored_losslessly(tmp_path, pages):
 
 
 def test_render_command(tmp_path, shared_data):
-    from cli import main
+    from ecglens.cli import main
 
     out = tmp_path / "cli.png"
     code = main(["-q", "render", str(shared_data / "ludb" / "data" / "9"), "-o", str(out),

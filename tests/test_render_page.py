@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitize.errors import EcglensError
-from digitize.io import read_record
-from digitize.layouts import LAYOUT_NAMES, LayoutError
-from digitize.record import STANDARD_LEADS
-from digitize.render import RenderError, RenderSettings, render_page
+from ecglens.core.errors import EcglensError
+from ecglens.core.io import read_record
+from ecglens.core.layouts import LAYOUT_NAMES, LayoutError
+from ecglens.core.record import STANDARD_LEADS
+from ecglens.synth.render import RenderError, RenderSettings, render_page
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Read and write :class:`~digitize.record.ECGRecord` as WFDB, CSV and JSON.
+"""Read and write :class:`~ecglens.core.record.ECGRecord` as WFDB, CSV and JSON.
 
 WFDB goes through the ``wfdb`` package. NaN samples are written as WFDB's invalid sample
 value (-32768 in format 16) and come back as NaN; units are mV; age, sex, provenance and
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from digitize.errors import InputError, RecordError
-from digitize.record import ECGRecord
+from ecglens.core.errors import InputError, RecordError
+from ecglens.core.record import ECGRecord
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def write_wfdb(record: ECGRecord, path: str | Path) -> Path:
         digital[:, k] = np.clip(values, _WFDB_INVALID_16, 32767)
     meta = {
         "age": record.age, "sex": record.sex, "provenance": dict(record.provenance),
-        "confidence": [round(c, 4) for c in record.confidence],
+        "confidence": [round(c, 4) for c in record.lead_confidence],
     }
     comments = []
     if record.age is not None:

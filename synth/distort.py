@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from digitize.errors import EcglensError
-from digitize.render import RenderedPage
+from ecglens.core.errors import EcglensError
+from ecglens.synth.render import RenderedPage
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from digitize.errors import InputError
-from digitize.io import read_record
-from digitize.metrics import LeadScore, score_record
+from ecglens.core.errors import InputError
+from ecglens.core.io import read_record
+from ecglens.score.metrics import LeadScore, score_record
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def score_folder(truth_dir: str | Path, read_dir: str | Path, shift: bool = True
     return {"pages": pages, "groups": _aggregate(pages), "shift": shift}
 
 
-def _lead_dict(score: LeadScore) -> dict[str, float]:
+def _lead_dict(score: LeadScore) -> dict[str, float | None]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in score.__dict__.items()}
 

@@ -11,9 +11,9 @@ log = logging.getLogger(__name__)
 
 def run_render(args: argparse.Namespace) -> int:
     """Render ``args.record`` to ``args.output`` (+ ``_truth.hea/.dat/.json``); returns 0."""
-    from digitize.distort import apply_profile, get_profile
-    from digitize.io import read_record
-    from digitize.render import RenderSettings, render_page, save_page
+    from ecglens.core.io import read_record
+    from ecglens.synth.distort import apply_profile, get_profile
+    from ecglens.synth.render import RenderSettings, render_page, save_page
 
     get_profile(args.profile)  # fail early, listing the valid profiles
     settings = RenderSettings(

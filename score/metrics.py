@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from digitize.record import ECGRecord
+from ecglens.core.record import ECGRecord
 
 MAX_SNR_DB = 120.0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitize.errors import RecordError
+from ecglens.core.errors import RecordError
 
 STANDARD_LEADS: tuple[str, ...] = (
     "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
@@ -131,6 +131,13 @@ class ECGRecord:
 
     # ------------------------------------------------------------------ basic facts
     @property
+    def lead_confidence(self) -> tuple[float, ...]:
+        """Per-lead confidence, always set after construction (1.0 per lead by default)."""
+        if self.confidence is None:   # unreachable: __post_init__ fills it
+            raise RecordError("record without confidences")
+        return self.confidence
+
+    @property
     def n_samples(self) -> int:
         """Number of samples per lead."""
         return int(self.signal.shape[0])
@@ -175,7 +182,7 @@ class ECGRecord:
             if name in self.leads:
                 k = self.leads.index(name)
                 columns.append(self.signal[:, k])
-                confidence.append(self.confidence[k])
+                confidence.append(self.lead_confidence[k])
             else:
                 columns.append(np.full(self.n_samples, np.nan))
                 confidence.append(0.0)
@@ -210,7 +217,7 @@ class ECGRecord:
             "age": self.age,
             "sex": self.sex,
             "provenance": dict(self.provenance),
-            "confidence": list(self.confidence),
+            "confidence": list(self.lead_confidence),
             "signal": {
                 name: [None if not np.isfinite(v) else round(float(v), 6)
                        for v in self.signal[:, k]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from digitize.errors import EcglensError
+from ecglens.core.errors import EcglensError
 
 
 class LayoutError(EcglensError, ValueError):

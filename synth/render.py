@@ -33,9 +33,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from digitize.errors import EcglensError, InputError
-from digitize.layouts import Layout, get_layout
-from digitize.record import STANDARD_LEADS, ECGRecord
+from ecglens.core.errors import EcglensError, InputError
+from ecglens.core.layouts import Layout, get_layout
+from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 TRUTH_FS_HZ = 500.0
 """Sampling rate of the truth record (and of the signal the renderer draws)."""
@@ -99,7 +99,7 @@ class RenderSettings:
     Attributes
     ----------
     layout
-        Layout name from :data:`digitize.layouts.LAYOUTS`.
+        Layout name from :data:`ecglens.core.layouts.LAYOUTS`.
     speed_mm_s, gain_mm_mv
         Paper speed (mm/s) and amplitude gain (mm/mV).
     dpi
@@ -688,7 +688,7 @@ def _truth_stem(path: Path) -> Path:
 
 
 def _write_truth(page: RenderedPage, stem: Path) -> None:
-    from digitize.io import write_wfdb
+    from ecglens.core.io import write_wfdb
 
     write_wfdb(page.truth, stem)
     stem.with_suffix(".json").write_text(json.dumps(page.geometry, indent=1))

@@ -27,7 +27,7 @@ import logging
 import numpy as np
 from scipy import signal as sps
 
-from digitize.record import ECGRecord, finite_runs
+from ecglens.core.record import ECGRecord, finite_runs
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +99,16 @@ def filter_record(record: ECGRecord, spec: FilterSpec | None = None) -> np.ndarr
     spec = spec or FilterSpec()
     return np.stack([filter_lead(record.signal[:, k], record.fs, spec)
                      for k in range(record.signal.shape[1])], axis=1)
+
+
+def bandpass_filled(x: np.ndarray, fs: float, low_hz: float, high_hz: float,
+                    order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass of a whole lead in mV, NaN → 0 first.
+
+    For fixed-length model inputs (the beat classifier): unlike :func:`filter_lead` it keeps
+    the array whole. ``high_hz`` is capped at 0.45·fs.
+    """
+    y = np.nan_to_num(np.asarray(x, float))
+    sos = sps.butter(order, [low_hz, min(high_hz, 0.45 * fs)], btype="band", fs=fs,
+                     output="sos")
+    return sps.sosfiltfilt(sos, y)

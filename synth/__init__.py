@@ -1,0 +1,1 @@
+"""ecglens.synth: the ground-truth page factory (12-lead page renderer, distortions)."""
