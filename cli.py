@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ecglens import __version__
@@ -22,8 +24,11 @@ __all__ = ["DISCLAIMER", "__version__", "build_parser", "main"]
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command registered."""
     from ecglens.analysis import _cli as analysis_cli
+    from ecglens.app import _cli as app_cli
     from ecglens.classify import _cli as classify_cli
     from ecglens.digitize import _cli as digitize_cli
+    from ecglens.score import _cli as score_cli
+    from ecglens.synth import _cli as synth_cli
 
     parser = argparse.ArgumentParser(
         prog="ecglens",
@@ -33,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (digitize_cli, analysis_cli, classify_cli):
+    for module in (synth_cli, digitize_cli, score_cli, analysis_cli, classify_cli, app_cli):
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code.
+
+    Every error prints one line ``ecglens: error: ...`` and gives exit code 1 (130 after
+    Ctrl-C or SIGTERM); ``--debug`` shows the traceback instead, and debug logging. Warnings
+    of the libraries ecglens calls (PIL, NumPy, ...) go to the log, shown with ``--debug``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -47,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     from ecglens.core.errors import EcglensError
 
     try:
@@ -59,6 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ecglens: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or a resource problem: one line unless --debug
+        if args.debug:
+            raise
+        text = str(exc).strip().splitlines()
+        print(f"ecglens: error: {type(exc).__name__}: {text[0] if text else ''} (run with "
+              "--debug for the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops like Ctrl-C: the page in progress is cleaned up, outputs stay whole."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ecglens.app.args import page_number
+from ecglens.app.args import add_input_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="patient sex (sets the V2–V3 threshold; default: from the record)")
     parser.add_argument("--age", type=float, default=None, help="patient age in years")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
-    parser.add_argument("--page", type=page_number, default=None, metavar="N",
-                        help="for a multi-page PDF/TIFF, analyse only page N (default: every "
-                        "page, each reported)")
+    add_input_options(parser)
     parser.set_defaults(func=run_analyze)
 
 
@@ -36,7 +34,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     from ecglens.app.inputs import iter_inputs
 
     reports = []
-    for item in iter_inputs(args.input, page=args.page):
+    for item in iter_inputs(args.input, page=args.page, start_s=args.start,
+                            window_s=args.seconds):
         report = analyze_record(item.record, sex=args.sex, age=args.age)
         reports.append((item, report))
         if not args.json:

@@ -36,3 +36,26 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """``--page``, ``--start`` and ``--seconds``: which part of an input is read."""
+    parser.add_argument("--page", type=page_number, default=None, metavar="N",
+                        help="for a multi-page PDF/TIFF, only page N (default: every page, "
+                        "each reported)")
+    parser.add_argument("--start", type=non_negative_float, default=0.0, metavar="S",
+                        help="for a signal file, start S seconds in (default 0)")
+    parser.add_argument("--seconds", type=positive_float, default=300.0, metavar="D",
+                        help="for a signal file, read at most D seconds (default 300, "
+                        "at most 3600)")
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value

@@ -10,12 +10,15 @@ This application-level module is what keeps :mod:`ecglens.analysis` and
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ecglens.core.errors import InputError
 from ecglens.core.record import ECGRecord
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp",
                             ".pdf"})
@@ -52,11 +55,22 @@ def is_paper(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def iter_inputs(path: str | Path, page: int | None = None) -> Iterator[LoadedInput]:
+DEFAULT_WINDOW_S = 300.0
+"""A signal file is read from ``start_s`` for at most this long unless asked otherwise:
+enough for any 12-lead analysis (a standard record is 10 s), and a one-hour Holter CSV then
+needs ~0.1 GB instead of ~3 GB."""
+MAX_WINDOW_S = 3600.0
+"""Longer windows are refused (memory grows with the window: ~1 GB for an hour at 500 Hz)."""
+
+
+def iter_inputs(path: str | Path, page: int | None = None, start_s: float = 0.0,
+                window_s: float = DEFAULT_WINDOW_S) -> Iterator[LoadedInput]:
     """Yield the records of ``path``: one for a signal file, one per page of an image/PDF.
 
     Pages are read one at a time (memory does not grow with the page count). ``page``
-    (1-based) reads only that page of a multi-page input.
+    (1-based) reads only that page of a multi-page input. A signal file is read from
+    ``start_s`` for at most ``window_s`` seconds (a warning is logged when the recording is
+    longer).
 
     Raises
     ------
@@ -67,9 +81,17 @@ def iter_inputs(path: str | Path, page: int | None = None) -> Iterator[LoadedInp
     if not is_paper(p):
         if page not in (None, 1):
             raise InputError(f"--page {page}: a signal record has one page", p)
-        from ecglens.core.io import read_record
+        from ecglens.core.io import Window, read_record
 
-        yield LoadedInput(read_record(p), str(p), None, 1)
+        if not 0 < window_s <= MAX_WINDOW_S:
+            raise InputError(f"window of {window_s:g} s: at most {MAX_WINDOW_S:g} s are read at "
+                             "once (use --start to read another part)", p)
+        record = read_record(p, window=Window(max(0.0, start_s), window_s))
+        total_s, shown = record.provenance.get("total_s"), record.provenance.get("window_s")
+        if total_s is not None and shown is not None and shown[1] - shown[0] < total_s - 1e-9:
+            log.warning("%s: the recording is %.0f s long; read %.0f-%.0f s (--start and "
+                        "--seconds choose another part)", p, total_s, shown[0], shown[1])
+        yield LoadedInput(record, str(p), None, 1)
         return
     from ecglens.digitize.pipeline import iter_digitize_file
 
@@ -77,9 +99,10 @@ def iter_inputs(path: str | Path, page: int | None = None) -> Iterator[LoadedInp
         yield LoadedInput(result.record, str(p), result.page_index + 1, result.n_pages, result)
 
 
-def load_inputs(path: str | Path, page: int | None = None) -> list[LoadedInput]:
+def load_inputs(path: str | Path, page: int | None = None, start_s: float = 0.0,
+                window_s: float = DEFAULT_WINDOW_S) -> list[LoadedInput]:
     """Every record of ``path`` as a list (see :func:`iter_inputs`)."""
-    return list(iter_inputs(path, page))
+    return list(iter_inputs(path, page, start_s, window_s))
 
 
 __all__ = ["IMAGE_SUFFIXES", "LoadedInput", "is_paper", "iter_inputs", "load_inputs"]

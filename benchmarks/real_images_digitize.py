@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"\r{k}/{len(images)} {path.name}   ")
         try:
             result = digitize_file(path)[0]
-            write_outputs(result, out)
+            write_outputs(result, out, overwrite=True)
             pic = draw_overlay(result, width_px=tw * 2)
             conf = [c for c in result.record.confidence if c > 0]
             summary[path.name] = {

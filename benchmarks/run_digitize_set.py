@@ -35,7 +35,7 @@ def _one(image: str, out: str, overlay: bool) -> tuple[str, str | None, float]:
     start = time.perf_counter()
     try:
         for result in digitize_file(image):
-            write_outputs(result, out, overlay=overlay)
+            write_outputs(result, out, overlay=overlay, overwrite=True)
         return image, None, time.perf_counter() - start
     except EcglensError as exc:
         return image, str(exc), time.perf_counter() - start

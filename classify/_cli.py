@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ecglens.app.args import page_number
+from ecglens.app.args import add_input_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write an integrated-gradient saliency plot for the most probable "
                    "class (for a page also OUT_overlay.png on the digitizer's overlay)")
     p.add_argument("--no-beats", action="store_true", help="skip the beat labels")
-    p.add_argument("--page", type=page_number, default=None, metavar="N",
-                   help="for a multi-page PDF/TIFF, classify only page N (default: every page)")
+    add_input_options(p)
     p.set_defaults(func=_run_classify)
 
 
@@ -34,7 +33,8 @@ def _run_classify(args: argparse.Namespace) -> int:
     import json
 
     reports = classify_input(Path(args.input), saliency_png=args.saliency,
-                             beats=not args.no_beats, page=args.page)
+                             beats=not args.no_beats, page=args.page,
+                             start_s=args.start, window_s=args.seconds)
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1))
         return 0
@@ -59,13 +59,14 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def classify_input(path: Path, saliency_png: str | Path | None = None, beats: bool = True,
-                   page: int | None = None) -> list[dict[str, Any]]:
+                   page: int | None = None, start_s: float = 0.0, window_s: float = 300.0
+                   ) -> list[dict[str, Any]]:
     """Classify a record file or every page (or page ``page``) of an image/PDF."""
     from ecglens.app.inputs import iter_inputs
     from ecglens.classify.report import classify_one
 
     out = []
-    for item in iter_inputs(path, page=page):
+    for item in iter_inputs(path, page=page, start_s=start_s, window_s=window_s):
         multi = item.n_pages > 1
         out.append(classify_one(item.record, item.source, item.page if multi else None,
                                 saliency_png, digitized=item.digitized, beats=beats))

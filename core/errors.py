@@ -51,5 +51,10 @@ class ModelError(EcglensError, RuntimeError):
     """A classifier's weights are missing or do not match the model."""
 
 
+class OutputError(EcglensError, OSError):
+    """An output cannot be written: the folder is a file or not writable, or the output exists
+    and overwriting was not asked for."""
+
+
 class EcglensWarning(RuntimeWarning):
     """Something was read or measured with reduced confidence."""

@@ -8,6 +8,8 @@ per-lead confidence are kept in header comments (``# ecglens: {...json...}``).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import itertools
 import json
 import logging
 import re
@@ -42,7 +44,23 @@ def is_signal_file(path: str | Path) -> bool:
     return suffix in {"", ".dat"} and _record_stem(path).with_suffix(".hea").exists()
 
 
-def read_record(path: str | Path, fs: float | None = None) -> ECGRecord:
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A part of a recording to read: ``start_s`` seconds in, at most ``max_s`` seconds long
+    (None: to the end)."""
+
+    start_s: float = 0.0
+    max_s: float | None = None
+
+    def samples(self, fs: float, n_total: int) -> tuple[int, int]:
+        """``(first, stop)`` sample indices of the window in a recording of ``n_total``."""
+        first = min(n_total, max(0, round(self.start_s * fs)))
+        stop = n_total if self.max_s is None else min(n_total, first + round(self.max_s * fs))
+        return first, stop
+
+
+def read_record(path: str | Path, fs: float | None = None, window: Window | None = None
+                ) -> ECGRecord:
     """Read a record from WFDB (``rec``/``rec.hea``), CSV or JSON.
 
     Parameters
@@ -51,19 +69,33 @@ def read_record(path: str | Path, fs: float | None = None) -> ECGRecord:
         The file. For WFDB the header suffix is optional.
     fs
         Sampling rate in Hz for CSV files that carry no time column (default 500 Hz).
+    window
+        Read only this part (WFDB and CSV read no more than it from disk, so a long recording
+        needs memory for the window only). The record's provenance gives ``window_s`` and the
+        recording's ``total_s``.
 
     Raises
     ------
     InputError
-        The file is missing, unreadable or not a record; the message names the file.
+        The file is missing, unreadable or not a record, or the window starts after its end;
+        the message names the file.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return read_csv(path, fs=fs)
+        return read_csv(path, fs=fs, window=window)
     if suffix == ".json":
-        return read_json(path)
-    return read_wfdb(path)
+        record = read_json(path)
+        if window is None:
+            return record
+        first, stop = window.samples(record.fs, record.n_samples)
+        if stop <= first:
+            raise InputError(f"the window starts at {window.start_s:g} s, after the record's "
+                             f"end ({record.duration_s:g} s)", path)
+        return record.replace(signal=record.signal[first:stop], provenance={
+            **record.provenance, "window_s": [first / record.fs, stop / record.fs],
+            "total_s": record.duration_s})
+    return read_wfdb(path, window=window)
 
 
 # ---------------------------------------------------------------------------- WFDB
@@ -89,7 +121,8 @@ def _parse_comments(comments: list[str]) -> dict[str, Any]:
     return info
 
 
-def read_wfdb(path: str | Path, check_gains: bool = True) -> ECGRecord:
+def read_wfdb(path: str | Path, check_gains: bool = True, window: Window | None = None
+              ) -> ECGRecord:
     """Read a WFDB record in mV (any format wfdb reads, FLAC included).
 
     With ``check_gains`` a warning is logged when every lead spans exactly the same range
@@ -100,8 +133,22 @@ def read_wfdb(path: str | Path, check_gains: bool = True) -> ECGRecord:
     header = stem.with_suffix(".hea")
     if not header.exists():
         raise InputError("no such WFDB record (missing .hea header)", header)
+    window_info: dict[str, Any] = {}
     try:
-        rec = wfdb.rdrecord(str(stem), return_res=64)
+        if window is None:
+            rec = wfdb.rdrecord(str(stem), return_res=64)
+        else:
+            head = wfdb.rdheader(str(stem))
+            total = int(head.sig_len or 0)
+            first, stop = window.samples(float(head.fs), total)
+            if stop <= first:
+                raise InputError(f"the window starts at {window.start_s:g} s, after the "
+                                 f"record's end ({total / float(head.fs):g} s)", header)
+            rec = wfdb.rdrecord(str(stem), sampfrom=first, sampto=stop, return_res=64)
+            window_info = {"window_s": [first / float(head.fs), stop / float(head.fs)],
+                           "total_s": total / float(head.fs)}
+    except InputError:
+        raise
     except FileNotFoundError as exc:
         missing = Path(exc.filename).name if getattr(exc, "filename", None) else "a signal file"
         raise InputError(f"WFDB signal file missing: {missing}", header) from exc
@@ -132,6 +179,7 @@ def read_wfdb(path: str | Path, check_gains: bool = True) -> ECGRecord:
     provenance = dict(extra.get("provenance") or {})
     provenance.setdefault("source", str(stem))
     provenance.setdefault("producer", "wfdb file")
+    provenance.update(window_info)
     confidence = extra.get("confidence")
     if confidence is not None and len(confidence) != signal.shape[1]:
         confidence = None
@@ -190,49 +238,99 @@ def write_wfdb(record: ECGRecord, path: str | Path) -> Path:
     return stem.with_suffix(".hea")
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename:
+    the file is complete or untouched, never half-written."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 # ---------------------------------------------------------------------------- CSV
 _TIME_COLUMNS = {"time", "t", "time_s", "seconds", "sec", "s"}
 
 
-def read_csv(path: str | Path, fs: float | None = None) -> ECGRecord:
+def read_csv(path: str | Path, fs: float | None = None, window: Window | None = None
+             ) -> ECGRecord:
     """Read a CSV with one column per lead (header row of lead names), values in mV.
 
     A first column named ``time``/``time_s``/``t`` gives the sampling rate; otherwise ``fs``
-    (default 500 Hz). Empty cells and ``nan`` are NaN.
+    (default 500 Hz). Empty cells and ``nan`` are NaN. With ``window`` only the rows inside it
+    are parsed and kept (the file is streamed, never held whole).
     """
     path = Path(path)
     if not path.exists():
         raise InputError("no such file", path)
     try:
         with path.open(newline="") as handle:
-            rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
+            rows = (row for row in csv.reader(handle) if row and not row[0].startswith("#"))
+            header = [cell.strip() for cell in next(rows, [])]
+            head = [_csv_values(row, len(header), path)
+                    for row in itertools.islice(rows, _CSV_RATE_ROWS)]
+            if not header or not head:
+                raise InputError("CSV has no data rows", path)
+            timed = header[0].lower() in _TIME_COLUMNS
+            if timed:
+                fs = _csv_rate([r[0] for r in head], path)
+            elif fs is None:
+                log.info("%s: no time column; assuming 500 Hz", path)
+                fs = 500.0
+            first, stop = (0, 2**62) if window is None else window.samples(fs, 2**62)
+            kept = head[first:stop]
+            n_rows = len(head)
+            for row in rows:
+                if first <= n_rows < stop:
+                    kept.append(_csv_values(row, len(header), path))
+                n_rows += 1
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"unreadable CSV ({exc})", path) from exc
-    if len(rows) < 2:
-        raise InputError("CSV has no data rows", path)
-    header = [cell.strip() for cell in rows[0]]
-    try:
-        values = np.array(
-            [[float(cell) if cell.strip() not in {"", "nan", "NaN", "NA"} else np.nan
-              for cell in row] for row in rows[1:]], dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"CSV has a non-numeric cell ({exc})", path) from exc
-    if values.ndim != 2 or values.shape[1] != len(header):
-        raise InputError("CSV rows do not all have one value per header column", path)
-    if header[0].lower() in _TIME_COLUMNS:
-        steps = np.diff(values[:, 0])
-        if len(steps) == 0 or not np.all(steps > 0):
-            raise InputError("CSV time column is not increasing", path)
-        fs = 1.0 / float(np.median(steps))
+    provenance: dict[str, Any] = {"source": str(path), "producer": "csv file"}
+    if window is not None:
+        first, stop = window.samples(fs, n_rows)
+        if stop <= first:
+            raise InputError(f"the window starts at {window.start_s:g} s, after the record's "
+                             f"end ({n_rows / fs:g} s)", path)
+        provenance.update({"window_s": [first / fs, stop / fs], "total_s": n_rows / fs})
+    values = np.array(kept, dtype=np.float64)
+    if timed:
         header, values = header[1:], values[:, 1:]
-    elif fs is None:
-        log.info("%s: no time column; assuming 500 Hz", path)
-        fs = 500.0
     try:
-        return ECGRecord(signal=values, fs=fs, leads=tuple(header),
-                         provenance={"source": str(path), "producer": "csv file"})
+        return ECGRecord(signal=values, fs=fs, leads=tuple(header), provenance=provenance)
     except RecordError as exc:
         raise InputError(exc.reason, path) from exc
+
+
+def _csv_values(row: list[str], n_columns: int, path: Path) -> list[float]:
+    """One CSV row as floats (empty, ``nan``, ``NA`` → NaN)."""
+    if len(row) != n_columns:
+        raise InputError("CSV rows do not all have one value per header column", path)
+    try:
+        return [float(cell) if cell.strip() not in {"", "nan", "NaN", "NA"} else np.nan
+                for cell in row]
+    except ValueError as exc:
+        raise InputError(f"CSV has a non-numeric cell ({exc})", path) from exc
+
+
+_CSV_RATE_ROWS = 1000
+"""The sampling rate of a timed CSV is the median step of its first rows."""
+
+
+def _csv_rate(times: list[float], path: Path) -> float:
+    """Sampling rate from the time column's median step."""
+    steps = np.diff(np.asarray(times, float))
+    if len(steps) == 0 or not np.all(steps > 0):
+        raise InputError("CSV time column is not increasing", path)
+    return 1.0 / float(np.median(steps))
 
 
 def write_csv(record: ECGRecord, path: str | Path) -> Path:

@@ -116,18 +116,8 @@ def _iter_pdf(path: Path, dpi: float | None, wanted: tuple[int, ...] | None
               ) -> Iterator[PageImage]:
     """Rasterise the PDF one page at a time (memory independent of the page count)."""
     import pdf2image
-    from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
 
-    try:
-        info = pdf2image.pdfinfo_from_path(str(path))
-        n_pages = int(info.get("Pages", 0))
-    except PDFInfoNotInstalledError as exc:
-        raise InputError("cannot read PDF: poppler (pdfinfo) is not installed", path) from exc
-    except (PDFPageCountError, PDFSyntaxError, ValueError, KeyError) as exc:
-        if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
-            raise InputError("encrypted PDF (password-protected): save an unprotected copy",
-                             path) from exc
-        raise InputError(f"corrupt or empty PDF ({_first_line(exc)})", path) from exc
+    n_pages = _pdf_page_count(path)
     if n_pages <= 0:
         raise InputError("empty PDF (0 pages)", path)
     numbers = _wanted_pages(wanted, n_pages, path)
@@ -153,6 +143,23 @@ def _iter_pdf(path: Path, dpi: float | None, wanted: tuple[int, ...] | None
         del frames
         yield PageImage(image=image, source=str(path), page_index=k - 1, n_pages=n_pages,
                         dpi_prior=raster_dpi, kind="pdf")
+
+
+def _pdf_page_count(path: Path) -> int:
+    """The PDF's page count from poppler's pdfinfo (encrypted and corrupt files named)."""
+    import pdf2image
+    from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
+
+    try:
+        return int(pdf2image.pdfinfo_from_path(str(path)).get("Pages", 0))
+    except PDFInfoNotInstalledError as exc:
+        raise InputError("cannot read PDF: poppler (pdfinfo) is not installed", path) from exc
+    except (PDFPageCountError, PDFSyntaxError, ValueError, KeyError) as exc:
+        text = str(exc).lower()
+        if "password" in text or "encrypt" in text:
+            raise InputError("encrypted PDF (password-protected): save an unprotected copy",
+                             path) from exc
+        raise InputError(f"corrupt or empty PDF ({_first_line(exc)})", path) from exc
 
 
 def _wanted_pages(wanted: tuple[int, ...] | None, n_pages: int, path: Path) -> list[int]:
@@ -302,6 +309,34 @@ def iter_pages(path: str | Path, dpi: float | None = None, pages: tuple[int, ...
     if p.suffix.lower() not in _IMAGE_SUFFIXES:
         log.debug("%s: unusual suffix, trying to read it as an image", p)
     return _iter_raster(p, dpi, pages)
+
+
+def count_pages(path: str | Path) -> int:
+    """Pages in an image or PDF file, without decoding or rasterising any page.
+
+    Raises
+    ------
+    InputError
+        As :func:`iter_pages` for a missing, empty, unreadable or encrypted file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("file not found" if not p.exists() else "is not a file", p)
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        raise InputError("empty file (0 bytes)", p)
+    if head.startswith(b"%PDF") or p.suffix.lower() == ".pdf":
+        return _pdf_page_count(p)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as img:
+            return int(getattr(img, "n_frames", 1) or 1)
+    except UnidentifiedImageError as exc:
+        raise InputError("not an image file (format not recognised)", p) from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"cannot open image ({_first_line(exc)})", p) from exc
 
 
 def load_pages(path: str | Path, dpi: float | None = None) -> list[PageImage]:

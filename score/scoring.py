@@ -2,9 +2,11 @@
 
 Truth records are ``<id>_truth.hea`` (from ``ecglens render`` or ``benchmarks/make_set.py``),
 with ``<id>_truth.json`` holding the page geometry (``layout``, ``profile``, ``gain_mm_mv``,
-``speed_mm_s``). The read record is ``<id>.hea`` in the read folder (``ecglens digitize``
-output, with ``<id>.json`` giving what the digitizer decided). A missing read record scores
-0 dB on every lead, as in the Challenge.
+``speed_mm_s``); a folder without such records is taken as plain WFDB truth records
+``<id>.hea`` (the Challenge's layout, or a user's original recordings: no geometry, so layout,
+gain and speed are not checked). The read record is ``<id>.hea`` in the read folder
+(``ecglens digitize`` output, with ``<id>.json`` giving what the digitizer decided). A missing
+read record scores 0 dB on every lead, as in the Challenge.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ecglens.core.errors import InputError
-from ecglens.core.io import read_record
+from ecglens.core.errors import InputError, OutputError
+from ecglens.core.io import read_record, write_text_atomic
 from ecglens.score.metrics import LeadScore, score_record
 
 log = logging.getLogger(__name__)
@@ -68,13 +70,16 @@ def score_folder(truth_dir: str | Path, read_dir: str | Path, shift: bool = True
     if not read_dir.is_dir():
         raise InputError("not a folder", read_dir)
     truth_headers = sorted(truth_dir.glob("*_truth.hea"))
+    suffix = "_truth"
+    if not truth_headers:   # a plain folder of WFDB records
+        truth_headers, suffix = sorted(truth_dir.glob("*.hea")), ""
     if not truth_headers:
-        raise InputError("no truth records (*_truth.hea) found", truth_dir)
+        raise InputError("no truth records (*_truth.hea or *.hea) found", truth_dir)
     pages = []
     for i, header in enumerate(truth_headers):
-        page_id = header.name[: -len("_truth.hea")]
+        page_id = header.name[: -len(f"{suffix}.hea")]
         truth = read_record(header)
-        geometry = _read_json(truth_dir / f"{page_id}_truth.json")
+        geometry = _read_json(truth_dir / f"{page_id}{suffix}.json") if suffix else {}
         read_header = read_dir / f"{page_id}.hea"
         read_meta = _read_json(read_dir / f"{page_id}.json")
         if read_header.exists():
@@ -192,8 +197,13 @@ def run_score(args: argparse.Namespace) -> int:
     print(table)
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "score.md").write_text(table)
-        (out / "score.json").write_text(json.dumps(result, indent=1, default=str))
+        if out.exists() and not out.is_dir():
+            raise OutputError("--out must be a folder, and this is a file", out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "score.md", table)
+            write_text_atomic(out / "score.json", json.dumps(result, indent=1, default=str))
+        except OSError as exc:
+            raise OutputError(f"cannot write the score ({exc.strerror or exc})", out) from exc
         print(f"wrote {out / 'score.md'} and {out / 'score.json'}")
     return 0

@@ -25,6 +25,7 @@ import datetime
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -710,7 +711,16 @@ def save_page(page: RenderedPage, path: str | Path, jpeg_quality: int = 92,
     suffix = path.suffix.lower()
     if suffix not in {".png", ".jpg", ".jpeg", ".pdf"}:
         raise InputError("output must end in .png, .jpg, .jpeg or .pdf", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", path.stem):
+        raise InputError(f"output name {path.stem!r} cannot name its WFDB truth record "
+                         "(use letters, digits, _ and -)", path)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InputError("output folder is a file", path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc.strerror or exc})",
+                         path.parent) from exc
     dpi = float(page.geometry["dpi"])
     # the resolution a file would state: a phone photo says 72 dpi whatever its true scale
     file_dpi = float(page.geometry.get("file_dpi") or dpi)
