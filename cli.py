@@ -14,11 +14,20 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ecglens import __version__
 from ecglens.core import DISCLAIMER
 
 __all__ = ["DISCLAIMER", "__version__", "build_parser", "main"]
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 1, like every other error
+    (its sub-command parsers are of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"ecglens: error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ecglens.score import _cli as score_cli
     from ecglens.synth import _cli as synth_cli
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="ecglens",
         description="Turn paper ECGs into calibrated 12-lead records, and records into findings.",
     )
@@ -51,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     of the libraries ecglens calls (PIL, NumPy, ...) go to the log, shown with ``--debug``.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # --help, --version (0) or a bad argument (1, one line)
+        return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ecglens.app.args import add_input_options
+from ecglens.app.args import add_input_options, age_years
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="WFDB record (.hea), CSV, JSON, image or PDF")
     parser.add_argument("--sex", choices=["M", "F"], type=str.upper, default=None,
                         help="patient sex (sets the V2–V3 threshold; default: from the record)")
-    parser.add_argument("--age", type=float, default=None, help="patient age in years")
+    parser.add_argument("--age", type=age_years, default=None, help="patient age in years")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     add_input_options(parser)
     parser.set_defaults(func=run_analyze)

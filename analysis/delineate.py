@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -114,8 +115,8 @@ def median_beats(signal_mv: np.ndarray, fs: float, beats: Beats) -> MedianBeats:
         if n_beats[k] == 0:
             continue
         stack = win[covered[:, k], :, k]
-        with np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             out[:, k] = np.nanmedian(stack, axis=0)
     return MedianBeats(out, n_beats.astype(int), pre, fs)
 
@@ -220,8 +221,8 @@ def delineate_median(med: MedianBeats, rr_samples: float,
         return Fiducials(np.nan, onset, j, np.nan, nan_leads, nan_leads, "QRS limits not found")
     on_i, j_i = int(onset), int(j)
     iso_lo, iso_hi = on_i - int(0.020 * fs), on_i - int(0.004 * fs)
-    with np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         iso = np.nanmean(med.beats[iso_lo:iso_hi + 1], axis=0)
     rr = rr_samples if np.isfinite(rr_samples) else fs
     limit = int(min(a + POST_S * fs - 1, a + 0.9 * rr - 0.05 * fs, j_i + 0.55 * fs))

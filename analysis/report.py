@@ -2,8 +2,10 @@
 
 The report carries the intervals, the ST level of every lead, every rule's outcome, the STEMI
 statement with its confidence, warnings, and the disclaimer. What cannot be measured is NaN
-(``None`` in JSON) with a reason; a record that cannot be measured at all (flat line, noise,
-too short, all NaN) gives ``measurable = False`` and never a STEMI call.
+(``None`` in JSON) with a reason; a record that the measurability gate
+(:mod:`ecglens.core.gate`) refuses (flat line, noise, too short, all NaN, amplitudes in no unit,
+implausible heart rate) gives ``measurable = False`` with ``"not assessable: <reason>"`` and
+never a STEMI call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,17 +23,14 @@ from ecglens.analysis.intervals import Intervals, QRSAmplitudes, compute_interva
 from ecglens.analysis.st import STLevel, measure_st
 from ecglens.analysis.stemi import RuleOutcome, StemiResult, evaluate_stemi
 from ecglens.core import DISCLAIMER
-from ecglens.core.beats import FLAT_MV, find_record_beats, windows
+from ecglens.core.beats import windows
 from ecglens.core.filters import FilterSpec
+from ecglens.core.gate import assess_measurability
 from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 log = logging.getLogger(__name__)
 
 
-MIN_DURATION_S = 4.0
-MIN_BEATS = 3
-MIN_BEAT_CORRELATION = 0.6
-HR_RANGE_BPM = (25.0, 250.0)
 PACING_SPIKE_MV = 0.25
 PACING_SPIKE_RATIO = 10.0
 
@@ -40,7 +40,8 @@ class AnalysisReport:
     """Everything :func:`analyze_record` measured and concluded.
 
     ``measurable`` is False when the record cannot be measured; then ``cannot_measure`` says
-    why, every number is NaN and ``stemi.detected`` is None.
+    why (``"not assessable: <reason>"``, from the measurability gate), every number is NaN and
+    ``stemi.detected`` is None. ``leads_assessed`` names the standard leads with a usable signal.
     """
 
     measurable: bool
@@ -58,6 +59,7 @@ class AnalysisReport:
     disclaimer: str = DISCLAIMER
     fiducials_ms: dict[str, float | None] = dataclasses.field(default_factory=dict)
     beat_times_s: tuple[float, ...] = ()
+    leads_assessed: tuple[str, ...] = ()
 
     def st_by_lead(self) -> dict[str, STLevel]:
         """ST levels keyed by lead name."""
@@ -71,12 +73,15 @@ class AnalysisReport:
         else:
             stemi = {"detected": None, "territories": [], "leads": [], "confidence": None,
                      "confidence_label": "none", "equivalents": [], "confounders": [],
-                     "statement": f"Cannot measure: {self.cannot_measure}. No STEMI statement "
-                                  "is possible.", "notes": [], "rules": []}
+                     "statement": f"Cannot measure — {self.cannot_measure}. No STEMI "
+                                  "statement is possible.", "notes": [], "rules": []}
         return {
             "source": self.source,
             "measurable": self.measurable,
+            "assessable": self.measurable,
             "cannot_measure": self.cannot_measure or None,
+            "reason": self.cannot_measure or None,
+            "leads_assessed": list(self.leads_assessed),
             "patient": {"sex": self.sex, "age": self.age},
             "n_beats": self.n_beats,
             "beat_times_s": list(self.beat_times_s),
@@ -97,8 +102,8 @@ class AnalysisReport:
         age = "unknown" if self.age is None else f"{self.age:g}"
         lines.append(f"Patient: sex {sex}, age {age}")
         if not self.measurable:
-            lines.append(f"CANNOT MEASURE: {self.cannot_measure}.")
-            lines.append("No STEMI statement is possible.")
+            lines.append(f"CANNOT MEASURE — {self.cannot_measure}.")
+            lines.append("No intervals, ST levels or STEMI statement are possible.")
         else:
             iv = self.intervals
             assert iv is not None
@@ -135,10 +140,11 @@ class AnalysisReport:
 
 
 def _cannot(reason: str, record: ECGRecord, warnings: list[str], filt: str, n_beats: int = 0,
-            st: tuple[STLevel, ...] = ()) -> AnalysisReport:
+            leads: tuple[str, ...] = ()) -> AnalysisReport:
     log.info("cannot measure: %s", reason)
-    return AnalysisReport(False, reason, None, st, {}, None, tuple(warnings), filt, n_beats,
-                          record.sex, record.age, record.provenance.get("source"))
+    return AnalysisReport(False, reason, None, (), {}, None, tuple(warnings), filt, n_beats,
+                          record.sex, record.age, record.provenance.get("source"),
+                          leads_assessed=leads)
 
 
 def detect_pacing(raw_mv: np.ndarray, fs: float, anchors: np.ndarray,
@@ -156,8 +162,8 @@ def detect_pacing(raw_mv: np.ndarray, fs: float, anchors: np.ndarray,
     if fs < 250 or len(anchors) < 2:
         return RuleOutcome(name, None, (), "pacing spikes need ≥ 250 Hz and ≥ 2 beats")
     d2 = np.abs(raw_mv[2:] - 2 * raw_mv[1:-1] + raw_mv[:-2])
-    with np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         d2 = np.nanmax(d2, axis=1)
     d2 = np.concatenate([[np.nan], d2, [np.nan]])
     spikes, ratios = [], []
@@ -191,14 +197,20 @@ def _beat_noise(signal_mv: np.ndarray, anchors: np.ndarray, med: delineate.Media
     win = windows(signal_mv, anchors, med.pre, med.beats.shape[0] - med.pre)
     seg = slice(int(j), int(j + 0.08 * fs))
     dev = np.abs(win[:, seg, :] - med.beats[None, seg, :])
-    with np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(dev.reshape(-1, n_leads), axis=0)
 
 
 def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None = None
                    ) -> AnalysisReport:
     """Filter, delineate, measure intervals and ST, and apply the STEMI rules.
+
+    The record first passes the measurability gate
+    (:func:`ecglens.core.gate.assess_measurability`, purpose ``"analysis"``): a record that is
+    not an ECG that can be measured (all NaN, too short, flat, noise, amplitudes in no unit,
+    implausible heart rate, no dominant beat) gives ``measurable = False`` with the gate's
+    reason and no STEMI statement; amplitudes in µV, nV or V are converted with a warning.
 
     Parameters
     ----------
@@ -213,7 +225,9 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     AnalysisReport
         ``measurable`` False with a reason when the record cannot be measured.
     """
-    rec = record.standard12()
+    spec = FilterSpec()
+    gate = assess_measurability(record, "analysis", spec)
+    rec = gate.record
     sex = sex or rec.sex
     age = age if age is not None else rec.age
     if sex is not None:
@@ -221,48 +235,25 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
         sex = rec.sex
     if age is not None:
         rec = rec.replace(age=age)
-    warnings: list[str] = []
-    spec = FilterSpec()
     filt = spec.describe()
     fs = rec.fs
-    finite = np.isfinite(rec.signal)
-    if not finite.any():
-        return _cannot("every lead is empty (all NaN)", rec, warnings, filt)
-    covered_s = finite.any(axis=1).sum() / fs
-    if covered_s < MIN_DURATION_S:
-        return _cannot(f"only {covered_s:.1f} s of signal (at least {MIN_DURATION_S:.0f} s needed "
-                       "for a median beat)", rec, warnings, filt)
+    warnings: list[str] = []
     if fs < 100:
         warnings.append(f"sampling rate {fs:g} Hz is low: fiducials are ±{1000 / fs:.0f} ms")
-    found = find_record_beats(rec, spec)
-    x, empty, flat = found.signal_mv, list(found.empty_leads), list(found.flat_leads)
-    if empty:
-        warnings.append(f"no signal in {', '.join(empty)}")
-    if flat:
-        warnings.append(f"flat line (< {FLAT_MV} mV) in {', '.join(flat)}: not measured")
-    if len(empty) + len(flat) == len(rec.leads):
-        reason = "flat line in every lead" if flat else "no lead has a usable signal"
-        return _cannot(reason, rec, warnings, filt)
+    warnings += gate.warnings
+    if not gate.assessable or gate.beats is None:
+        found_n = 0 if gate.beats is None else gate.beats.beats.n
+        return _cannot(gate.reason, rec, warnings, filt, found_n, leads=gate.leads_assessed)
+    found = gate.beats
+    x = found.signal_mv
     lead_conf = tuple(rec.confidence or (1.0,) * len(rec.leads))
     low_conf = [name for name, c in zip(rec.leads, lead_conf, strict=True) if 0 < c < 0.5]
     if low_conf:
         warnings.append(f"low reading confidence in {', '.join(low_conf)}")
 
     beats = found.beats
-    if beats.n < MIN_BEATS:
-        return _cannot(f"only {beats.n} heartbeat(s) found (≥ {MIN_BEATS} needed)", rec, warnings,
-                       filt, beats.n)
-    corr = float(np.nanmedian(beats.correlation)) if np.isfinite(beats.correlation).any() else 0.0
-    if corr < MIN_BEAT_CORRELATION or beats.kept.sum() < MIN_BEATS:
-        return _cannot(f"no consistent heartbeat (beats correlate {corr:.2f} with their median; "
-                       f"≥ {MIN_BEAT_CORRELATION} needed): noise or artefact", rec, warnings, filt,
-                       beats.n)
     rr = np.diff(beats.anchors)
     rr_med = float(np.median(rr))
-    hr = 60.0 * fs / rr_med
-    if not HR_RANGE_BPM[0] <= hr <= HR_RANGE_BPM[1]:
-        return _cannot(f"heart rate {hr:.0f} bpm outside {HR_RANGE_BPM[0]:.0f}–"
-                       f"{HR_RANGE_BPM[1]:.0f} bpm", rec, warnings, filt, beats.n)
     if (~beats.kept).sum():
         warnings.append(f"{int((~beats.kept).sum())} of {beats.n} beats left out of the median "
                         "beat (ectopic or noisy)")
@@ -271,7 +262,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
     med = delineate.median_beats(x, fs, beats)
     fid = delineate.delineate_median(med, rr_med)
     if not np.isfinite(fid.j_point):
-        return _cannot(f"QRS limits not found ({fid.reason})", rec, warnings, filt, beats.n)
+        return _cannot(f"not assessable: QRS limits not found ({fid.reason})", rec, warnings,
+                       filt, beats.n, leads=gate.leads_assessed)
     amps_list = qrs_amplitudes(med, fid)
     amps = dict(zip(rec.leads, amps_list, strict=True))
     intervals = compute_intervals(beats, med, fid, amps)
@@ -297,7 +289,8 @@ def analyze_record(record: ECGRecord, sex: str | None = None, age: float | None 
                     "t_end": rel(fid.t_end)}
     return AnalysisReport(True, "", intervals, st, amps, stemi, tuple(warnings), filt, beats.n,
                           sex, age, rec.provenance.get("source"), fiducials_ms=fiducials_ms,
-                          beat_times_s=tuple(round(float(t), 3) for t in found.times_s))
+                          beat_times_s=tuple(round(float(t), 3) for t in found.times_s),
+                          leads_assessed=gate.leads_assessed)
 
 
 __all__ = ["DISCLAIMER", "STANDARD_LEADS", "AnalysisReport", "analyze_record", "detect_pacing"]

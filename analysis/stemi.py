@@ -20,6 +20,9 @@ was tuned on LUDB.
   elevation is confined to V2–V4 and there is no obvious STEMI, LVH or conduction defect).
 * **STEMI equivalents** (flagged, not counted as STEMI): de Winter T waves; ST elevation in aVR
   with ST depression ≥ 0.1 mV in ≥ 8 leads; isolated posterior pattern.
+* **Leads not assessed**: a "not met" names the leads whose ST was measured; with any of the 12
+  leads unmeasured the confidence is never ``high`` (:data:`PARTIAL_MAX_CONFIDENCE`), and with no
+  two contiguous measured leads there is no statement (``detected`` None).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 
 from ecglens.analysis.intervals import Intervals, QRSAmplitudes
 from ecglens.analysis.st import STLevel
+from ecglens.core.record import STANDARD_LEADS
 
 PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 CABRERA_LIMB: tuple[str, ...] = ("aVL", "I", "-aVR", "II", "aVF", "III")
@@ -53,6 +57,15 @@ DEPRESSION_MV = 0.05
 RECIPROCAL_MV = 0.05
 SMITH_ER_CUT = 23.4
 SMITH_RATIO = -0.25
+HIGH_CONFIDENCE = 0.75
+"""Confidence from which a statement is labelled ``high`` (``moderate`` from 0.5)."""
+MODERATE_CONFIDENCE = 0.5
+PARTIAL_MAX_CONFIDENCE = 0.7
+"""Highest confidence when any of the 12 leads has no measured ST: below
+:data:`HIGH_CONFIDENCE`, since a STEMI (or a confounder) in an unseen lead cannot be excluded."""
+MISSING_LEAD_PENALTY = 0.05
+"""Confidence taken off per lead without a measured ST (design choice: one missing lead leaves a
+clear "not met" at 0.7, moderate; the nine missing leads of a 3-lead record make it low)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +228,8 @@ def lvh_rule(amps: Mapping[str, QRSAmplitudes], sex: str | None) -> RuleOutcome:
     def get(lead: str, attr: str) -> float:
         a = amps.get(lead)
         return np.nan if a is None else getattr(a, attr)
-    sokolow = get("V1", "neg_mv") + np.nanmax([get("V5", "r_mv"), get("V6", "r_mv"), np.nan])
+    r_v56 = [v for v in (get("V5", "r_mv"), get("V6", "r_mv")) if math.isfinite(v)]
+    sokolow = get("V1", "neg_mv") + (max(r_v56) if r_v56 else np.nan)
     cornell = get("aVL", "r_mv") + get("V3", "neg_mv")
     cornell_cut = 2.8 if sex == "M" else 2.0
     values = {"sokolow_lyon_mv": sokolow, "cornell_mv": cornell, "cornell_cut_mv": cornell_cut}
@@ -278,13 +292,21 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
     pairs = _contiguous(CABRERA_LIMB, elevated) + _contiguous(PRECORDIAL, elevated)
     ste_leads = sorted({lead for pair in pairs for lead in pair}, key=_lead_order)
     measured = [lead for lead, v in per_lead.items() if math.isfinite(v)]
+    assessed = tuple(lead for lead in STANDARD_LEADS
+                     if (level := st.get(lead)) is not None and level.measured)
+    missing = tuple(lead for lead in STANDARD_LEADS if lead not in assessed)
+    # the ST-elevation rule needs two contiguous leads with a measured ST
+    contiguous_measured = bool(_contiguous(CABRERA_LIMB, set(measured))
+                               or _contiguous(PRECORDIAL, set(measured)))
     elevated_txt = ", ".join(sorted(elevated, key=_lead_order)) or "no lead"
     detail = (f"J-point elevation ≥ threshold in {elevated_txt}; "
               f"contiguous pairs: {', '.join(f'{a}+{b}' for a, b in pairs) or 'none'}; "
               f"thresholds 0.10 mV, V2–V3 {v23:.2f} mV")
     if lvh_explained:
         detail += f"; LVH proportional rule (ST/S < 25 %) discounts {', '.join(lvh_explained)}"
-    ste_rule = RuleOutcome("ST elevation (4th UDMI)", bool(pairs) if len(measured) >= 2 else None,
+    if not contiguous_measured:
+        detail += "; no two contiguous leads have a measured ST, so the rule cannot be applied"
+    ste_rule = RuleOutcome("ST elevation (4th UDMI)", bool(pairs) if contiguous_measured else None,
                            tuple(ste_leads), detail,
                            {"st_j_mv": {k: v for k, v in per_lead.items()},
                             "v2_v3_threshold_mv": v23})
@@ -339,7 +361,7 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
         confounders.append("early repolarisation favoured")
 
     # --- decision
-    if len(measured) < 2:
+    if len(measured) < 2 or not (contiguous_measured or lbbb.fired or paced.fired):
         detected: bool | None = None
     elif lbbb.fired or paced.fired:
         detected = bool(sgarbossa.fired or smith.fired)
@@ -354,10 +376,11 @@ def evaluate_stemi(st: Mapping[str, STLevel], amps: Mapping[str, QRSAmplitudes],
         territories, ste_leads = [], []
 
     confidence = _confidence(detected, st, ste_leads, per_lead, threshold, bool(recip_leads),
-                             confounders, quality_penalty)
-    label = "high" if confidence >= 0.75 else "moderate" if confidence >= 0.5 else "low"
+                             confounders, quality_penalty, len(missing))
+    label = ("high" if confidence >= HIGH_CONFIDENCE
+             else "moderate" if confidence >= MODERATE_CONFIDENCE else "low")
     statement = _statement(detected, territories, ste_leads, per_lead, recip_leads, lbbb, paced,
-                           sgarbossa, smith, lvh, er, equivalents, label)
+                           sgarbossa, smith, lvh, er, equivalents, label, assessed, missing)
     return StemiResult(detected, tuple(territories), tuple(ste_leads), confidence, label,
                        tuple(equivalents), tuple(confounders), tuple(rules), statement,
                        tuple(notes))
@@ -495,7 +518,10 @@ def _avr_diffuse(per_lead: Mapping[str, float]) -> RuleOutcome:
 
 def _confidence(detected: bool | None, st: Mapping[str, STLevel], leads: Sequence[str],
                 per_lead: Mapping[str, float], threshold: object, reciprocal: bool,
-                confounders: Sequence[str], quality_penalty: float) -> float:
+                confounders: Sequence[str], quality_penalty: float, n_missing: int = 0) -> float:
+    """Rule-based confidence of the statement (not a probability); with ``n_missing`` of the
+    12 leads unmeasured it loses :data:`MISSING_LEAD_PENALTY` per lead and stays at most
+    :data:`PARTIAL_MAX_CONFIDENCE` (never ``high``)."""
     if detected is None:
         return float("nan")
     noise = np.nanmedian([lv.noise_mv for lv in st.values()
@@ -517,6 +543,8 @@ def _confidence(detected: bool | None, st: Mapping[str, STLevel], leads: Sequenc
         nearest = min(gaps) if gaps else 0.0
         score = 0.9 if nearest > 0.05 else 0.7 if nearest > 2 * noise else 0.5
         score -= 0.1 * len(confounders)
+    if n_missing:
+        score = min(score - MISSING_LEAD_PENALTY * n_missing, PARTIAL_MAX_CONFIDENCE)
     return float(np.clip(score - quality_penalty, 0.05, 0.95))
 
 
@@ -524,9 +552,16 @@ def _statement(detected: bool | None, territories: Sequence[str], leads: Sequenc
                per_lead: Mapping[str, float], recip: Sequence[str], lbbb: RuleOutcome,
                paced: RuleOutcome, sgarbossa: RuleOutcome, smith: RuleOutcome,
                lvh: RuleOutcome, er: RuleOutcome, equivalents: Sequence[str],
-               label: str) -> str:
+               label: str, assessed: Sequence[str] = STANDARD_LEADS,
+               missing: Sequence[str] = ()) -> str:
+    seen = ", ".join(assessed) or "none"
+    unseen = ", ".join(missing)
     if detected is None:
-        return "Cannot measure the ST segment: no STEMI statement is possible."
+        if len(assessed) >= 2:
+            return (f"No STEMI statement is possible: ST measured only in {seen}, and no two "
+                    f"of them are contiguous (not assessed: {unseen}).")
+        return (f"Cannot measure the ST segment (ST measured in: {seen}): no STEMI statement is "
+                "possible.")
     parts = []
     if lbbb.fired or paced.fired:
         cause = "LBBB" if lbbb.fired else "ventricular pacing"
@@ -539,8 +574,16 @@ def _statement(detected: bool | None, territories: Sequence[str], leads: Sequenc
                         f"{', '.join(territories) or 'unlocalised'} — ST at J {values}.")
         if recip:
             parts.append(f"Reciprocal depression in {', '.join(recip)}.")
+        if missing:
+            parts.append(f"ST not assessed in {unseen}.")
     else:
-        parts.insert(0, f"STEMI criteria not met ({label} confidence).")
+        if missing:
+            parts.insert(0, f"STEMI criteria not met in the {len(assessed)} leads assessed "
+                            f"({label} confidence): {seen}. Not assessed: {unseen}; a STEMI "
+                            "there cannot be excluded.")
+        else:
+            parts.insert(0, f"STEMI criteria not met ({label} confidence; ST assessed in all "
+                            "12 leads).")
         if er.fired:
             parts.append(f"ST elevation in {', '.join(er.leads)} meets the voltage criteria but "
                          f"the early-repolarisation formula favours benign early repolarisation: "

@@ -59,3 +59,20 @@ def non_negative_float(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
+
+
+AGE_RANGE_YEARS = (0.0, 130.0)
+"""Ages outside this range are a typing error, not a patient."""
+
+
+def age_years(text: str) -> float:
+    """A patient age in years (0–130)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not AGE_RANGE_YEARS[0] <= value <= AGE_RANGE_YEARS[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected an age in years ({AGE_RANGE_YEARS[0]:g}-{AGE_RANGE_YEARS[1]:g}), "
+            f"got {text!r}")
+    return value

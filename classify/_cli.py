@@ -41,11 +41,16 @@ def _run_classify(args: argparse.Namespace) -> int:
     for rep in reports:
         print(f"{rep['source']}" + (f" (page {rep['page']})" if rep.get("page") else ""))
         print(f"  model {rep['model_version']}")
-        print("  class  probability  threshold  decision")
-        for c in rep["classes"]:
-            flag = "POSITIVE" if c in rep["positive"] else "-"
-            print(f"  {c:<5}  {rep['probabilities'][c]:11.3f}  {rep['thresholds'][c]:9.3f}  "
-                  f"{flag}")
+        if rep.get("assessable") is False:
+            # the measurability gate refused the record: no probability becomes a decision
+            print(f"  {rep['reason']}")
+            print("  no class decision (no probabilities are reported for this record)")
+        else:
+            print("  class  probability  threshold  decision")
+            for c in rep["classes"]:
+                flag = "POSITIVE" if c in rep["positive"] else "-"
+                print(f"  {c:<5}  {rep['probabilities'][c]:11.3f}  "
+                      f"{rep['thresholds'][c]:9.3f}  {flag}")
         beats = rep.get("beats")
         if beats and beats.get("counts"):
             counts = ", ".join(f"{k} {v}" for k, v in beats["counts"].items() if v)

@@ -4,6 +4,11 @@ The same function serves a WFDB/CSV record and a record read off paper by the di
 :func:`classify_record` resamples to 100 Hz, keeps the 12 standard leads (NaN where not
 printed), normalises (:func:`classify.data.normalize`) and averages the sigmoid outputs over
 consecutive 10-s windows (at most :data:`MAX_WINDOWS`).
+
+Every record first passes the measurability gate (:func:`ecglens.core.gate.assess_measurability`,
+purpose ``"classification"``): a record that is not assessable (all NaN, too short, flat, noise,
+amplitudes in no unit, fewer than 9 observed leads, implausible heart rate) gets no decision —
+``assessable`` False, ``reason``, no positive class.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 from ecglens.classify import DISCLAIMER
 from ecglens.classify.data import CLASSES, MODEL_FS_HZ, N_SAMPLES, normalize
 from ecglens.core.errors import ModelError
+from ecglens.core.gate import Measurability, assess_measurability
 from ecglens.core.record import STANDARD_LEADS, ECGRecord
 
 log = logging.getLogger(__name__)
@@ -86,11 +92,13 @@ class Classification:
     Attributes
     ----------
     probabilities
-        Class → probability in [0, 1] (mean over 10-s windows).
+        Class → probability in [0, 1] (mean over 10-s windows): the model's raw output. For a
+        record that is not assessable it is never turned into a decision and is left out of
+        :meth:`to_dict`.
     thresholds
         Class → decision threshold (max F1 on PTB-XL fold 9).
     positive
-        Classes whose probability reaches the threshold.
+        Classes whose probability reaches the threshold; always empty when not assessable.
     model_version
         Version string of the weights.
     lead_coverage
@@ -99,6 +107,13 @@ class Classification:
         Number of 10-s windows averaged.
     disclaimer
         :data:`classify.DISCLAIMER`.
+    assessable, reason
+        The measurability gate's verdict: ``reason`` is ``"not assessable: <why>"`` when
+        ``assessable`` is False, else empty.
+    warnings
+        The gate's warnings (unit conversion, empty or flat leads).
+    leads_assessed
+        Standard leads with a usable signal.
     """
 
     probabilities: dict[str, float]
@@ -108,12 +123,21 @@ class Classification:
     lead_coverage: dict[str, float]
     n_windows: int
     disclaimer: str = DISCLAIMER
+    assessable: bool = True
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+    leads_assessed: tuple[str, ...] = STANDARD_LEADS
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
+        """JSON-ready dict; a record that is not assessable has no probabilities in it."""
         d = dataclasses.asdict(self)
         d["classes"] = list(CLASSES)
         d["positive"] = list(self.positive)
+        d["warnings"] = list(self.warnings)
+        d["leads_assessed"] = list(self.leads_assessed)
+        d["reason"] = self.reason or None
+        if not self.assessable:
+            d["probabilities"] = {}
         return d
 
 
@@ -127,18 +151,40 @@ def predict_proba(inputs: np.ndarray, loaded: LoadedModel | None = None) -> np.n
     return torch.sigmoid(logits).numpy()
 
 
-def classify_record(record: ECGRecord, weights_dir: str | None = None) -> Classification:
-    """Classify one record (file or digitized page) with the committed weights."""
+def classify_record(record: ECGRecord, weights_dir: str | None = None,
+                    gate: Measurability | None = None) -> Classification:
+    """Classify one record (file or digitized page) with the committed weights.
+
+    Parameters
+    ----------
+    record
+        Any record (its standard leads are used).
+    weights_dir
+        Folder of other weights (default: the committed ones).
+    gate
+        The measurability verdict for ``purpose="classification"`` if already computed;
+        otherwise :func:`ecglens.core.gate.assess_measurability` runs here. The model sees the
+        gate's record (in mV, unit-converted where needed). Not assessable → no positive class.
+    """
+    if gate is None:
+        gate = assess_measurability(record, "classification")
+    elif gate.purpose != "classification":
+        raise ValueError(f"a gate for {gate.purpose!r} cannot admit a classification")
     loaded = load_model(weights_dir)
-    windows = record_windows(record)
+    windows = record_windows(gate.record)
     probs = predict_proba(windows, loaded).mean(axis=0)
     coverage = windows[0, 12:].mean(axis=1)
     probabilities = {c: float(p) for c, p in zip(CLASSES, probs, strict=True)}
-    positive = tuple(c for c in CLASSES if probabilities[c] >= loaded.thresholds[c])
+    positive: tuple[str, ...] = ()
+    if gate.assessable:
+        positive = tuple(c for c in CLASSES if probabilities[c] >= loaded.thresholds[c])
+    else:
+        log.info("classification withheld: %s", gate.reason)
     return Classification(probabilities, dict(loaded.thresholds), positive, loaded.version,
                           {lead: float(v) for lead, v in zip(STANDARD_LEADS, coverage,
                                                              strict=True)},
-                          len(windows))
+                          len(windows), assessable=gate.assessable, reason=gate.reason,
+                          warnings=gate.warnings, leads_assessed=gate.leads_assessed)
 
 
 # ============================================================================ saliency

@@ -16,6 +16,7 @@ alignment use the rhythm strip alone.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 from scipy import ndimage
@@ -79,8 +80,8 @@ def qrs_envelope(signal_mv: np.ndarray, fs: float) -> np.ndarray:
         if np.isfinite(scale) and scale > 0:
             scaled[:, k] = diff[:, k] / scale
     present = np.isfinite(scaled).any(axis=1)
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         env = np.nanmean(scaled, axis=1)
     env[~present] = np.nan
     return env
@@ -178,8 +179,8 @@ def _align_beats(signal_mv: np.ndarray, fs: float, anchors: np.ndarray) -> Beats
     core_pre, core_post = int(0.10 * fs), int(0.12 * fs)
     shift_max = round(ALIGN_S * fs)
     win = windows(signal_mv, anchors, core_pre + shift_max, core_post + shift_max)
-    with np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         win = win - np.nanmedian(win, axis=1, keepdims=True)
         template = np.nanmedian(win, axis=0)[shift_max:shift_max + core_pre + core_post]
     shifts = np.zeros(len(anchors), dtype=int)
