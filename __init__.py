@@ -7,6 +7,7 @@ The public API (``ecglens.__all__``) is loaded lazily, so ``import ecglens`` sta
     record = ecglens.read_record("rec.hea")          # WFDB / CSV / JSON → ECGRecord (mV)
     report = ecglens.analyze_record(record)          # intervals, ST, STEMI rules
     result = ecglens.classify_record(record)         # PTB-XL superclass probabilities
+    gate = ecglens.assess_measurability(record)      # is it a measurable ECG at all?
 
 Sub-packages: :mod:`ecglens.core` (record model, I/O, errors, layouts, filters, the beat
 detector), :mod:`ecglens.digitize`, :mod:`ecglens.analysis`, :mod:`ecglens.classify`,
@@ -32,6 +33,7 @@ _PUBLIC = {
     "analyze_record": "ecglens.analysis.report",
     "classify_record": "ecglens.classify.predict",
     "load_inputs": "ecglens.app.inputs",
+    "assess_measurability": "ecglens.core.gate",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

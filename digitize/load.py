@@ -215,6 +215,11 @@ def _native_page_dpis(path: Path, n_pages: int) -> dict[int, float]:
     return native
 
 
+def _too_large(exc: BaseException) -> str:
+    """The message for an image PIL refuses to decode for its size (a decompression bomb)."""
+    return f"image too large to read ({_first_line(exc)})"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
@@ -230,7 +235,9 @@ def _iter_raster(path: Path, dpi: float | None, wanted: tuple[int, ...] | None
         img = Image.open(path)
     except UnidentifiedImageError as exc:
         raise InputError("not an image file (format not recognised)", path) from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(_too_large(exc), path) from exc
+    except (OSError, ValueError) as exc:
         raise InputError(f"cannot open image ({_first_line(exc)})", path) from exc
     with img:
         n_frames = int(getattr(img, "n_frames", 1) or 1)
@@ -335,7 +342,9 @@ def count_pages(path: str | Path) -> int:
             return int(getattr(img, "n_frames", 1) or 1)
     except UnidentifiedImageError as exc:
         raise InputError("not an image file (format not recognised)", p) from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(_too_large(exc), p) from exc
+    except (OSError, ValueError) as exc:
         raise InputError(f"cannot open image ({_first_line(exc)})", p) from exc
 
 
