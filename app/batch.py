@@ -120,27 +120,48 @@ class PageOutcome:
     reason: str = ""
     seconds: float = 0.0
     summary: dict[str, Any] | None = None
+    quality: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Extra manifest columns (``ecglens batch``: layout, gain, Einthoven residual ...)."""
 
     def row(self) -> dict[str, str]:
         """The manifest row (strings)."""
         return {"input": self.input, "page": str(self.page), "n_pages": str(self.n_pages),
                 "output_stem": self.output_stem, "status": self.status,
-                "reason": self.reason.replace("\n", " "), "seconds": f"{self.seconds:.3f}"}
+                "reason": self.reason.replace("\n", " "), "seconds": f"{self.seconds:.3f}",
+                **self.quality}
 
 
 class Manifest:
-    """``manifest.csv`` of an output folder: read at start, one row appended per page."""
+    """``manifest.csv`` of an output folder: read at start, one row appended per page.
 
-    def __init__(self, outdir: Path) -> None:
+    ``fields`` are the columns of a new manifest; rows appended to an existing one keep that
+    file's own columns (a column it lacks is left out, one a row lacks is left empty).
+    """
+
+    def __init__(self, outdir: Path, fields: Sequence[str] = MANIFEST_FIELDS) -> None:
         self.path = outdir / MANIFEST_NAME
+        self.fields: tuple[str, ...] = tuple(fields)
         self.last: dict[tuple[str, int], dict[str, str]] = {}
+        self._n_pages: dict[str, dict[int, int]] = {}   # input → page → n_pages (last rows)
         if self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as fh:
-                for row in csv.DictReader(fh):
+                reader = csv.DictReader(fh)
+                if reader.fieldnames:
+                    self.fields = tuple(reader.fieldnames)
+                for row in reader:
                     try:   # a row cut by a crash is ignored
-                        self.last[(row["input"], int(row["page"]))] = row
+                        self._remember(row["input"], int(row["page"]), row)
                     except (KeyError, TypeError, ValueError):
                         continue
+
+    def _remember(self, key: str, page: int, row: dict[str, str]) -> None:
+        self.last[(key, page)] = row
+        pages = self._n_pages.setdefault(key, {})
+        n_pages = str(row.get("n_pages", ""))
+        if n_pages.isdigit():
+            pages[page] = int(n_pages)
+        else:
+            pages.pop(page, None)
 
     def is_complete(self, input_key: str, page: int, outdir: Path) -> bool:
         """The page's last row says ``ok`` and its record header exists."""
@@ -150,20 +171,29 @@ class Manifest:
 
     def pages_known(self, input_key: str) -> int | None:
         """The page count recorded for an input, if any."""
-        counts = [int(r["n_pages"]) for (key, _), r in self.last.items()
-                  if key == input_key and str(r.get("n_pages", "")).isdigit()]
-        return max(counts) if counts else None
+        counts = self._n_pages.get(input_key)
+        return max(counts.values()) if counts else None
 
     def append(self, outcome: PageOutcome) -> None:
         """Add one row and flush it to disk (a crash loses at most the row being written)."""
         new = not self.path.is_file() or self.path.stat().st_size == 0
+        cut = not new and not _ends_with_newline(self.path)
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer = csv.DictWriter(fh, fieldnames=self.fields, restval="",
+                                    extrasaction="ignore")
             if new:
                 writer.writeheader()
+            if cut:            # the row a crash cut short stays alone on its line
+                fh.write("\r\n")
             writer.writerow(outcome.row())
             fh.flush()
-        self.last[(outcome.input, outcome.page)] = outcome.row()
+        self._remember(outcome.input, outcome.page, outcome.row())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +245,7 @@ def _read_and_write(path: Path, key: str, file_stem: str, n_pages: int, todo: tu
                     outdir: Path, options: BatchOptions) -> Iterator[PageOutcome]:
     """Pages ``todo`` of ``path``: rasterise, digitize, write atomically (one page in memory)."""
     from ecglens.digitize.load import iter_pages
-    from ecglens.digitize.pipeline import digitize_image, write_outputs
+    from ecglens.digitize.pipeline import digitize_image
 
     remaining = list(todo)
     while remaining:
@@ -230,9 +260,7 @@ def _read_and_write(path: Path, key: str, file_stem: str, n_pages: int, todo: tu
                                         page_index=page.page_index, n_pages=page.n_pages,
                                         dpi_prior=page.dpi_prior)
                 del page
-                write_outputs(result, outdir, overlay=options.overlay, stem=stem,
-                              overwrite=options.overwrite,
-                              extra_json={"input": str(path), "input_page": k})
+                write_page(result, outdir, stem, options, str(path), k)
             except StopIteration:
                 return
             except PAGE_ERRORS as exc:
@@ -242,6 +270,53 @@ def _read_and_write(path: Path, key: str, file_stem: str, n_pages: int, todo: tu
                 continue
             yield PageOutcome(key, k, n_pages, stem, "ok", "; ".join(result.warnings)[:500],
                               time.perf_counter() - t0, result.summary())
+
+
+def digitize_page(path: Path, page: int, options: BatchOptions, source: str | None = None
+                  ) -> Any:
+    """Rasterise and read page ``page`` (1-based) of ``path`` alone: one task of a
+    distributed batch (:mod:`ecglens.app.archive`). Returns the ``DigitizeResult``.
+
+    ``source`` names the page in its outputs (default: ``path``).
+
+    Raises
+    ------
+    InputError
+        The file cannot be opened or has no such page.
+    DigitizeError
+        The page cannot be read as an ECG.
+    """
+    from ecglens.digitize.load import iter_pages
+    from ecglens.digitize.pipeline import digitize_image
+
+    image = next(iter(iter_pages(path, dpi=options.dpi, pages=(page,))), None)
+    if image is None:
+        raise InputError(f"page {page} asked for, but the file has fewer pages", path)
+    return digitize_image(image.image, source=source or str(path), page_index=image.page_index,
+                          n_pages=image.n_pages, dpi_prior=image.dpi_prior)
+
+
+def write_page(result: Any, outdir: Path, stem: str, options: BatchOptions, input_name: str,
+               page: int) -> None:
+    """Write one page's record, JSON and overlay atomically (header last), naming its input.
+
+    Raises
+    ------
+    OutputError
+        As :func:`ecglens.digitize.pipeline.write_outputs` (an output exists, no overwrite).
+    """
+    from ecglens.digitize.pipeline import write_outputs
+
+    write_outputs(result, outdir, overlay=options.overlay, stem=stem,
+                  overwrite=options.overwrite,
+                  extra_json={"input": input_name, "input_page": page})
+
+
+def page_failed(key: str, page: int, n_pages: int, stem: str, exc: BaseException, t0: float,
+                options: BatchOptions) -> PageOutcome:
+    """The ``failed`` outcome of a page: the error's first line (traceback logged with
+    ``debug``)."""
+    return _failed(key, page, n_pages, stem, exc, t0, options)
 
 
 PAGE_ERRORS = (EcglensError, OSError, ValueError, MemoryError, RuntimeError)
@@ -320,5 +395,5 @@ def run_batch(files: Sequence[Path], outdir: Path, options: BatchOptions,
 
 
 __all__ = ["MANIFEST_NAME", "BatchOptions", "BatchSummary", "Manifest", "PageOutcome",
-           "digitize_pages", "expand_inputs", "page_stem", "plan_stems", "run_batch",
-           "safe_stem"]
+           "digitize_page", "digitize_pages", "expand_inputs", "page_failed", "page_stem",
+           "plan_stems", "run_batch", "safe_stem", "write_page"]

@@ -13,6 +13,11 @@ inspected on its own:
 8. ``trace``    :func:`digitize.trace.extract_traces`
 9. ``layout``   :func:`digitize.layout_detect.choose_layout` (ticks, labels, Einthoven)
 10. ``convert`` :func:`digitize.convert.build_record`
+11. ``check``   :func:`digitize.ecg_check.check_reading` → ``ReadingCheck`` (is it an ECG?)
+
+Between ``ink`` and ``rows`` the first read runs the orientation stage
+(:func:`digitize.orient.find_orientation` → ``Orientation``) on the page as given; a page
+turned by 90°, 180° or 270° is turned back and read from ``grid`` again.
 
 Where the geometry helper's modules (grid, deskew, ink) are not importable, small local
 fallbacks with the same signatures are used (px/mm from the DPI, no rotation, darkness from
@@ -42,6 +47,7 @@ from ecglens.digitize.calibration import (
     parse_settings_text,
 )
 from ecglens.digitize.convert import ConvertResult, build_record, einthoven_residual
+from ecglens.digitize.ecg_check import ReadingCheck, check_reading
 from ecglens.digitize.labels import TextResult, read_text, trace_pixels
 from ecglens.digitize.layout_detect import (
     LayoutResult,
@@ -53,6 +59,7 @@ from ecglens.digitize.layout_detect import (
     find_time_axis,
     tick_evidence,
 )
+from ecglens.digitize.orient import Orientation, find_orientation, turn_upright
 from ecglens.digitize.pulse_rows import (
     FAINT_PULSE_GAIN,
     PULSE_SEARCH_MM,
@@ -150,6 +157,10 @@ class DigitizeResult:
         Everything that lowered confidence.
     timings_s
         Seconds per stage.
+    orientation
+        The orientation stage's decision (:class:`digitize.orient.Orientation`).
+    ecg_check
+        The final check of the record (:class:`digitize.ecg_check.ReadingCheck`).
     """
 
     source: str
@@ -168,6 +179,8 @@ class DigitizeResult:
     baselines_px: tuple[float, ...]
     warnings: tuple[str, ...]
     timings_s: dict[str, float]
+    orientation: Orientation | None = None
+    ecg_check: ReadingCheck | None = None
 
     @property
     def record(self) -> ECGRecord:
@@ -236,6 +249,8 @@ class DigitizeResult:
                                   "finite_fraction": lead.finite_fraction,
                                   "reasons": list(lead.reasons)} for lead in self.convert.leads},
             "einthoven": self.convert.einthoven,
+            "orientation": self.orientation.to_json() if self.orientation else None,
+            "ecg_check": self.ecg_check.to_json() if self.ecg_check else None,
             "warnings": list(self.warnings),
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "versions": {"ecglens": VERSION, "numpy": np.__version__, "opencv": cv2.__version__,
@@ -288,7 +303,7 @@ def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
 
 def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int = 0,
                    n_pages: int = 1, dpi_prior: float | None = None, use_ocr: bool = True,
-                   layout_hint: str | None = None) -> DigitizeResult:
+                   layout_hint: str | None = None, check: bool = True) -> DigitizeResult:
     """Read one page image (``(H, W, 3)`` uint8 RGB) into a :class:`DigitizeResult`.
 
     Parameters
@@ -303,6 +318,66 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         Read lead labels and the settings line with tesseract.
     layout_hint
         Force a layout name instead of deciding it (the result says so).
+    check
+        Refuse a read that fails the final ECG check (:mod:`digitize.ecg_check`); False: the
+        check is measured and recorded (with a warning) but the record is returned.
+
+    The orientation stage (:func:`digitize.orient.find_orientation`) decides first, on the
+    page as given, whether it is turned by 90°, 180° or 270°; a turned page is turned back
+    and read upright (a warning says so). The read record is then checked
+    (:func:`digitize.ecg_check.check_reading`). Both decisions are in the result
+    (``orientation``, ``ecg_check``) and its JSON.
+
+    Raises
+    ------
+    DigitizeError
+        The page's calibration pulses and lead names say it is turned, each another way
+        ("page appears rotated by ..."), or what was read is not an ECG
+        (:mod:`digitize.ecg_check`); see :func:`_read_upright` for the others. Where the
+        orientation stage found the traces running down the page with nothing to say which
+        way it is turned (:attr:`digitize.orient.Orientation.suspicion`), the page is read as
+        it is and any error begins "page appears rotated by 90 or 270 deg".
+    """
+    clock = time.perf_counter()
+    given = page_ink(image, dpi_prior)
+    orientation = find_orientation(given.darkness, given.px_per_mm_x, given.px_per_mm_y,
+                                   use_ocr=use_ocr)
+    geometry: PageInk | None = given
+    if orientation.refused:
+        raise DigitizeError(orientation.refused, source)
+    notes: tuple[str, ...] = ()
+    if orientation.turned:
+        image = turn_upright(image, orientation.rotation_deg)
+        geometry = None   # made on the page as given: the turned page is measured again
+        notes = (f"page turned by {orientation.rotation_deg} deg before reading "
+                 f"({orientation.reason})",)
+        log.info("%s: %s", source, notes[0])
+    orient_s = time.perf_counter() - clock - (
+        sum(geometry.timings_s.values()) if geometry is not None else 0.0)
+    try:
+        result = _read_upright(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                               layout_hint, geometry)
+    except DigitizeError as exc:
+        if not orientation.suspicion:
+            raise
+        raise type(exc)(f"{orientation.suspicion}; {exc.reason}", source) from None
+    clock = time.perf_counter()
+    verdict = check_reading(result.convert)
+    if verdict.refused:
+        reason = "; ".join(r for r in (orientation.suspicion, verdict.reason) if r)
+        if check:
+            raise DigitizeError(reason, source)
+        notes = (*notes, reason)
+    timings = {"orient": orient_s, **result.timings_s, "check": time.perf_counter() - clock}
+    return dataclasses.replace(result, orientation=orientation, ecg_check=verdict,
+                               timings_s=timings, warnings=(*result.warnings, *notes))
+
+
+def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
+                  dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
+                  geometry: PageInk | None) -> DigitizeResult:
+    """Read one upright page (see :func:`digitize_image`); ``geometry``: the first read's
+    grid, deskew and ink where the orientation stage already made them.
 
     Raises
     ------
@@ -322,7 +397,10 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     retry_note: tuple[str, ...] = ()
     read_options: dict[str, bool] = {}
     try:
-        result = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint)
+        result = (_read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,
+                             layout_hint) if geometry is None
+                  else _read_geometry(geometry, source, page_index, n_pages, use_ocr,
+                                      layout_hint))
     except RowsError as first:
         retried: DigitizeResult | None = None
         for name in RETRY_READS:
@@ -557,15 +635,27 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
     return None
 
 
-def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
-               dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
-               grid_override: Any = None, ink_at_grid_lines: bool = False,
-               pair_rows: bool = False, subtract_grid: bool = False,
-               rows_from_pulses: bool = False) -> DigitizeResult:
-    """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
-    ink stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen; ``rows_from_pulses``: where
-    the ink projection finds no row, rows from the calibration pulses down the left margin
-    (:func:`_rows_from_pulses_only`)."""
+@dataclasses.dataclass(frozen=True)
+class PageInk:
+    """The geometry stages of one read: grid, deskew and ink, and the darkness the rows are
+    looked for in (dark borders removed), with their warnings and timings."""
+
+    grid: Any
+    page_grid: Any
+    deskew: Any
+    ink: Any
+    darkness: np.ndarray = dataclasses.field(repr=False)
+    px_per_mm_x: float
+    px_per_mm_y: float
+    warnings: tuple[str, ...]
+    timings_s: dict[str, float]
+
+
+def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = None,
+             ink_at_grid_lines: bool = False, subtract_grid: bool = False) -> PageInk:
+    """Grid, deskew and ink of a page image (``(H, W, 3)`` or ``(H, W)`` uint8): the stages
+    before the rows, with the grid stage's result given (``grid_override``) and the ink
+    stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen."""
     _, find_grid, deskew, find_ink = _stage_functions()
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -621,6 +711,43 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     if border.any():
         darkness = np.where(border, np.float32(0.0), darkness)
     lap("ink")
+    return PageInk(grid, grid2, desk, ink, darkness, ppmm_x, ppmm_y, tuple(warnings), timings)
+
+
+def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
+               dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
+               grid_override: Any = None, ink_at_grid_lines: bool = False,
+               pair_rows: bool = False, subtract_grid: bool = False,
+               rows_from_pulses: bool = False) -> DigitizeResult:
+    """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
+    ink stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen; ``rows_from_pulses``: where
+    the ink projection finds no row, rows from the calibration pulses down the left margin
+    (:func:`_rows_from_pulses_only`)."""
+    geometry = page_ink(image, dpi_prior, grid_override, ink_at_grid_lines, subtract_grid)
+    return _read_geometry(geometry, source, page_index, n_pages, use_ocr, layout_hint,
+                          retry_read=ink_at_grid_lines or subtract_grid, pair_rows=pair_rows,
+                          rows_from_pulses=rows_from_pulses)
+
+
+def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int,
+                   use_ocr: bool, layout_hint: str | None, retry_read: bool = False,
+                   pair_rows: bool = False, rows_from_pulses: bool = False) -> DigitizeResult:
+    """The stages after the ink (rows to convert) on a page's grid, deskew and ink
+    (``geometry``); ``retry_read``: that ink is a second read's, at a lower level."""
+    timings = dict(geometry.timings_s)
+    warnings = list(geometry.warnings)
+    grid2, desk, ink, darkness = geometry.page_grid, geometry.deskew, geometry.ink, \
+        geometry.darkness
+    ppmm_x, ppmm_y = geometry.px_per_mm_x, geometry.px_per_mm_y
+    page = desk.image
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
     rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows)
@@ -633,7 +760,6 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
     template_rows = TEMPLATE_ROWS
     completed = complete_rows(rows, darkness, ppmm_y, template_rows)
     by_pulses = None
-    retry_read = ink_at_grid_lines or subtract_grid   # a second read, at a lower ink level
     if (len(completed.rows) != len(rows.rows) or len(rows.rows) not in template_rows
             or retry_read):
         # the projection missed rows (or the first read found none): the calibration
@@ -945,25 +1071,65 @@ def digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = Tr
     return list(iter_digitize_file(path, dpi=dpi, use_ocr=use_ocr))
 
 
-def write_outputs(result: DigitizeResult, outdir: str | Path, overlay: bool = True
-                  ) -> dict[str, Path]:
-    """Write ``<stem>.hea/.dat``, ``<stem>.json`` and ``<stem>_overlay.png`` into ``outdir``."""
+def write_outputs(result: DigitizeResult, outdir: str | Path, overlay: bool = True,
+                  stem: str | None = None, overwrite: bool = False,
+                  extra_json: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``<stem>.hea/.dat``, ``<stem>.json`` and ``<stem>_overlay.png`` into ``outdir``.
+
+    The files are written into a temporary folder inside ``outdir`` and moved into place
+    together, the header last: a record is complete (its ``.hea`` exists) or absent, never
+    half-written, also after Ctrl-C. ``stem`` defaults to :attr:`DigitizeResult.stem`;
+    ``extra_json`` is merged into the page JSON (e.g. the input path and output stem).
+
+    Raises
+    ------
+    OutputError
+        ``outdir`` is a file or cannot be written, or an output exists and ``overwrite`` is
+        False.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from ecglens.core.errors import OutputError
     from ecglens.core.io import write_wfdb
 
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    stem = outdir / result.stem
-    paths = {"header": write_wfdb(result.record, stem)}
-    t0 = time.perf_counter()
+    stem = stem or result.stem
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError("output folder is a file", outdir)
+    names = [f"{stem}.dat", f"{stem}.json", f"{stem}.hea"]
     if overlay:
-        from ecglens.digitize.overlay import draw_overlay, save_overlay
+        names.insert(1, f"{stem}_overlay.png")
+    if not overwrite:
+        existing = [n for n in names if (outdir / n).exists()]
+        if existing:
+            raise OutputError(f"{existing[0]} exists (use --overwrite to replace it, or --resume "
+                              "to skip complete pages)", outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{stem}.", suffix=".partial", dir=outdir))
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror or exc})", outdir) from exc
+    try:
+        write_wfdb(result.record, staging / stem)
+        t0 = time.perf_counter()
+        if overlay:
+            from ecglens.digitize.overlay import save_overlay
 
-        paths["overlay"] = save_overlay(draw_overlay(result), stem.with_name(
-            stem.name + "_overlay.png"))
-    overlay_s = time.perf_counter() - t0
-    data = result.to_json()
-    data["timings_s"]["overlay"] = round(overlay_s, 4)
-    json_path = stem.with_name(stem.name + ".json")
-    json_path.write_text(json.dumps(data, indent=1))
-    paths["json"] = json_path
+            save_overlay(result.overlay_image(), staging / f"{stem}_overlay.png")
+        overlay_s = time.perf_counter() - t0
+        data = result.to_json()
+        data["timings_s"]["overlay"] = round(overlay_s, 4)
+        data.update({"output_stem": stem, **(extra_json or {})})
+        (staging / f"{stem}.json").write_text(json.dumps(data, indent=1))
+        for name in names:   # header last: its presence marks a complete record
+            os.replace(staging / name, outdir / name)
+    except OSError as exc:
+        raise OutputError(f"cannot write outputs ({exc.strerror or exc})", outdir) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    paths = {"header": outdir / f"{stem}.hea", "json": outdir / f"{stem}.json"}
+    if overlay:
+        paths["overlay"] = outdir / f"{stem}_overlay.png"
     return paths
