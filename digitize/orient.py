@@ -25,7 +25,7 @@ turned; anything else is read as it is. Turning is lossless (:func:`turn_upright
 
 Not used: tesseract's orientation detection (``image_to_osd``, osd traineddata installed)
 took 1–2.5 s a page, found too few characters on pages whose only text is the lead names,
-and named 90° for an upright real image (ecg00013); the share of the rows' deflections that
+and named 90° for an upright real image; the share of the rows' deflections that
 point up (QRS polarity) was negative on 65 of 252 upright ECG-Image-Kit pages.
 """
 
@@ -57,15 +57,15 @@ PULSE_COLUMN_MM = 5.0
 
 MIN_PULSE_SCORE = 0.9
 """Least template score (:attr:`digitize.calibration.Pulse.score`) of a pulse that counts as
-orientation evidence. Pulse-like strokes at the rows' other end scored up to 0.87 (real photo
-01032_hr: a last QRS and the printer's end mark, three rows at 180°; real image ecg00022:
-ST-elevation 'tombstones', 0.50–0.82); printed pulses score 1.0 on rendered pages."""
+orientation evidence. Pulse-like strokes at the rows' other end scored up to 0.87 on the
+families (a last QRS with a printer's end mark on a photo; ST-elevation 'tombstones' on a real
+image, 0.50–0.82); printed pulses score 1.0 on rendered pages."""
 
 MIN_PULSE_VOTE = 2
 """Least pulses that vote for an orientation (at least twice any other orientation's). The
 most pulses (score ≥ :data:`MIN_PULSE_SCORE`, one column, gain and speed) found at a wrong
-orientation of an upright page: 2 on one ECG-Image-Kit page with 4 upright (eik00130_0),
-1 on 14 other pages of the four families (and 7 on real image ecg00005, whose dark major grid
+orientation of an upright page: 2 on one ECG-Image-Kit page with 4 upright, 1 on 14
+other pages of the four families (and 7 on one real image, whose dark major grid
 squares match 5-mm pulses everywhere: upright by :data:`UPRIGHT_PULSES` first)."""
 
 UPRIGHT_PULSES = 3
@@ -81,13 +81,13 @@ LABEL_WIDTH_MM = 12.0
 MIN_LEAD_NAMES = 2
 """Least asymmetric lead names that vote for an orientation (at least twice any other
 orientation's). One name at a wrong orientation of an upright page was read on 27 pages of
-the four families, three on one (own set p0080, nine upright), two on one (photo 02694_hr,
-seven upright)."""
+the four families, three on one (an own-set page, nine upright), two on one (a photo, seven
+upright)."""
 
 MIN_ROWS_DOWN = 3
 """Least trace rows down the image (with none across it) for a page without a vote to be
 suspected of being turned by 90° or 270°. Not enough to refuse it before reading: a dense
-12-row page at 20 mm/mV with faint traces (``tests/test_digitize_pipeline.py``, p0107) has
+12-row page at 20 mm/mV with faint traces (``tests/test_digitize_pipeline.py``) has
 no row across at the first ink level and its QRS complexes make rows down."""
 
 
