@@ -111,10 +111,17 @@ def classify_one(record: ECGRecord, source: str, page: int | None = None,
         base = Path(saliency_png)
         if page is not None:
             base = base.with_name(f"{base.stem}_p{page}{base.suffix or '.png'}")
-        paths = [plot_saliency(sal, base, top)]
-        if digitized is not None:
-            paths.append(draw_saliency_on_page(digitized, sal, top,
-                                               base.with_name(base.stem + "_overlay.png")))
+        paths = []
+        try:   # an unwritable path costs the plot, never the classification
+            paths.append(plot_saliency(sal, base, top))
+            if digitized is not None:
+                paths.append(draw_saliency_on_page(digitized, sal, top,
+                                                   base.with_name(base.stem + "_overlay.png")))
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+            out["warnings"] = [*out.get("warnings", []),
+                               f"saliency plot not written: {base}: {reason}"]
+            log.warning("saliency plot not written: %s: %s", base, reason)
         out["saliency_png"] = [str(p) for p in paths]
         out["saliency_spans"] = [
             {"lead": lead, "t0_s": round(t0, 2), "t1_s": round(t1, 2), "weight": round(w, 4)}

@@ -138,3 +138,21 @@ def test_library_warnings_go_to_the_log_not_stderr(tmp_path: Path,
         assert main(["--debug", "analyze", str(record)]) == 0
         assert any("a library grumbles" in r.getMessage() for r in caplog.records
                    if r.name == "py.warnings")
+
+
+def test_unwritable_saliency_path_keeps_the_classification(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_data: Path) -> None:
+    """``classify --saliency`` to a path that cannot be written: the classification is still
+    printed, with a warning naming the path; no traceback."""
+    import json
+
+    from ecglens.analysis.ludb import read_ludb_record
+
+    record = write_wfdb(read_ludb_record(shared_data / "ludb" / "data" / "3"), tmp_path / "r3")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["classify", str(record), "--json", "--no-beats", "--saliency",
+                 str(blocker / "sal.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["probabilities"] and out["saliency_png"] == []
+    assert any("saliency plot not written" in w and "sal.png" in w for w in out["warnings"])
