@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     level = logging.DEBUG if args.debug else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(False)   # re-installs the capture if an earlier call's was undone
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").setLevel(logging.DEBUG if args.debug else logging.CRITICAL)
     in_main_thread = threading.current_thread() is threading.main_thread()
