@@ -166,7 +166,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
         print(_summary_text(summary), file=sys.stderr)
     if summary.interrupted:
         print("ecglens: interrupted: the pages recorded are complete; run the same command "
-              "again to continue (complete pages are skipped)", file=sys.stderr)
+              "again to continue (complete pages are skipped"
+              + ("; the index is written when a run completes)" if args.index else ")"),
+              file=sys.stderr)
         return 130
     return 1 if summary.failed or summary.failed_before else 0
 

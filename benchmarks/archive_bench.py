@@ -163,6 +163,7 @@ def _run(sources: list[str], outdir: Path, workers: int | None = None,
             "pages_per_s_steady": round(steady, 3),
             "worker_peak_rss_mb": [round(m) for m in summary.worker_peak_rss_mb],
             "cores_obtained": round(cpu.cpu_s / wall, 2) if scheduler is None else None,
+            "pages_per_cpu_s": round(summary.ok / cpu.cpu_s, 3) if scheduler is None else None,
             "load_before": load_before, "load_after": _load()}
 
 
@@ -178,7 +179,11 @@ def scaling(n_pages: int, repeat: int, archive: Path) -> dict[str, Any]:
                       "speedup_steady": round(two["pages_per_s_steady"]
                                               / one["pages_per_s_steady"], 2),
                       "speedup_end_to_end": round(two["pages_per_s_end_to_end"]
-                                                  / one["pages_per_s_end_to_end"], 2)})
+                                                  / one["pages_per_s_end_to_end"], 2),
+                      # pages per CPU-second, 2 workers vs 1: the parallel overhead whatever
+                      # share of the cores other jobs left (1.0 = none)
+                      "cpu_efficiency": round(two["pages_per_cpu_s"] / one["pages_per_cpu_s"],
+                                              2)})
         print(json.dumps(pairs[-1]), flush=True)
         if r + 1 < repeat:
             time.sleep(5)
