@@ -338,14 +338,16 @@ def summarise(pages: list[dict], turned: list[dict], not_ecg: list[dict]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _run(function: Any, jobs: list[tuple], n_jobs: int, path: Path | None, name: str
-         ) -> list[Any]:
+def _run(function: Any, jobs: list[tuple], n_jobs: int, path: Path | None, name: str,
+         append: bool = False) -> list[Any]:
     """``function(*job)`` for every job over ``n_jobs`` processes, in order; each result
-    written to ``path`` (JSON lines) as it comes."""
+    written to ``path`` (JSON lines, added to it with ``append``) as it comes."""
+    if not jobs:
+        return []
     start = time.perf_counter()
     results = []
     with concurrent.futures.ProcessPoolExecutor(max(1, n_jobs)) as pool:
-        fh = path.open("w") if path else None
+        fh = path.open("a" if append else "w") if path else None
         for k, row in enumerate(pool.map(function, *zip(*jobs, strict=True)), 1):
             results.append(row)
             if fh:
@@ -369,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="read every N-th page of FAMILY (default: every page)")
     parser.add_argument("--turned", type=int, default=10, help="pages per family turned")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the pages of pages.jsonl from an interrupted run")
     parser.add_argument("--summarise-only", action="store_true",
                         help="only write summary.md again from the .jsonl of an earlier run")
     args = parser.parse_args(argv)
@@ -389,7 +393,13 @@ def main(argv: list[str] | None = None) -> int:
         (out / "summary.md").write_text(summary)
         print(summary)
         return 0
-    pages = _run(read_as_given, jobs, args.jobs, out / "pages.jsonl", "pages")
+    pages: list[dict[str, Any]] = []
+    if args.resume and (out / "pages.jsonl").exists():
+        pages = [json.loads(line) for line in (out / "pages.jsonl").read_text().splitlines()]
+    done = {(p["family"], p["page"]) for p in pages}
+    todo = [job for job in jobs if (job[0], Path(job[1]).name) not in done]
+    pages += _run(read_as_given, todo, args.jobs, out / "pages.jsonl", "pages",
+                  append=args.resume)
     # the turned sample: pages read as given, upright, evenly spaced over each family
     upright = {(p["family"], p["page"]) for p in pages
                if "error" not in p and p["orientation"]["rotation_deg"] == 0}
