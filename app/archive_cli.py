@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from ecglens.app.args import positive_float
+from ecglens.app.args import positive_float, positive_int
 
 PROGRESS_TTY_S = 0.5
 """A terminal's progress bar is redrawn at most this often."""
@@ -36,17 +36,6 @@ same ecglens installed):
 a re-run skips the pages that are complete (manifest.csv in OUT); pages that failed are read
 again only with --retry-failed; existing outputs are replaced only with --overwrite.
 """
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (``--workers``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

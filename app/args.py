@@ -76,3 +76,14 @@ def age_years(text: str) -> float:
             f"expected an age in years ({AGE_RANGE_YEARS[0]:g}-{AGE_RANGE_YEARS[1]:g}), "
             f"got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (e.g. ``--workers``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
