@@ -258,15 +258,16 @@ def read_not_ecg(name: str, image: np.ndarray) -> dict[str, Any]:
 def summarise(pages: list[dict], turned: list[dict], not_ecg: list[dict]) -> str:
     """The markdown summary (the check's verdicts judged with this checkout's thresholds)."""
     from ecglens.digitize.ecg_check import ReadingCheck
+    from ecglens.digitize.orient import CONFIRMED
 
     def verdict(row: dict[str, Any]) -> ReadingCheck:
         return ReadingCheck.from_json(row["check"])
 
     lines = ["# Orientation stage and ECG check, per family", "",
              "## Pages as given", "",
-             "| family | pages | read | errors | orientation 0 | turned | refused as rotated "
-             "| suspected 90/270 | check would refuse | of them with truth: mean SNR / r |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| family | pages | read | errors | orientation 0 | of them not confirmed | turned "
+             "| refused as rotated | suspected 90/270 | check would refuse | of them with truth: "
+             "mean SNR / r |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     by_family: dict[str, list[dict]] = collections.defaultdict(list)
     for p in pages:
         by_family[p["family"]].append(p)
@@ -278,13 +279,16 @@ def summarise(pages: list[dict], turned: list[dict], not_ecg: list[dict]) -> str
         read = [p for p in rows if "error" not in p]
         rotated_refused = [p for p in rows if "rotated by" in p.get("error", "")]
         turned_pages = [p for p in read if p["orientation"]["rotation_deg"]]
+        unconfirmed = [p for p in read if not p["orientation"]["rotation_deg"]
+                       and p["orientation"]["confidence"] < CONFIRMED]
         suspected = [p for p in rows if "rotated by 90 or 270" in p.get("error", "")
                      or p.get("orientation", {}).get("suspicion")]
         refused = [p for p in read if verdict(p).refused]
         scored = [f"{p['page']} {p.get('snr_db', float('nan')):.1f} dB / "
                   f"{p.get('r', float('nan')):.2f}" for p in refused if "snr_db" in p]
         lines.append(f"| {family} | {len(rows)} | {len(read)} | {len(rows) - len(read)} | "
-                     f"{len(read) - len(turned_pages)} | {len(turned_pages)} | "
+                     f"{len(read) - len(turned_pages)} | {len(unconfirmed)} | "
+                     f"{len(turned_pages)} | "
                      f"{len(rotated_refused)} | {len(suspected)} | {len(refused)} | "
                      f"{'; '.join(scored) or '-'} |")
         for p in turned_pages:
@@ -338,6 +342,11 @@ def summarise(pages: list[dict], turned: list[dict], not_ecg: list[dict]) -> str
     return "\n".join(lines) + "\n"
 
 
+def _load(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _run(function: Any, jobs: list[tuple], n_jobs: int, path: Path | None, name: str,
          append: bool = False) -> list[Any]:
     """``function(*job)`` for every job over ``n_jobs`` processes, in order; each result
@@ -386,16 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         for image, truth in family_pages(family, Path(args.set), Path(args.data))[::every]:
             jobs.append((family, str(image), str(truth) if truth else None))
     if args.summarise_only:
-        pages, turned, not_ecg = ([json.loads(line) for line in (out / name).read_text()
-                                   .splitlines()]
-                                  for name in ("pages.jsonl", "turned.jsonl", "not_ecg.jsonl"))
-        summary = summarise(pages, turned, not_ecg)
+        summary = summarise(*(_load(out / name) for name in ("pages.jsonl", "turned.jsonl",
+                                                             "not_ecg.jsonl")))
         (out / "summary.md").write_text(summary)
         print(summary)
         return 0
-    pages: list[dict[str, Any]] = []
-    if args.resume and (out / "pages.jsonl").exists():
-        pages = [json.loads(line) for line in (out / "pages.jsonl").read_text().splitlines()]
+    pages = _load(out / "pages.jsonl") if args.resume and (out / "pages.jsonl").exists() else []
     done = {(p["family"], p["page"]) for p in pages}
     todo = [job for job in jobs if (job[0], Path(job[1]).name) not in done]
     pages += _run(read_as_given, todo, args.jobs, out / "pages.jsonl", "pages",

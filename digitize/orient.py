@@ -84,6 +84,9 @@ orientation's). One name at a wrong orientation of an upright page was read on 2
 the four families, three on one (an own-set page, nine upright), two on one (a photo, seven
 upright)."""
 
+CONFIRMED = 0.7
+"""Least confidence of an orientation that pulses or lead names decided."""
+
 MIN_ROWS_DOWN = 3
 """Least trace rows down the image (with none across it) for a page without a vote to be
 suspected of being turned by 90° or 270°. Not enough to refuse it before reading: a dense
@@ -137,6 +140,12 @@ class Orientation:
     def turned(self) -> bool:
         """Whether the page is turned back before it is read."""
         return self.rotation_deg != 0 and not self.refused
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether calibration pulses or lead names decided the orientation (else the page
+        is read as it is, and upside down it would be read wrong)."""
+        return self.confidence >= CONFIRMED
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (the page JSON's ``orientation``)."""
@@ -341,7 +350,7 @@ def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
         if len(votes) == 1:
             rotation = votes.pop()
             agree = by_pulses == by_names
-            confidence = 1.0 if agree else 0.7
+            confidence = 1.0 if agree else CONFIRMED
             why = ("pulses and lead names" if agree
                    else "pulses" if by_pulses is not None else "lead names")
         elif votes:

@@ -324,7 +324,8 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
 
     The orientation stage (:func:`digitize.orient.find_orientation`) decides first, on the
     page as given, whether it is turned by 90°, 180° or 270°; a turned page is turned back
-    and read upright (a warning says so). The read record is then checked
+    and read upright (a warning says so; so does one where no calibration pulse or lead name
+    confirmed the orientation, and the page was read as it is). The read record is then checked
     (:func:`digitize.ecg_check.check_reading`). Both decisions are in the result
     (``orientation``, ``ecg_check``) and its JSON.
 
@@ -352,6 +353,8 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
         notes = (f"page turned by {orientation.rotation_deg} deg before reading "
                  f"({orientation.reason})",)
         log.info("%s: %s", source, notes[0])
+    elif not orientation.confirmed:
+        notes = (f"orientation not confirmed: read as it is ({orientation.reason})",)
     orient_s = time.perf_counter() - clock - (
         sum(geometry.timings_s.values()) if geometry is not None else 0.0)
     try:

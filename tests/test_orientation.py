@@ -47,7 +47,8 @@ def _median_r(a: np.ndarray, b: np.ndarray) -> float:
 def test_upright_page_is_read_unchanged(page, upright):
     assert upright.orientation.rotation_deg == 0
     assert not upright.orientation.refused and not upright.orientation.turned
-    assert not any("turned" in w for w in upright.warnings)
+    assert upright.orientation.confirmed
+    assert not any("turned" in w or "orientation" in w for w in upright.warnings)
     assert not upright.ecg_check.refused
     # the same read as without the orientation stage and the check
     plain = _read_upright(page.image, "upright.png", 0, 1, DPI, True, None, None)
@@ -73,10 +74,22 @@ def test_turned_page_is_read_the_right_way_up(page, upright, turn):
     np.testing.assert_array_equal(turn_upright(turned, turn), page.image)
 
 
-def test_sideways_page_without_pulses_or_names_is_refused_naming_the_rotation(record):
-    page = render_page(record, RenderSettings(layout="6x2", dpi=DPI, grid="red", pulse=False))
+@pytest.fixture(scope="module")
+def bare_page(record):
+    """A page with no calibration pulse, read without OCR: nothing says which way is up."""
+    return render_page(record, RenderSettings(layout="6x2", dpi=DPI, grid="red", pulse=False))
+
+
+def test_page_without_pulses_or_names_is_read_as_it_is_with_a_warning(bare_page):
+    result = digitize_image(bare_page.image, source="bare.png", dpi_prior=DPI, use_ocr=False)
+    assert result.orientation.rotation_deg == 0 and not result.orientation.confirmed
+    assert any(w.startswith("orientation not confirmed") for w in result.warnings)
+    assert result.layout.name == "6x2" and not result.ecg_check.refused
+
+
+def test_sideways_page_without_pulses_or_names_is_refused_naming_the_rotation(bare_page):
     with pytest.raises(DigitizeError, match="rotated by 90 or 270 deg"):
-        digitize_image(np.rot90(page.image), source="sideways.png", dpi_prior=DPI,
+        digitize_image(np.rot90(bare_page.image), source="sideways.png", dpi_prior=DPI,
                        use_ocr=False)
 
 
