@@ -13,14 +13,17 @@ stages of ``digitize.pipeline``) before its rows are read, from three kinds of e
   ``aVF``, ``V1``–``V6``; ``I``, ``II``, ``III`` read the same upside down) are read by OCR
   in all four ways in one batched call;
 * **trace direction**: trace rows (:func:`digitize.layout_detect.find_rows`) run across the
-  image on a page that is upright or upside down, down it on a page turned by 90° or 270°.
+  image on a page that is upright or upside down, down it on a page turned by 90° or 270°;
+  along them, a small 1-D network (:mod:`digitize.trace_direction`) tells an ECG read the
+  right way from one read reversed in time and inverted (what a turn by 180° does to it).
 
 The upright page's pulses are looked for first; where they stand on enough rows
 (:data:`UPRIGHT_PULSES`) the page is upright and nothing else is measured. Otherwise pulses
 and lead names each vote (:func:`decide`). A page is turned only on such a vote, and refused
-before reading only where the two votes disagree; where the traces run down the page but
-nothing says which way it is turned, it is read as it is and a failed read says it appears
-turned; anything else is read as it is. Turning is lossless (:func:`turn_upright`,
+before reading only where the two votes disagree. Where neither votes, the trace direction
+does, if it is clear (:data:`DIRECTION_SCORE`); where nothing says which way the page is
+turned, it is read as it is with a warning, and if its traces run down the page a failed read
+says it appears turned. Turning is lossless (:func:`turn_upright`,
 ``numpy.rot90``), so a turned page reads as its upright original.
 
 Not used: tesseract's orientation detection (``image_to_osd``, osd traineddata installed)
@@ -40,6 +43,7 @@ import numpy as np
 from ecglens.digitize.calibration import Pulse
 from ecglens.digitize.layout_detect import Row, RowsResult, find_rows
 from ecglens.digitize.pulse_rows import row_pulse, rows_start_px
+from ecglens.digitize.trace_direction import page_direction
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,18 @@ upright)."""
 CONFIRMED = 0.7
 """Least confidence of an orientation that pulses or lead names decided."""
 
+DIRECTION_SCORE = 2.0
+"""Least mean window score (:func:`digitize.trace_direction.page_direction`, either sign)
+that votes for a direction. On the tune parts' upright pages as given
+(``benchmarks/trace_direction_check.py``: own set every 4th page, 59 scored; ECG-Image-Kit
+folds 1–8, 196 scored) the lowest score was −1.68 (one scan page) and every other was above
+−0.7; 2.0 leaves a margin. At 2.0 the score votes upright on 52/59 own and 168/196
+ECG-Image-Kit tune pages, and on the parts not tuned on 45/56 ECG-Image-Kit fold-9 pages,
+41/48 real images and 4/19 real photos, with none the wrong way."""
+
+MIN_DIRECTION_WINDOWS = 4
+"""Least trace windows (2.5 s each) behind a trace-direction vote."""
+
 MIN_ROWS_DOWN = 3
 """Least trace rows down the image (with none across it) for a page without a vote to be
 suspected of being turned by 90° or 270°. Not enough to refuse it before reading: a dense
@@ -118,10 +134,14 @@ class Orientation:
     lead_names
         Asymmetric lead names read on the page turned back by each of :data:`ROTATIONS_DEG`
         (None: not read).
+    direction
+        Mean trace-direction score (:func:`digitize.trace_direction.page_direction`) of the
+        rows across the page (> 0: upright, < 0: turned by 180°) and of the rows down it
+        (> 0: turned by 90°, < 0: by 270°), with their window counts (None: not measured).
     confidence
-        1 where pulses and lead names agree or the upright pulses decide, 0.7 on one of them,
-        0.5 where nothing says the page is turned, 0 where the evidence disagrees or the
-        traces run down the page.
+        1 where pulses and lead names agree or the upright pulses decide, 0.7 on one of them
+        or on the trace direction alone, 0.5 where nothing says the page is turned, 0 where
+        the evidence disagrees or the traces run down the page.
     reason
         One line: what decided it, and the evidence.
     """
@@ -133,6 +153,7 @@ class Orientation:
     rows_down: int | None
     pulses: tuple[int | None, ...]
     lead_names: tuple[int, ...] | None
+    direction: tuple[tuple[float, int] | None, tuple[float, int] | None]
     confidence: float
     reason: str
 
@@ -307,7 +328,36 @@ def find_orientation(darkness: np.ndarray, px_per_mm_x: float, px_per_mm_y: floa
     pulses[270] = pulse_count(np.rot90(down_dark, 2), _mirror_rows(down, *down_dark.shape),
                               px_per_mm_y, px_per_mm_x)
     names = lead_name_counts(darkness, min(px_per_mm_x, px_per_mm_y)) if use_ocr else None
-    return decide(len(across.rows), len(down.rows), pulses, names)
+    direction = (_direction(darkness, across, px_per_mm_x, px_per_mm_y),
+                 _direction(down_dark, down, px_per_mm_y, px_per_mm_x))
+    return decide(len(across.rows), len(down.rows), pulses, names, direction)
+
+
+def _direction(darkness: np.ndarray, rows: RowsResult, px_per_mm_x: float,
+               px_per_mm_y: float) -> tuple[float, int] | None:
+    """Trace-direction score and window count of ``rows`` (None: no rows or no windows)."""
+    if not rows.rows:
+        return None
+    pitch = rows.pitch_px if math.isfinite(rows.pitch_px) else 40.0 * px_per_mm_y
+    score, n = page_direction(darkness, [(r.centre_px, r.x_first_px, r.x_last_px)
+                                         for r in rows.rows], pitch, px_per_mm_x)
+    return (round(score, 4), n) if n else None
+
+
+def direction_vote(direction: tuple[tuple[float, int] | None, tuple[float, int] | None],
+                   rows_across: int, rows_down: int | None) -> int | None:
+    """The rotation the trace direction votes for (None: no clear vote): along the rows
+    across the page (0 or 180) or, where more rows run down it, along those (90 or 270)."""
+    across, down = direction
+    use_down = (rows_down or 0) > rows_across
+    evidence, ahead, behind = (down, 90, 270) if use_down else (across, 0, 180)
+    if evidence is None or evidence[1] < MIN_DIRECTION_WINDOWS:
+        return None
+    if evidence[0] >= DIRECTION_SCORE:
+        return ahead
+    if evidence[0] <= -DIRECTION_SCORE:
+        return behind
+    return None
 
 
 def _enough_pulses(n_rows: int | None) -> int:
@@ -323,7 +373,9 @@ def _vote(counts: dict[int, int], least: int) -> int | None:
 
 
 def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
-           lead_names: dict[int, int] | None) -> Orientation:
+           lead_names: dict[int, int] | None,
+           direction: tuple[tuple[float, int] | None, tuple[float, int] | None] = (None, None)
+           ) -> Orientation:
     """The decision from the evidence (see :class:`Orientation`; None: not measured).
 
     * upright pulses on :data:`UPRIGHT_PULSES` rows (all rows of a page with fewer): upright;
@@ -331,15 +383,21 @@ def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
       names for the one with :data:`MIN_LEAD_NAMES` (each at least twice any other
       rotation's); one vote, or two that agree, decide; two that disagree refuse the page,
       unless one of them is upright (the page is then read as it is, with no confidence);
-    * no vote: the page is read as it is; where its traces run down it
+    * neither votes: the trace direction (:func:`direction_vote`) decides where it is clear;
+    * no vote at all: the page is read as it is; where its traces run down it
       (:data:`MIN_ROWS_DOWN` rows down, none across) that is :attr:`Orientation.suspicion`.
     """
     def show(counts: dict[int, int] | None) -> str:
         return "/".join(str(counts.get(r, "-")) for r in ROTATIONS_DEG) if counts else "-"
 
+    def show_direction(d: tuple[float, int] | None) -> str:
+        return "-" if d is None else f"{d[0]:+.2f} ({d[1]} windows)"
+
     evidence = (f"rows across {rows_across}, down {'-' if rows_down is None else rows_down}; "
                 f"pulses {show(pulses)}, lead names {show(lead_names)} at "
-                f"{'/'.join(map(str, ROTATIONS_DEG))} deg")
+                f"{'/'.join(map(str, ROTATIONS_DEG))} deg; trace direction across "
+                f"{show_direction(direction[0])}, down {show_direction(direction[1])}")
+    by_direction = direction_vote(direction, rows_across, rows_down)
     refused = suspicion = ""
     if pulses[0] >= _enough_pulses(rows_across):
         rotation, confidence, why = 0, 1.0, "upright pulses"
@@ -359,6 +417,8 @@ def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
                 refused = (f"page appears rotated by {by_pulses} deg (its calibration pulses) "
                            f"or {by_names} deg (its lead names); turn it upright and read it "
                            "again")
+        elif by_direction is not None:
+            rotation, confidence, why = by_direction, CONFIRMED, "trace direction"
         elif (rows_down or 0) >= MIN_ROWS_DOWN and rows_across == 0:
             rotation, confidence, why = 0, 0.0, "traces run down the page"
             suspicion = ("page appears rotated by 90 or 270 deg (its traces run down the "
@@ -372,4 +432,4 @@ def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
                        rows_down=rows_down, pulses=tuple(pulses.get(r) for r in ROTATIONS_DEG),
                        lead_names=(tuple(lead_names[r] for r in ROTATIONS_DEG)
                                    if lead_names else None),
-                       confidence=confidence, reason=f"{why}: {evidence}")
+                       direction=direction, confidence=confidence, reason=f"{why}: {evidence}")

@@ -13,7 +13,7 @@ from ecglens.core.io import read_record
 from ecglens.core.record import STANDARD_LEADS
 from ecglens.digitize.convert import ConvertResult, LeadRead, einthoven_residual
 from ecglens.digitize.ecg_check import check_reading
-from ecglens.digitize.orient import decide, turn_upright
+from ecglens.digitize.orient import DIRECTION_SCORE, decide, find_orientation, turn_upright
 from ecglens.digitize.pipeline import _read_upright, digitize_image
 from ecglens.synth.render import RenderSettings, render_page
 
@@ -76,21 +76,42 @@ def test_turned_page_is_read_the_right_way_up(page, upright, turn):
 
 @pytest.fixture(scope="module")
 def bare_page(record):
-    """A page with no calibration pulse, read without OCR: nothing says which way is up."""
+    """A page with no calibration pulse, read without OCR: only its traces say which way is
+    up."""
     return render_page(record, RenderSettings(layout="6x2", dpi=DPI, grid="red", pulse=False))
 
 
-def test_page_without_pulses_or_names_is_read_as_it_is_with_a_warning(bare_page):
-    result = digitize_image(bare_page.image, source="bare.png", dpi_prior=DPI, use_ocr=False)
-    assert result.orientation.rotation_deg == 0 and not result.orientation.confirmed
-    assert any(w.startswith("orientation not confirmed") for w in result.warnings)
-    assert result.layout.name == "6x2" and not result.ecg_check.refused
+@pytest.fixture(scope="module")
+def bare_upright(bare_page):
+    return digitize_image(bare_page.image, source="bare.png", dpi_prior=DPI, use_ocr=False)
 
 
-def test_sideways_page_without_pulses_or_names_is_refused_naming_the_rotation(bare_page):
-    with pytest.raises(DigitizeError, match="rotated by 90 or 270 deg"):
-        digitize_image(np.rot90(bare_page.image), source="sideways.png", dpi_prior=DPI,
-                       use_ocr=False)
+def test_page_without_pulses_or_names_is_confirmed_upright_by_its_traces(bare_upright):
+    orientation = bare_upright.orientation
+    assert orientation.rotation_deg == 0 and orientation.confirmed
+    assert orientation.reason.startswith("trace direction")
+    assert orientation.direction[0] is not None
+    assert orientation.direction[0][0] >= DIRECTION_SCORE
+    assert not any("orientation" in w for w in bare_upright.warnings)
+    assert bare_upright.layout.name == "6x2" and not bare_upright.ecg_check.refused
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_page_without_pulses_or_names_is_turned_by_its_traces(bare_page, bare_upright, turn):
+    turned = np.rot90(bare_page.image, turn // 90)
+    result = digitize_image(turned, source="bare.png", dpi_prior=DPI, use_ocr=False)
+    assert result.orientation.rotation_deg == turn
+    assert result.orientation.reason.startswith("trace direction")
+    assert any(w.startswith(f"page turned by {turn} deg") for w in result.warnings)
+    assert result.layout.name == "6x2"
+    assert _median_r(result.record.signal, bare_upright.record.signal) > 0.99
+
+
+def test_blank_grid_is_read_as_it_is_with_an_unconfirmed_orientation():
+    orientation = find_orientation(np.zeros((800, 1200)), DPI / 25.4, DPI / 25.4,
+                                   use_ocr=False)
+    assert orientation.rotation_deg == 0 and not orientation.confirmed
+    assert orientation.direction == (None, None)
 
 
 def _grid_page(h: int = 1300, w: int = 1800, ppmm: float = DPI / 25.4) -> np.ndarray:
@@ -176,3 +197,15 @@ def test_decision_rules():
     down = decide(0, 6, none, none)
     assert down.rotation_deg == 0 and not down.refused and "90 or 270" in down.suspicion
     assert math.isclose(decide(3, 0, none, none).confidence, 0.5)
+    # no pulse or name vote: a clear trace direction decides, along the rows across the page
+    # or, where more rows run down it, along those
+    clear, weak = (DIRECTION_SCORE + 0.5, 20), (DIRECTION_SCORE - 0.5, 20)
+    assert decide(4, 0, none, none, ((-clear[0], 20), None)).rotation_deg == 180
+    assert decide(0, 6, none, none, (None, clear)).rotation_deg == 90
+    assert decide(0, 6, none, none, (None, (-clear[0], 20))).rotation_deg == 270
+    unclear = decide(4, 0, none, none, ((-weak[0], 20), None))
+    assert unclear.rotation_deg == 0 and not unclear.confirmed
+    # ...from enough windows only
+    assert decide(4, 0, none, none, ((-clear[0], 2), None)).rotation_deg == 0
+    # pulses or names that vote are not overruled by the trace direction
+    assert decide(4, 0, {**none, 180: 4}, none, (clear, None)).rotation_deg == 180
