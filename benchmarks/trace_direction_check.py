@@ -78,6 +78,83 @@ def score_page(family: str, image_path: str, windows_dir: str) -> dict[str, Any]
     return row
 
 
+def decide_page(family: str, image_path: str) -> dict[str, Any]:
+    """The orientation stage's decision on the page as given and turned by 90°, 180° and
+    270° (the ink darkness turned, so the page is read once)."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ecglens.digitize.load import iter_pages
+    from ecglens.digitize.orient import find_orientation
+    from ecglens.digitize.pipeline import page_ink
+
+    row: dict[str, Any] = {"family": family, "page": Path(image_path).name}
+    try:
+        page = next(iter_pages(image_path))
+        ink = page_ink(page.image, page.dpi_prior)
+        for turn in (0, 90, 180, 270):
+            dark = np.ascontiguousarray(np.rot90(ink.darkness, turn // 90))
+            sx, sy = ((ink.px_per_mm_x, ink.px_per_mm_y) if turn % 180 == 0
+                      else (ink.px_per_mm_y, ink.px_per_mm_x))
+            o = find_orientation(dark, sx, sy, gather_all=True)
+            row[str(turn)] = o.to_json()
+    except Exception as exc:  # a page that cannot be read is counted, not fatal
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
+
+
+def summarise_decisions(rows: list[dict[str, Any]], folds: dict[str, int]) -> str:
+    """Per family and turn: pages turned right, left as given unconfirmed, refused, wrong.
+    The page as given is taken as upright (a page as given that the stage turns is listed)."""
+    from ecglens.digitize.orient import decide
+
+    def decision(evidence: dict[str, Any]) -> dict[str, Any]:
+        """This checkout's decision from the evidence kept (gathered in full)."""
+        def counts(values: list[int | None] | None) -> dict[int, int] | None:
+            return None if values is None else {r: v or 0 for r, v in zip(
+                (0, 90, 180, 270), values, strict=True)}
+
+        direction = tuple(None if d is None else (float(d[0]), int(d[1]))
+                          for d in evidence["direction"])
+        o = decide(evidence["rows_across"], evidence["rows_down"],
+                   counts(evidence["pulses"]) or {}, counts(evidence["lead_names"]),
+                   direction)  # type: ignore[arg-type]
+        return {"rotation": o.rotation_deg, "refused": bool(o.refused),
+                "confirmed": o.confirmed, "why": o.reason.split(":")[0]}
+
+    groups: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in rows:
+        name = r["family"]
+        if name == "eik":
+            name += " validation" if folds.get(Path(r["page"]).stem) == 9 else " tune"
+        if "error" not in r:
+            r = {**r, **{t: decision(r[t]) for t in ("0", "90", "180", "270")}}
+        groups[name].append(r)
+    lines = ["# Orientation decisions per family (page as given = upright)", "",
+             "| family | turn | pages | right, confirmed | right by trace direction "
+             "| as given, not confirmed | refused | wrong |", "|---|---|---|---|---|---|---|---|"]
+    wrong_list = []
+    for name in sorted(groups):
+        ok = [r for r in groups[name] if "error" not in r]
+        for turn in (0, 90, 180, 270):
+            d = [r[str(turn)] for r in ok]
+            right = [x for x in d if x["rotation"] == turn and not x["refused"]]
+            conf = sum(x["confirmed"] for x in right)
+            by_dir = sum(x["why"] == "trace direction" for x in right)
+            unconf = sum(1 for x in d if x["rotation"] == 0 and turn != 0 and not x["refused"]
+                         and not x["confirmed"])
+            unconf += sum(1 for x in right if not x["confirmed"])
+            refused = sum(x["refused"] for x in d)
+            wrong = [r for r in ok if r[str(turn)]["rotation"] != turn
+                     and not r[str(turn)]["refused"] and (r[str(turn)]["confirmed"]
+                                                          or r[str(turn)]["rotation"] != 0)]
+            wrong_list += [f"{name} {r['page']} turned {turn}: read as turned by "
+                           f"{r[str(turn)]['rotation']} ({r[str(turn)]['why']})" for r in wrong]
+            lines.append(f"| {name} | {turn} | {len(d)} | {conf} | {by_dir} | {unconf} | "
+                         f"{refused} | {len(wrong)} |")
+    return "\n".join(lines + ["", "Wrong:", ""] + [f"- {w}" for w in wrong_list]) + "\n"
+
+
 def summarise(pages: list[dict[str, Any]], folds: dict[str, int]) -> str:
     groups: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for p in pages:
@@ -102,6 +179,27 @@ def summarise(pages: list[dict[str, Any]], folds: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _decide_all(a: argparse.Namespace, out: Path) -> int:
+    import concurrent.futures
+
+    path = out / "decisions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    done = {(r["family"], r["page"]) for r in rows}
+    jobs = [(f, str(img)) for f in a.families
+            for img, _ in family_pages(f, Path(a.own_set), Path(a.data))[::a.every]
+            if (f, img.name) not in done]
+    with open(path, "a") as sink, concurrent.futures.ProcessPoolExecutor(a.jobs) as pool:
+        for k, row in enumerate(pool.map(decide_page, *zip(*jobs, strict=True)) if jobs else []):
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            rows.append(row)
+            print(f"[{k + 1}/{len(jobs)}] {row['family']} {row['page']}", flush=True)
+    summary = summarise_decisions(rows, _eik_folds(Path(a.data)))
+    (out / "decisions.md").write_text(summary)
+    print(summary)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "trace_direction_check"))
@@ -110,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--every", type=int, default=1, help="every Nth page of each family")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--decide", action="store_true",
+                   help="the orientation stage's decisions at 0/90/180/270 deg instead")
     p.add_argument("--rescore", action="store_true",
                    help="score the kept windows with the current model; read no page")
     a = p.parse_args(argv)
@@ -117,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "windows").mkdir(parents=True, exist_ok=True)
     path = out / "pages.jsonl"
     pages = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if a.decide:
+        return _decide_all(a, out)
     if a.rescore:
         from ecglens.digitize.trace_direction import MAX_WINDOW_SCORE, window_scores
 

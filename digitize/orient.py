@@ -344,12 +344,14 @@ def _direction(darkness: np.ndarray, rows: RowsResult, px_per_mm_x: float,
     return (round(score, 4), n) if n else None
 
 
-def direction_vote(direction: tuple[tuple[float, int] | None, tuple[float, int] | None],
-                   rows_across: int, rows_down: int | None) -> int | None:
-    """The rotation the trace direction votes for (None: no clear vote): along the rows
-    across the page (0 or 180) or, where more rows run down it, along those (90 or 270)."""
+def direction_vote(direction: tuple[tuple[float, int] | None, tuple[float, int] | None]
+                   ) -> int | None:
+    """The rotation the trace direction votes for (None: no clear vote), along the rows that
+    gave more windows: across the page (0 or 180) or down it (90 or 270). Windows, not rows:
+    the QRS complexes of a page with few long rows line up into more, short "rows" down it
+    (a real strip image: 3 rows across with 18 windows, 9 down with 7)."""
     across, down = direction
-    use_down = (rows_down or 0) > rows_across
+    use_down = down is not None and (across is None or down[1] > across[1])
     evidence, ahead, behind = (down, 90, 270) if use_down else (across, 0, 180)
     if evidence is None or evidence[1] < MIN_DIRECTION_WINDOWS:
         return None
@@ -397,7 +399,7 @@ def decide(rows_across: int, rows_down: int | None, pulses: dict[int, int],
                 f"pulses {show(pulses)}, lead names {show(lead_names)} at "
                 f"{'/'.join(map(str, ROTATIONS_DEG))} deg; trace direction across "
                 f"{show_direction(direction[0])}, down {show_direction(direction[1])}")
-    by_direction = direction_vote(direction, rows_across, rows_down)
+    by_direction = direction_vote(direction)
     refused = suspicion = ""
     if pulses[0] >= _enough_pulses(rows_across):
         rotation, confidence, why = 0, 1.0, "upright pulses"

@@ -205,6 +205,10 @@ def test_decision_rules():
     assert decide(0, 6, none, none, (None, (-clear[0], 20))).rotation_deg == 270
     unclear = decide(4, 0, none, none, ((-weak[0], 20), None))
     assert unclear.rotation_deg == 0 and not unclear.confirmed
+    # the rows with more windows carry the vote, not the axis with more rows: QRS complexes
+    # of a page with three long rows line up into more, short rows down it
+    assert decide(3, 9, none, none, (clear, (-clear[0], 7))).rotation_deg == 0
+    assert decide(3, 9, none, none, (clear, (-clear[0], 7))).confirmed
     # ...from enough windows only
     assert decide(4, 0, none, none, ((-clear[0], 2), None)).rotation_deg == 0
     # pulses or names that vote are not overruled by the trace direction
