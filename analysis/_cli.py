@@ -35,7 +35,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     reports = []
     for item in iter_inputs(args.input, page=args.page, start_s=args.start,
-                            window_s=args.seconds):
+                            window_s=args.seconds, upright=args.upright):
         report = analyze_record(item.record, sex=args.sex, age=args.age)
         reports.append((item, report))
         if not args.json:

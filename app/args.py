@@ -48,6 +48,15 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=positive_float, default=300.0, metavar="D",
                         help="for a signal file, read at most D seconds (default 300, "
                         "at most 3600)")
+    add_upright_option(parser)
+
+
+def add_upright_option(parser: argparse.ArgumentParser) -> None:
+    """``--upright``: the pages are upright as given (the orientation stage is skipped)."""
+    parser.add_argument("--upright", action="store_true",
+                        help="for an image/PDF, state that the page is upright as given: "
+                        "needed for findings on a page whose orientation nothing on it "
+                        "confirms")
 
 
 def non_negative_float(text: str) -> float:

@@ -205,6 +205,7 @@ class BatchOptions:
     overwrite: bool = False
     resume: bool = False
     debug: bool = False
+    upright: bool = False
 
 
 def input_key(path: Path) -> str:
@@ -258,7 +259,7 @@ def _read_and_write(path: Path, key: str, file_stem: str, n_pages: int, todo: tu
                 page = next(pages)
                 result = digitize_image(page.image, source=str(path),
                                         page_index=page.page_index, n_pages=page.n_pages,
-                                        dpi_prior=page.dpi_prior)
+                                        dpi_prior=page.dpi_prior, upright=options.upright)
                 del page
                 write_page(result, outdir, stem, options, str(path), k)
             except StopIteration:
@@ -293,7 +294,8 @@ def digitize_page(path: Path, page: int, options: BatchOptions, source: str | No
     if image is None:
         raise InputError(f"page {page} asked for, but the file has fewer pages", path)
     return digitize_image(image.image, source=source or str(path), page_index=image.page_index,
-                          n_pages=image.n_pages, dpi_prior=image.dpi_prior)
+                          n_pages=image.n_pages, dpi_prior=image.dpi_prior,
+                          upright=options.upright)
 
 
 def write_page(result: Any, outdir: Path, stem: str, options: BatchOptions, input_name: str,

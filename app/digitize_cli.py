@@ -51,7 +51,8 @@ def run_digitize(args: argparse.Namespace) -> int:
     if not files:
         raise InputError("no input files (folders held no image or PDF files)")
     options = BatchOptions(dpi=args.dpi, overlay=not args.no_overlay, overwrite=args.overwrite,
-                           resume=args.resume, debug=getattr(args, "debug", False))
+                           resume=args.resume, debug=getattr(args, "debug", False),
+                           upright=getattr(args, "upright", False))
     progress = Progress(quiet=getattr(args, "quiet", False))
 
     def on_page(i: int, n: int, path: Path, outcome) -> None:

@@ -64,7 +64,8 @@ MAX_WINDOW_S = 3600.0
 
 
 def iter_inputs(path: str | Path, page: int | None = None, start_s: float = 0.0,
-                window_s: float = DEFAULT_WINDOW_S) -> Iterator[LoadedInput]:
+                window_s: float = DEFAULT_WINDOW_S, upright: bool = False
+                ) -> Iterator[LoadedInput]:
     """Yield the records of ``path``: one for a signal file, one per page of an image/PDF.
 
     Pages are read one at a time (memory does not grow with the page count). ``page``
@@ -95,7 +96,8 @@ def iter_inputs(path: str | Path, page: int | None = None, start_s: float = 0.0,
         return
     from ecglens.digitize.pipeline import iter_digitize_file
 
-    for result in iter_digitize_file(p, pages=None if page is None else (page,)):
+    for result in iter_digitize_file(p, pages=None if page is None else (page,),
+                                     upright=upright):
         yield LoadedInput(result.record, str(p), result.page_index + 1, result.n_pages, result)
 
 

@@ -142,7 +142,8 @@ def check_output_path(out_pdf: str | Path) -> Path:
     return out
 
 
-def load_one_page(path: str | Path, page: int | None = None) -> LoadedInput:
+def load_one_page(path: str | Path, page: int | None = None, upright: bool = False
+                  ) -> LoadedInput:
     """The one record a report is about: a signal file, or one page of an image/PDF.
 
     Raises
@@ -160,14 +161,15 @@ def load_one_page(path: str | Path, page: int | None = None) -> LoadedInput:
         if n_pages > 1:
             raise InputError(f"{n_pages} pages; a report covers one page: choose it with "
                              "--page N", path)
-    item = next(iter(iter_inputs(path, page=page)), None)
+    item = next(iter(iter_inputs(path, page=page, upright=upright)), None)
     if item is None:
         raise InputError("no page could be read", path)
     return item
 
 
 def build_report_pdf(path: str | Path, out_pdf: str | Path, page: int | None = None,
-                     sex: str | None = None, age: float | None = None) -> Path:
+                     sex: str | None = None, age: float | None = None,
+                     upright: bool = False) -> Path:
     """Read ``path`` (one page), analyse and classify it, and write the one-page PDF report.
 
     Parameters
@@ -195,7 +197,7 @@ def build_report_pdf(path: str | Path, out_pdf: str | Path, page: int | None = N
     from ecglens.analysis.report import analyze_record
 
     out = check_output_path(out_pdf)
-    item = load_one_page(path, page)
+    item = load_one_page(path, page, upright)
     analysis = analyze_record(item.record, sex=sex, age=age)
     classification = None
     if _not_assessable(analysis.to_dict()) is None:

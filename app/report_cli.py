@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ecglens.app.args import page_number
+from ecglens.app.args import add_upright_option, page_number
 
 MAX_AGE_Y = 130.0
 
@@ -39,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sex", choices=["M", "F"], type=str.upper, default=None,
                    help="patient sex (sets the V2-V3 threshold; default: from the record)")
     p.add_argument("--age", type=_age, default=None, metavar="Y", help="patient age in years")
+    add_upright_option(p)
     p.set_defaults(func=run_report)
 
 
@@ -46,7 +47,8 @@ def run_report(args: argparse.Namespace) -> int:
     """Build the report; print its path (unless ``--quiet``)."""
     from ecglens.app.report import build_report_pdf
 
-    out = build_report_pdf(args.input, args.output, page=args.page, sex=args.sex, age=args.age)
+    out = build_report_pdf(args.input, args.output, page=args.page, sex=args.sex, age=args.age,
+                           upright=args.upright)
     if not getattr(args, "quiet", False):
         print(f"report: {out}")
     return 0

@@ -185,6 +185,7 @@ class Upload:
     page: int
     sex: str | None
     age: float | None
+    upright: bool = False
 
 
 def _field(form: Any, key: str) -> str:
@@ -266,7 +267,8 @@ async def read_upload(request: Request) -> Upload:
         raise _fail(415, name, reason)
     if content_type not in GENERIC_CONTENT_TYPES and content_type != FORMATS[fmt][1]:
         log.info("%s: declared %s, content is %s; read as %s", name, content_type, fmt, fmt)
-    return Upload(data, fmt, name, page, sex, age)
+    return Upload(data, fmt, name, page, sex, age,
+                  upright=_field(form, "upright").lower() in ("1", "true", "on", "yes"))
 
 
 # ---------------------------------------------------------------------------- work (threads)
@@ -385,7 +387,7 @@ def process_read(upload: Upload) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         with _upload_on_disk(upload) as path:
-            item = next(iter(iter_inputs(path, page=upload.page)))
+            item = next(iter(iter_inputs(path, page=upload.page, upright=upload.upright)))
             record = item.record.replace(provenance={**item.record.provenance,
                                                      "source": upload.name})
             # the client's name, not the temporary path, in every output (PDF footer too)

@@ -34,7 +34,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 
     reports = classify_input(Path(args.input), saliency_png=args.saliency,
                              beats=not args.no_beats, page=args.page,
-                             start_s=args.start, window_s=args.seconds)
+                             start_s=args.start, window_s=args.seconds, upright=args.upright)
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1))
         return 0
@@ -64,14 +64,16 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def classify_input(path: Path, saliency_png: str | Path | None = None, beats: bool = True,
-                   page: int | None = None, start_s: float = 0.0, window_s: float = 300.0
-                   ) -> list[dict[str, Any]]:
-    """Classify a record file or every page (or page ``page``) of an image/PDF."""
+                   page: int | None = None, start_s: float = 0.0, window_s: float = 300.0,
+                   upright: bool = False) -> list[dict[str, Any]]:
+    """Classify a record file or every page (or page ``page``) of an image/PDF
+    (``upright``: its pages are upright as given)."""
     from ecglens.app.inputs import iter_inputs
     from ecglens.classify.report import classify_one
 
     out = []
-    for item in iter_inputs(path, page=page, start_s=start_s, window_s=window_s):
+    for item in iter_inputs(path, page=page, start_s=start_s, window_s=window_s,
+                            upright=upright):
         multi = item.n_pages > 1
         out.append(classify_one(item.record, item.source, item.page if multi else None,
                                 saliency_png, digitized=item.digitized, beats=beats))

@@ -5,6 +5,10 @@ classifier) and returns a :class:`Measurability`: assessable or not with the rea
 to use (the 12 standard leads in mV, converted when the file's amplitudes were in µV, nV or V),
 warnings and the leads assessed. Checks, in order:
 
+0. **orientation** (records read from paper): the digitizer keeps its orientation decision in
+   the record's provenance (and WFDB header); a page whose orientation nothing on it confirmed
+   may have been read upside down (every wave inverted, time reversed), so it gets no finding
+   unless the user states it is upright (``--upright``);
 1. **signal**: some standard lead has a finite sample (all NaN → not assessable);
 2. **length**: at least :data:`MIN_DURATION_S` of signal;
 3. **units**: the median over the leads of the robust peak-to-peak range (0.5–99.5 percentile
@@ -276,6 +280,14 @@ def assess_measurability(record: ECGRecord, purpose: Purpose = "analysis",
         return Measurability(not why, f"not assessable: {why}{unit_note}" if why else "", rec,
                              tuple(warns), assessed, purpose, unit, amplitude, found, hr,
                              similarity)
+
+    orientation = record.provenance.get("orientation")
+    if isinstance(orientation, dict) and orientation.get("confirmed") is False:
+        # a page read upside down inverts every wave and reverses time (ST elevation reads as
+        # depression); the data is written, but no finding is made on it
+        return verdict("the page's orientation was not confirmed (no calibration pulse, lead "
+                       "name or clear trace direction says which way is up); if the page is "
+                       "upright as given, read it again stating so (--upright)")
 
     finite = np.isfinite(rec.signal)
     if not finite.any():

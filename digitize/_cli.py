@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ecglens.app.args import positive_float
+from ecglens.app.args import add_upright_option, positive_float
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     digitize.add_argument("--dpi", type=positive_float, default=None,
                           help="DPI of the input if known (PDF pages are rasterised at it; "
                           "by default a scanned page at its image's resolution, others at 300)")
+    add_upright_option(digitize)
     digitize.add_argument("--no-overlay", action="store_true", help="skip writing the overlay PNG")
     digitize.add_argument("--overwrite", action="store_true",
                           help="replace outputs that exist (default: such a page fails)")

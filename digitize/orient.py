@@ -173,6 +173,15 @@ class Orientation:
         return dataclasses.asdict(self)
 
 
+def given_upright() -> Orientation:
+    """The decision where the caller states that the page is upright as given (the stage is
+    not run; ``--upright`` on the command line)."""
+    return Orientation(rotation_deg=0, refused="", suspicion="", rows_across=0, rows_down=None,
+                       pulses=(None, None, None, None), lead_names=None,
+                       direction=(None, None), confidence=1.0,
+                       reason="given as upright by the caller")
+
+
 def turn_upright(image: np.ndarray, rotation_deg: int) -> np.ndarray:
     """The page turned back by ``rotation_deg`` (a multiple of 90°, counter-clockwise as the
     page is turned), as a contiguous array; lossless."""

@@ -59,7 +59,7 @@ from ecglens.digitize.layout_detect import (
     find_time_axis,
     tick_evidence,
 )
-from ecglens.digitize.orient import Orientation, find_orientation, turn_upright
+from ecglens.digitize.orient import Orientation, find_orientation, given_upright, turn_upright
 from ecglens.digitize.pulse_rows import (
     FAINT_PULSE_GAIN,
     PULSE_SEARCH_MM,
@@ -303,7 +303,8 @@ def _check_is_ecg(darkness: np.ndarray, rows: RowsResult, source: str) -> None:
 
 def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int = 0,
                    n_pages: int = 1, dpi_prior: float | None = None, use_ocr: bool = True,
-                   layout_hint: str | None = None, check: bool = True) -> DigitizeResult:
+                   layout_hint: str | None = None, check: bool = True,
+                   upright: bool = False) -> DigitizeResult:
     """Read one page image (``(H, W, 3)`` uint8 RGB) into a :class:`DigitizeResult`.
 
     Parameters
@@ -321,13 +322,17 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     check
         Refuse a read that fails the final ECG check (:mod:`digitize.ecg_check`); False: the
         check is measured and recorded (with a warning) but the record is returned.
+    upright
+        The caller states that the page is upright as given: the orientation stage is not
+        run (:func:`digitize.orient.given_upright`).
 
     The orientation stage (:func:`digitize.orient.find_orientation`) decides first, on the
     page as given, whether it is turned by 90°, 180° or 270°; a turned page is turned back
-    and read upright (a warning says so; so does one where no calibration pulse or lead name
-    confirmed the orientation, and the page was read as it is). The read record is then checked
-    (:func:`digitize.ecg_check.check_reading`). Both decisions are in the result
-    (``orientation``, ``ecg_check``) and its JSON.
+    and read upright (a warning says so; so does one where no calibration pulse, lead name or
+    clear trace direction confirmed the orientation, and the page was read as it is). The read
+    record is then checked (:func:`digitize.ecg_check.check_reading`). Both decisions are in
+    the result (``orientation``, ``ecg_check``) and its JSON; the record's provenance keeps
+    ``orientation`` (rotation, confirmed, by what), which the measurability gate reads.
 
     Raises
     ------
@@ -341,8 +346,8 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
     """
     clock = time.perf_counter()
     given = page_ink(image, dpi_prior)
-    orientation = find_orientation(given.darkness, given.px_per_mm_x, given.px_per_mm_y,
-                                   use_ocr=use_ocr)
+    orientation = given_upright() if upright else find_orientation(
+        given.darkness, given.px_per_mm_x, given.px_per_mm_y, use_ocr=use_ocr)
     geometry: PageInk | None = given
     if orientation.refused:
         raise DigitizeError(orientation.refused, source)
@@ -372,7 +377,14 @@ def digitize_image(image: np.ndarray, source: str = "<array>", page_index: int =
             raise DigitizeError(reason, source)
         notes = (*notes, reason)
     timings = {"orient": orient_s, **result.timings_s, "check": time.perf_counter() - clock}
-    return dataclasses.replace(result, orientation=orientation, ecg_check=verdict,
+    # the record carries the orientation decision (and into its WFDB header), so that the
+    # measurability gate can refuse a clinical statement on a page that may be upside down
+    record = result.convert.record
+    record = record.replace(provenance={**record.provenance, "orientation": {
+        "rotation_deg": orientation.rotation_deg, "confirmed": orientation.confirmed,
+        "by": orientation.reason.split(":")[0]}})
+    return dataclasses.replace(result, convert=dataclasses.replace(result.convert, record=record),
+                               orientation=orientation, ecg_check=verdict,
                                timings_s=timings, warnings=(*result.warnings, *notes))
 
 
@@ -1044,8 +1056,10 @@ def pulse_column(pulses: Sequence[Pulse], px_per_mm_x: float) -> list[Pulse]:
 
 
 def iter_digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool = True,
-                       pages: tuple[int, ...] | None = None) -> Iterator[DigitizeResult]:
-    """Read the pages of an image or PDF file one at a time (see :func:`digitize_image`).
+                       pages: tuple[int, ...] | None = None, upright: bool = False
+                       ) -> Iterator[DigitizeResult]:
+    """Read the pages of an image or PDF file one at a time (see :func:`digitize_image`;
+    ``upright``: the caller states the pages are upright as given).
 
     ``pages`` (1-based) limits the reading to those pages. Only one page image is held at a
     time, so memory does not grow with the page count.
@@ -1063,7 +1077,8 @@ def iter_digitize_file(path: str | Path, dpi: float | None = None, use_ocr: bool
     for page in iter_pages(path, dpi=dpi, pages=pages):
         load_s = time.perf_counter() - t0
         result = digitize_image(page.image, source=str(path), page_index=page.page_index,
-                                n_pages=page.n_pages, dpi_prior=page.dpi_prior, use_ocr=use_ocr)
+                                n_pages=page.n_pages, dpi_prior=page.dpi_prior, use_ocr=use_ocr,
+                                upright=upright)
         yield dataclasses.replace(result, timings_s={"load": load_s, **result.timings_s})
         t0 = time.perf_counter()
 

@@ -213,3 +213,29 @@ def test_decision_rules():
     assert decide(4, 0, none, none, ((-clear[0], 2), None)).rotation_deg == 0
     # pulses or names that vote are not overruled by the trace direction
     assert decide(4, 0, {**none, 180: 4}, none, (clear, None)).rotation_deg == 180
+
+
+def test_record_carries_the_orientation_and_the_gate_refuses_an_unconfirmed_one(record,
+                                                                                 bare_upright):
+    from ecglens.core.gate import assess_measurability
+
+    assert bare_upright.record.provenance["orientation"] == {
+        "rotation_deg": 0, "confirmed": True, "by": "trace direction"}
+    ecg = record.standard12()
+    for purpose in ("analysis", "classification", "beats"):
+        assert assess_measurability(ecg, purpose).assessable
+        unsure = ecg.replace(provenance={**ecg.provenance, "orientation": {
+            "rotation_deg": 0, "confirmed": False, "by": "no evidence that the page is turned"}})
+        verdict = assess_measurability(unsure, purpose)
+        assert not verdict.assessable
+        assert "orientation was not confirmed" in verdict.reason
+        assert "--upright" in verdict.reason
+
+
+def test_page_stated_upright_skips_the_orientation_stage(bare_page, bare_upright):
+    # the caller's word is taken: even a page turned by 180 deg is then read as it is
+    stated = digitize_image(bare_page.image, source="bare.png", dpi_prior=DPI, use_ocr=False,
+                            upright=True)
+    assert stated.orientation.reason == "given as upright by the caller"
+    assert stated.record.provenance["orientation"]["confirmed"] is True
+    np.testing.assert_array_equal(stated.record.signal, bare_upright.record.signal)

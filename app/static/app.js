@@ -70,6 +70,7 @@
     form.append("page", $("page").value || "1");
     form.append("sex", $("sex").value);
     form.append("age", $("age").value);
+    form.append("upright", $("upright").checked ? "1" : "");
     return form;
   }
 
