@@ -147,6 +147,11 @@ class Distortion:
         """Return the transformed float32 image and geometry."""
         raise NotImplementedError
 
+    def warp_mask(self, mask: np.ndarray, geo: dict[str, Any]) -> np.ndarray:
+        """Move a float32 ``(H, W)`` coverage layer as :meth:`apply` moves the image
+        (``geo``: the geometry before this step). Identity for photometric steps."""
+        return mask
+
     def record(self) -> dict[str, Any]:
         """``{"name": ..., params...}`` for the geometry's ``distortions`` list."""
         def clean(value: Any) -> Any:
@@ -607,6 +612,11 @@ class Affine(Distortion):
                                borderMode=cv2.BORDER_CONSTANT, borderValue=self.fill_rgb)
         return image, map_geometry(geo, lambda p: _apply_h(hom, p), (w, h), hom)
 
+    def warp_mask(self, mask, geo):
+        h, w = mask.shape[:2]
+        return cv2.warpAffine(mask, self.matrix(w, h)[:2], (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class Resample(Distortion):
@@ -616,11 +626,19 @@ class Resample(Distortion):
     scale_x: float = 1.0
     scale_y: float = 1.0
 
+    def _size(self, w: int, h: int) -> tuple[int, int, int]:
+        """New (width, height) and the interpolation for a (w, h) image."""
+        nw, nh = max(8, round(w * self.scale_x)), max(8, round(h * self.scale_y))
+        return nw, nh, cv2.INTER_AREA if nw / w * nh / h < 1 else cv2.INTER_LINEAR
+
+    def warp_mask(self, mask, geo):
+        nw, nh, interp = self._size(mask.shape[1], mask.shape[0])
+        return cv2.resize(mask, (nw, nh), interpolation=interp)
+
     def apply(self, image, geo):
         h, w = image.shape[:2]
-        nw, nh = max(8, round(w * self.scale_x)), max(8, round(h * self.scale_y))
+        nw, nh, interp = self._size(w, h)
         sx, sy = nw / w, nh / h
-        interp = cv2.INTER_AREA if sx * sy < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, (nw, nh), interpolation=interp)
         # pixel centres: x' + 0.5 = (x + 0.5) * s
         hom = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
@@ -700,16 +718,29 @@ class Perspective(Distortion):
     fit: str = "page"
     seed: int = 0
 
-    def apply(self, image, geo):
-        rng = np.random.default_rng(self.seed)
-        h, w = image.shape[:2]
+    def _homography(self, w: int, h: int, geo: dict[str, Any]
+                    ) -> tuple[np.ndarray, int, int, float]:
+        """Homography, output (width, height) and mean downscale for a (w, h) image."""
         out_w = round(w * self.out_scale)
         out_h = round(out_w * 3 / 4)
         hom = _tilt_homography(w, h, self.pitch_deg, self.yaw_deg, self.roll_deg,
                                self.focal_rel, out_w, out_h, self.fill, self.offset_x,
                                self.offset_y, _rows_box(geo) if self.fit == "grid" else None)
-        # anti-alias before shrinking: blur by the mean downscale
         shrink = math.sqrt(abs(np.linalg.det(hom[:2, :2]))) if abs(hom[2, 2]) > 0 else 1.0
+        return hom, out_w, out_h, shrink
+
+    def warp_mask(self, mask, geo):
+        hom, out_w, out_h, shrink = self._homography(mask.shape[1], mask.shape[0], geo)
+        if shrink < 0.8:
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.45 / shrink)
+        return cv2.warpPerspective(mask, hom, (out_w, out_h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+    def apply(self, image, geo):
+        rng = np.random.default_rng(self.seed)
+        h, w = image.shape[:2]
+        hom, out_w, out_h, shrink = self._homography(w, h, geo)
+        # anti-alias before shrinking: blur by the mean downscale
         if shrink < 0.8:
             image = cv2.GaussianBlur(image, (0, 0), 0.45 / shrink)
         warped = cv2.warpPerspective(image, hom, (out_w, out_h), flags=cv2.INTER_LINEAR,
@@ -804,8 +835,9 @@ class Warp(Distortion):
             p = pts - self.field(p, w, h, lines)
         return p
 
-    def apply(self, image, geo):
-        h, w = image.shape[:2]
+    def _maps(self, w: int, h: int, geo: dict[str, Any]
+              ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float, float, float]]]:
+        """Backward remap (map_x, map_y) of a (w, h) image and the crease lines."""
         step = 8
         gy, gx = np.mgrid[0:h + step:step, 0:w + step:step].astype(np.float64)
         grid = np.column_stack([gx.ravel(), gy.ravel()])
@@ -820,11 +852,20 @@ class Warp(Distortion):
         map_y = cv2.resize((gy + v[..., 1]).astype(np.float32),
                            (gx.shape[1] * step, gx.shape[0] * step),
                            interpolation=cv2.INTER_LINEAR)
-        shift = np.float32([[1, 0, -offset], [0, 1, -offset]])
+        shift = np.array([[1, 0, -offset], [0, 1, -offset]], dtype=np.float32)
         map_x = cv2.warpAffine(map_x, shift, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
         map_y = cv2.warpAffine(map_y, shift, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REPLICATE)
+        return map_x, map_y, lines
+
+    def warp_mask(self, mask, geo):
+        map_x, map_y, _ = self._maps(mask.shape[1], mask.shape[0], geo)
+        return cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+    def apply(self, image, geo):
+        h, w = image.shape[:2]
+        map_x, map_y, lines = self._maps(w, h, geo)
         out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if self.creases and self.crease_shade > 0:
             sh, sw = _small((h, w), 2)
@@ -878,6 +919,10 @@ class Fax(Distortion):
                                                 float(geo["px_per_mm_y"]))
         geo["dpi"] = round(math.sqrt(self.dpi_x * self.dpi_y), 3)
         return np.repeat(binary[..., None], 3, axis=2), geo
+
+    def warp_mask(self, mask, geo):
+        dpi = float(geo["dpi"])
+        return Resample(self.dpi_x / dpi, self.dpi_y / dpi).warp_mask(mask, geo)
 
 
 def _fax_header(binary: np.ndarray, rng: np.random.Generator, px_per_mm_x: float,
@@ -1081,7 +1126,10 @@ def apply_distortions(page: RenderedPage, distortions: list[Distortion]) -> Rend
     image = page.image.astype(np.float32)
     geo = copy.deepcopy(page.geometry)
     geo.setdefault("distortions", [])
+    mask = None if page.trace_mask is None else page.trace_mask.astype(np.float32)
     for step in distortions:
+        if mask is not None:  # geometric steps only; photometric ones leave it as is
+            mask = step.warp_mask(mask, geo)
         image, geo = step.apply(image, geo)
         geo["distortions"].append(step.record())
     if not geo["distortions"]:
@@ -1089,7 +1137,8 @@ def apply_distortions(page: RenderedPage, distortions: list[Distortion]) -> Rend
     out = np.clip(image + 0.5, 0, 255).astype(np.uint8)
     if out.shape[:2] != (geo["image_size"][1], geo["image_size"][0]):
         raise AssertionError("geometry image_size does not match the image")
-    return page.replace(image=out, geometry=geo)
+    trace_mask = None if mask is None else np.clip(mask + 0.5, 0, 255).astype(np.uint8)
+    return page.replace(image=out, geometry=geo, trace_mask=trace_mask)
 
 
 def apply_profile(page: RenderedPage, profile: str, seed: int = 0) -> RenderedPage:

@@ -204,12 +204,17 @@ class RenderedPage:
         JSON-ready page geometry in final-image pixels (see ``docs/renderer.md``).
     settings
         The settings the page was rendered with.
+    trace_mask
+        Only when asked for (``render_page(..., trace_mask=True)``): ``(H, W)`` uint8 pen
+        coverage (0-255) of the trace polylines alone (signal, calibration pulses, separator
+        ticks; no text), registered with ``image``; distortions warp it with the image.
     """
 
     image: np.ndarray
     truth: ECGRecord
     geometry: dict[str, Any]
     settings: RenderSettings = dataclasses.field(default_factory=RenderSettings)
+    trace_mask: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def replace(self, **changes: Any) -> RenderedPage:
         """A copy with some fields changed."""
@@ -356,12 +361,16 @@ def _truetype(name: str, size_px: int) -> Any:
 
 
 class _Ink:
-    """A single-channel ink layer (0 = paper, 1 = ink) that traces and text are drawn onto."""
+    """A single-channel ink layer (0 = paper, 1 = ink) that traces and text are drawn onto.
+
+    With ``keep_traces`` the polylines are also drawn onto ``traces`` (trace-only layer)."""
 
     SHIFT = 4
 
-    def __init__(self, h_px: int, w_px: int, px_per_mm: float, font: str) -> None:
+    def __init__(self, h_px: int, w_px: int, px_per_mm: float, font: str,
+                 keep_traces: bool = False) -> None:
         self.mask = np.zeros((h_px, w_px), dtype=np.uint8)
+        self.traces = np.zeros((h_px, w_px), dtype=np.uint8) if keep_traces else None
         self.px_per_mm = px_per_mm
         self.font = font
 
@@ -378,8 +387,10 @@ class _Ink:
             pts = np.vstack([pts, pts])
         thickness = max(1, round(width_px))
         value = 255 if width_px >= 1.0 else max(64, round(255 * width_px))
-        cv2.polylines(self.mask, [pts.reshape(-1, 1, 2)], False, value, thickness,
-                      cv2.LINE_AA, self.SHIFT)
+        for layer in (self.mask, self.traces):
+            if layer is not None:
+                cv2.polylines(layer, [pts.reshape(-1, 1, 2)], False, value, thickness,
+                              cv2.LINE_AA, self.SHIFT)
 
     def text(self, text: str, x_px: float, y_bottom_px: float, cap_mm: float,
              weight: float = 1.0) -> list[float]:
@@ -613,7 +624,8 @@ def _composite(canvas: np.ndarray, ink_mask: np.ndarray) -> np.ndarray:
     return canvas.astype(np.uint8)
 
 
-def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> RenderedPage:
+def render_page(record: ECGRecord, settings: RenderSettings | None = None, *,
+                trace_mask: bool = False) -> RenderedPage:
     """Draw ``record`` as a paper ECG page.
 
     Parameters
@@ -623,6 +635,9 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
         are ignored, missing ones print as empty cells).
     settings
         :class:`RenderSettings` (defaults: 3x4+1, 25 mm/s, 10 mm/mV, 200 dpi, red grid).
+    trace_mask
+        Also return the trace-only pen coverage as ``RenderedPage.trace_mask`` (the image is
+        the same either way).
 
     Returns
     -------
@@ -640,7 +655,7 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
 
     canvas = np.full((h_px, w_px, 3), 255.0, dtype=np.float32)
     _draw_grid(canvas, frame, settings)
-    ink = _Ink(h_px, w_px, s, settings.font)
+    ink = _Ink(h_px, w_px, s, settings.font, keep_traces=trace_mask)
     truth = np.full((n, 12), np.nan)
 
     rows_geo: list[dict[str, Any]] = []
@@ -680,7 +695,8 @@ def render_page(record: ECGRecord, settings: RenderSettings | None = None) -> Re
         "settings_line_box": settings_box, "header_box": header_box,
         "page_to_image": np.eye(3).tolist(), "distortions": [],
     }
-    return RenderedPage(image=image, truth=truth_record, geometry=geometry, settings=settings)
+    return RenderedPage(image=image, truth=truth_record, geometry=geometry, settings=settings,
+                        trace_mask=ink.traces)
 
 
 # ============================================================================ saving
