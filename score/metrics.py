@@ -1,4 +1,5 @@
-"""How well a read record matches the truth: the PhysioNet/CinC Challenge 2024 SNR, r, RMSE.
+"""How well a read record matches the truth: the PhysioNet/CinC Challenge 2024 SNR, r, RMSE,
+and the Kaggle 2025 page score (:func:`kaggle_page_score`).
 
 The SNR follows the Challenge scorer (``evaluation-2024``; see ``shared/research/anchors.md``
 §1.1): a 256-level binary image of each series, Gaussian blur σ = 0.5 px, 2-D
@@ -21,6 +22,17 @@ import numpy as np
 from ecglens.core.record import ECGRecord
 
 MAX_SNR_DB = 120.0
+
+KAGGLE_MAX_SHIFT_S = 0.2
+"""Kaggle 2025: the read lead may be shifted by at most 0.2 s (``MAX_TIME_SHIFT`` in the
+competition's metric code, ``shared/research/anchors.md`` §1.4)."""
+
+KAGGLE_MAX_RATIO = 384.0
+"""Kaggle 2025: a page's signal-to-noise power ratio is capped at 384 (``PERFECT_SCORE``),
+i.e. 10·log10(384) = 25.84 dB is the best possible score."""
+
+KAGGLE_FLOOR_DB = -384.0
+"""Kaggle 2025: the dB score is floored at −384 (reached only where the truth is all zero)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,3 +170,100 @@ def score_record(truth: ECGRecord, estimate: ECGRecord, shift: bool = True) -> d
             est = np.full(truth.n_samples, np.nan)
         scores[name] = score_lead(reference, est, truth.fs, shift=shift)
     return scores
+
+
+@dataclasses.dataclass(frozen=True)
+class KagglePageScore:
+    """Kaggle 2025 score of one page.
+
+    Attributes
+    ----------
+    ratio
+        Σ truth² / Σ (truth − read)² summed over the printed leads, capped at
+        :data:`KAGGLE_MAX_RATIO` (0 when the truth is all zero).
+    db
+        ``10·log10(ratio)`` (floored at :data:`KAGGLE_FLOOR_DB`).
+    lags
+        The time shift (samples) applied per lead; positive: the read was moved later.
+    """
+
+    ratio: float
+    db: float
+    lags: dict[str, int]
+
+
+def ratio_db(ratio: float) -> float:
+    """``10·log10(ratio)``, floored at :data:`KAGGLE_FLOOR_DB` (the set score of mean ratios)."""
+    if math.isnan(ratio):
+        return ratio
+    if ratio <= 0:
+        return KAGGLE_FLOOR_DB
+    return max(KAGGLE_FLOOR_DB, 10.0 * math.log10(ratio))
+
+
+def kaggle_align(truth: np.ndarray, read: np.ndarray, max_shift: int) -> tuple[np.ndarray, int]:
+    """Shift and offset ``read`` onto ``truth`` as the Kaggle 2025 metric does.
+
+    Both are the samples of one printed window (same length, truth finite; read NaN must
+    already be 0). The lag (|lag| ≤ ``max_shift``) maximises the cross-correlation of the
+    mean-centred series (ties: the smallest |lag|, then the negative one); samples shifted in
+    are NaN; the constant offset that minimises the squared error over the other samples is
+    removed. Returns the aligned read (NaN where shifted in) and the lag.
+    """
+    n = len(truth)
+    max_shift = max(0, min(int(max_shift), n - 1))
+    centred_truth = truth - truth.mean()
+    padded = np.concatenate([np.zeros(max_shift), read - read.mean(), np.zeros(max_shift)])
+    # window i holds the read delayed by lag = max_shift - i
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n)
+    correlation = windows @ centred_truth
+    lags = max_shift - np.arange(len(correlation))
+    best = np.flatnonzero(correlation == correlation.max())
+    lag = int(min(lags[best], key=lambda k: (abs(k), k)))
+    aligned = np.full(n, np.nan)
+    if lag >= 0:
+        aligned[lag:] = read[: n - lag]
+    else:
+        aligned[: n + lag] = read[-lag:]
+    finite = np.isfinite(aligned)
+    if finite.any():
+        aligned -= float(np.mean(aligned[finite] - truth[finite]))
+    return aligned, lag
+
+
+def kaggle_page_score(truth: ECGRecord, read: ECGRecord | None) -> KagglePageScore:
+    """The Kaggle 2025 score of one page (``shared/research/anchors.md`` §1.4).
+
+    Per truth lead only its printed window (finite truth samples) counts; the read lead there
+    (NaN → 0 mV; a lead missing from ``read``, or ``read`` None, is all 0 mV) is aligned by
+    :func:`kaggle_align`, and samples shifted in count as 0 mV. The page's ratio is the summed
+    signal power over the summed error power of all leads, capped at :data:`KAGGLE_MAX_RATIO`.
+    A set scores ``ratio_db(mean of page ratios)``, not the mean of the pages' dB.
+    """
+    if read is not None and abs(read.fs - truth.fs) > 1e-6:
+        read = read.resample(truth.fs)
+    max_shift = int(truth.fs * KAGGLE_MAX_SHIFT_S)
+    signal_power = noise_power = 0.0
+    lags: dict[str, int] = {}
+    for k, name in enumerate(truth.leads):
+        window = np.isfinite(truth.signal[:, k])
+        if not window.any():
+            continue
+        column = np.zeros(truth.n_samples)
+        if read is not None and name in read.leads:
+            values = read.signal[: truth.n_samples, read.leads.index(name)]
+            column[: len(values)] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        reference = truth.signal[window, k]
+        aligned, lags[name] = kaggle_align(reference, column[window], max_shift)
+        error = reference - np.nan_to_num(aligned, nan=0.0)
+        signal_power += float(np.sum(reference**2))
+        noise_power += float(np.sum(error**2))
+    if not lags:                     # no printed lead: nothing to score
+        return KagglePageScore(float("nan"), float("nan"), lags)
+    if noise_power == 0:             # as the competition's code: perfect before empty
+        ratio = KAGGLE_MAX_RATIO
+    elif signal_power == 0:
+        ratio = 0.0
+    else:
+        ratio = min(signal_power / noise_power, KAGGLE_MAX_RATIO)
+    return KagglePageScore(ratio, ratio_db(ratio), lags)

@@ -24,7 +24,8 @@ import numpy as np
 
 from ecglens.core.errors import InputError, OutputError
 from ecglens.core.io import read_record, write_text_atomic
-from ecglens.score.metrics import LeadScore, score_record
+from ecglens.core.record import ECGRecord
+from ecglens.score.metrics import LeadScore, kaggle_page_score, ratio_db, score_record
 
 log = logging.getLogger(__name__)
 
@@ -78,48 +79,68 @@ def score_folder(truth_dir: str | Path, read_dir: str | Path, shift: bool = True
     pages = []
     for i, header in enumerate(truth_headers):
         page_id = header.name[: -len(f"{suffix}.hea")]
-        truth = read_record(header)
         geometry = _read_json(truth_dir / f"{page_id}{suffix}.json") if suffix else {}
-        read_header = read_dir / f"{page_id}.hea"
-        read_meta = _read_json(read_dir / f"{page_id}.json")
-        if read_header.exists():
-            try:
-                estimate = read_record(read_header)
-                error = None
-            except InputError as exc:
-                estimate, error = truth.replace(signal=np.full_like(truth.signal, np.nan)), str(exc)
-        else:
-            estimate = truth.replace(signal=np.full_like(truth.signal, np.nan))
-            error = "no read record"
-        scores = score_record(truth, estimate, shift=shift)
-        snrs = [s.snr_db for s in scores.values() if np.isfinite(s.snr_db)]
-        checks = {}
-        for key, names in {
-            "layout": ("layout",),
-            "gain_mm_mv": ("gain_mm_mv", "gain"),
-            "speed_mm_s": ("speed_mm_s", "speed"),
-        }.items():
-            want, got = geometry.get(key), _find_key(read_meta, *names) if read_meta else None
-            if isinstance(got, dict):
-                got = got.get("value", got.get("name"))
-            same = (want == got) if key == "layout" else _same_number(want, got)
-            checks[key] = {"truth": want, "read": got, "right": bool(same) if same is not None
-                           else False}
-        pages.append({
-            "id": page_id,
-            "layout": geometry.get("layout", "?"),
-            "profile": geometry.get("profile", "?"),
-            "source_record": geometry.get("source_record"),
-            "error": error,
-            "mean_snr_db": float(np.mean(snrs)) if snrs else float("nan"),
-            "leads": {name: _lead_dict(s) for name, s in scores.items()},
-            "checks": checks,
-        })
+        pages.append(score_page(page_id, header, read_dir, geometry, shift=shift))
         if progress:
             print(f"\rscored {i + 1}/{len(truth_headers)}", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     return {"pages": pages, "groups": _aggregate(pages), "shift": shift}
+
+
+def score_page(page_id: str, truth_header: str | Path, read_dir: str | Path,
+               geometry: dict[str, Any] | None = None, shift: bool = True,
+               error: str | None = None) -> dict[str, Any]:
+    """Score one truth record against ``read_dir/<page_id>.hea`` (see :func:`score_folder`).
+
+    ``geometry`` holds what the page really is (``layout``, ``profile``, ``gain_mm_mv``,
+    ``speed_mm_s``) and is compared with the read page's ``<page_id>.json``. A missing read
+    record (``error`` says why, if known) scores 0 dB per lead (2024) and reads as all 0 mV
+    (Kaggle 2025).
+    """
+    geometry = geometry or {}
+    read_dir = Path(read_dir)
+    truth = read_record(truth_header)
+    read_header = read_dir / f"{page_id}.hea"
+    read_meta = _read_json(read_dir / f"{page_id}.json")
+    estimate: ECGRecord | None = None
+    if read_header.exists():
+        try:
+            estimate = read_record(read_header)
+            error = None
+        except InputError as exc:
+            error = str(exc)
+    else:
+        error = error or "no read record"
+    if estimate is None:
+        estimate = truth.replace(signal=np.full_like(truth.signal, np.nan))
+    scores = score_record(truth, estimate, shift=shift)
+    kaggle = kaggle_page_score(truth, estimate)
+    snrs = [s.snr_db for s in scores.values() if np.isfinite(s.snr_db)]
+    checks = {}
+    for key, names in {
+        "layout": ("layout",),
+        "gain_mm_mv": ("gain_mm_mv", "gain"),
+        "speed_mm_s": ("speed_mm_s", "speed"),
+    }.items():
+        want, got = geometry.get(key), _find_key(read_meta, *names) if read_meta else None
+        if isinstance(got, dict):
+            got = got.get("value", got.get("name"))
+        same = (want == got) if key == "layout" else _same_number(want, got)
+        checks[key] = {"truth": want, "read": got, "right": bool(same) if same is not None
+                       else False}
+    return {
+        "id": page_id,
+        "layout": geometry.get("layout", "?"),
+        "profile": geometry.get("profile", "?"),
+        "source_record": geometry.get("source_record"),
+        "error": error,
+        "mean_snr_db": float(np.mean(snrs)) if snrs else float("nan"),
+        "kaggle_ratio": kaggle.ratio,
+        "kaggle_db": kaggle.db,
+        "leads": {name: _lead_dict(s) for name, s in scores.items()},
+        "checks": checks,
+    }
 
 
 def _lead_dict(score: LeadScore) -> dict[str, float | None]:
@@ -149,6 +170,7 @@ def _aggregate(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.append({
             "profile": profile, "layout": layout, "pages": len(members), "leads": len(snr),
             "mean_snr_db": float(np.mean(snr)) if snr else float("nan"),
+            "kaggle_db": kaggle_set_db(members),
             "median_snr_db": float(np.median(snr)) if snr else float("nan"),
             "median_r": float(np.median(r)) if r else float("nan"),
             "median_rmse_uv": float(np.median(rmse)) if rmse else float("nan"),
@@ -159,17 +181,25 @@ def _aggregate(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
+def kaggle_set_db(pages: list[dict[str, Any]]) -> float:
+    """Kaggle 2025 score of a set of scored pages: 10·log10 of the mean of their ratios."""
+    ratios = [p["kaggle_ratio"] for p in pages
+              if p.get("kaggle_ratio") is not None and math.isfinite(p["kaggle_ratio"])]
+    return ratio_db(float(np.mean(ratios))) if ratios else float("nan")
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """The per-profile/layout table as markdown."""
     lines = [
-        "| profile | layout | pages | leads | mean SNR dB | median SNR dB | median r | "
-        "median RMSE µV | layout ok | gain ok | speed ok |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| profile | layout | pages | leads | mean SNR dB | Kaggle-2025 dB | median SNR dB | "
+        "median r | median RMSE µV | layout ok | gain ok | speed ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g in result["groups"]:
         lines.append(
             f"| {g['profile']} | {g['layout']} | {g['pages']} | {g['leads']} | "
-            f"{g['mean_snr_db']:.2f} | {g['median_snr_db']:.2f} | {g['median_r']:.4f} | "
+            f"{g['mean_snr_db']:.2f} | {g['kaggle_db']:.2f} | {g['median_snr_db']:.2f} | "
+            f"{g['median_r']:.4f} | "
             f"{g['median_rmse_uv']:.1f} | {100 * g['layout_right']:.0f} % | "
             f"{100 * g['gain_right']:.0f} % | {100 * g['speed_right']:.0f} % |"
         )
@@ -177,12 +207,13 @@ def markdown_table(result: dict[str, Any]) -> str:
                    key=lambda p: p["mean_snr_db"])[:10]
     missing = [p for p in result["pages"] if p["error"]]
     lines += ["", "Worst ten pages (mean SNR over printed leads):", "",
-              "| page | profile | layout | mean SNR dB | layout/gain/speed read | error |",
-              "|---|---|---|---|---|---|"]
+              "| page | profile | layout | mean SNR dB | Kaggle dB | layout/gain/speed read "
+              "| error |",
+              "|---|---|---|---|---|---|---|"]
     for p in worst:
         read = "/".join(str(p["checks"][k]["read"]) for k in ("layout", "gain_mm_mv", "speed_mm_s"))
         lines.append(f"| {p['id']} | {p['profile']} | {p['layout']} | {p['mean_snr_db']:.2f} | "
-                     f"{read} | {p['error'] or ''} |")
+                     f"{p['kaggle_db']:.2f} | {read} | {p['error'] or ''} |")
     if missing:
         lines += ["", f"{len(missing)} pages without a usable read record: "
                   + ", ".join(p["id"] for p in missing[:20]) + (" …" if len(missing) > 20 else "")]
