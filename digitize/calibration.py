@@ -42,6 +42,24 @@ NARROW_PULSE_PENALTY = 0.15
 check: the label "I" and a QRS upstroke beside a narrow pulse matched as a 5-mm/mV, 50-mm/s
 pulse on ecg00041, score 0.65, where the true narrow pulse's three sides score ~0.9)."""
 
+HALF_PULSE_SIDES = 0.7
+"""A pulse read as the upper half of one twice as tall (gain 5 → 10, 10 → 20 mm/mV) where
+both its sides are drawn on (darkness ≥ ``SIDE_BELOW_LEVEL``) over this share of its height
+below its bottom and the tall pulse's sides and top are inked at least this much with nothing
+below its rising side (on the EIK tune pages whose rows were read at half gain, the halves'
+sides ran on at 1.0 and the tall pulses matched at 0.75-1.0; 0.5 is the least match of any
+pulse). On ECG-Image-Kit pages (footless pulses, a major grid line through the
+pulse's middle that passes the ink level, 100 px/inch JPEG) the half matched a 5-mm pulse
+with a foot line as well as the whole matched a 10-mm one: rows were read at half their gain
+and their 0 mV line 5 mm high (a 0 mV line > 6 px off on 26 of 119 EIK tune pages, 9
+after). A pulse of the row below reaching up (20-mm pulses of a
+12-row page) is no lower half: no gain of twice 20 mm/mV is tried."""
+
+SIDE_BELOW_LEVEL = 0.6
+"""Darkness from which a pulse's side is seen to run on below its bottom (see
+``HALF_PULSE_SIDES``). A drawn side is ~1; on ECG-Image-Kit pages the pulse stands on a
+major vertical grid line, which passes the ink level at 0.1-0.5 below it."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Pulse:
@@ -183,6 +201,10 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     if len(strokes) < 2:
         return None
     col_cum = np.vstack([np.zeros((1, thick.shape[1])), np.cumsum(thick, axis=0)])
+    # a side running on below a pulse's bottom is seen on the darkness itself (a grid line
+    # that passes the ink level, under the pulse's side, is lighter than a drawn side)
+    strict = maximum_filter((region >= SIDE_BELOW_LEVEL).astype(np.float64), size=(1, 3))
+    strict_cum = np.vstack([np.zeros((1, strict.shape[1])), np.cumsum(strict, axis=0)])
     row_cum = np.hstack([np.zeros((thick.shape[0], 1)), np.cumsum(thick, axis=1)])
 
     n_y, n_x = thick.shape
@@ -197,7 +219,8 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
         yc = np.clip(yi, 0, n_y - 1)
         return np.where(ok, (row_cum[yc, b] - row_cum[yc, a]) / (b - a), 0.0)
 
-    def vmean(x: float, ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
+    def vmean(x: float, ya: np.ndarray, yb: np.ndarray, cum: np.ndarray = col_cum
+              ) -> np.ndarray:
         """Mean ink down column ``x`` between rows ``ya`` and ``yb`` (rounded, clipped)."""
         xi = round(x)
         a = np.maximum(np.round(ya).astype(int), 0)
@@ -206,7 +229,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
             return np.zeros(len(ya))
         ok = b > a
         a, b = np.clip(a, 0, n_y), np.clip(b, 0, n_y)
-        return np.where(ok, (col_cum[b, xi] - col_cum[a, xi]) / np.maximum(b - a, 1), 0.0)
+        return np.where(ok, (cum[b, xi] - cum[a, xi]) / np.maximum(b - a, 1), 0.0)
 
     best: tuple[float, float, float, int, float, float | None, float, float] | None = None
     centre = row_centre_px - y_lo
@@ -258,6 +281,24 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     if best is None or best[0] < 0.5:
         return None
     _, xl, xr, b, gain, speed, width_mm, score = best
+    bare_pulse = False
+    if speed is not None and 2 * gain in GAINS_MM_MV:
+        # the upper half of a footless pulse twice as tall: both sides run on, drawn, for
+        # the whole height again below the bottom (a major grid line through the pulse's
+        # middle passes the ink level and gave the half a foot line)
+        height = gain * px_per_mm_y
+        rest = [vmean(x, np.array([b + 3.0]), np.array([b + height - 2.0]), strict_cum)[0]
+                for x in (xl, xr)]
+        b2 = np.array([b + height])
+        tall = min(float(vmean(xl, b2 - 2 * height + 2, b2 - 2)[0]),
+                   float(hmean(b2 - 2 * height, xl + 0.35 * (xr - xl),
+                               xr - 0.35 * (xr - xl))[0]),
+                   float(vmean(xr, b2 - 2 * height + 2, b2 - 2)[0])) - float(
+            vmean(xl, b2 + 3, b2 + height, strict_cum)[0])
+        # (the tall pulse's bottom, too, must lie where the 0 mV line is searched)
+        if (min(rest) >= HALF_PULSE_SIDES and tall >= HALF_PULSE_SIDES
+                and b2[0] <= bottoms_all[-1]):
+            b, gain, score, bare_pulse = int(b2[0]), 2 * gain, tall, True
     # refine the bottom line to sub-pixel with the darkness centroid of the lead-in
     yb = int(b)
     xa, xb = int(max(0, xl - 1.2 * px_per_mm_x)), int(max(1, xl - 2))
@@ -272,10 +313,13 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     t_sub = max(yt - 3, 0) + float(np.dot(np.arange(len(prof)), prof) / prof.sum()) if \
         prof.sum() > 0 else float(yt)
     height_mm = (b_sub - t_sub) / px_per_mm_y
-    if speed is None:
-        # a narrow pulse has no lead-in to refine its bottom on, and its sides end in the pen's
-        # round caps: its 0 mV line is its top line's centre less 1 mV (1-2 px closer than
-        # its sides' ends on a 150-dpi render)
+    if bare_pulse:
+        # a footless pulse's height (see HALF_PULSE_SIDES): from where its sides end
+        height_mm = (b - t_sub) / px_per_mm_y
+    if speed is None or bare_pulse:
+        # a narrow (or footless) pulse has no lead-in to refine its bottom on, and its sides
+        # end in the pen's round caps: its 0 mV line is its top line's centre less 1 mV
+        # (1-2 px closer than its sides' ends on a 150-dpi render)
         b_sub = t_sub + gain * px_per_mm_y
     return Pulse(row=row, x_left_px=xl + x0, x_right_px=xr + x0, baseline_px=b_sub + y_lo,
                  height_mm=round(height_mm, 3), width_mm=round(width_mm, 3),

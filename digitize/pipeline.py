@@ -70,7 +70,13 @@ from ecglens.digitize.pulse_rows import (
     row_pulse,
     rows_start_px,
 )
-from ecglens.digitize.trace import MAX_EXCURSION_MV, RowTrace, TraceResult, extract_traces
+from ecglens.digitize.trace import (
+    MAX_EXCURSION_MV,
+    RowTrace,
+    TraceResult,
+    common_contrast_ends,
+    extract_traces,
+)
 
 log = logging.getLogger(__name__)
 
@@ -872,7 +878,9 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     settings = parse_settings_text(text.settings_text) if text.settings_text else None
     cal = decide_calibration(pulses, len(rows.rows), settings)
     warnings.extend(cal.warnings)
-    last_ink = [_trace_end_px(trace, ppmm_x) for trace in traces.rows]
+    # a path that runs on along a grid line or a shading after the trace does not extend it
+    last_ink = common_contrast_ends(traces.rows, clean, ppmm_x,
+                                    [_trace_end_px(trace, ppmm_x) for trace in traces.rows])
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
                           line_width_px=traces.line_width_px, last_ink_px=last_ink)
     lap("calibration")

@@ -842,3 +842,90 @@ def _fill_short_gaps(y: np.ndarray, max_gap: int) -> np.ndarray:
         lo, hi = idx[i], idx[i + 1]
         y[lo + 1:hi] = np.interp(np.arange(lo + 1, hi), [lo, hi], [y[lo], y[hi]])
     return y
+
+
+TAIL_CONTRAST = 0.8
+"""A read column belongs to a row's trace where the ink under its path stands out of the paper
+``TAIL_OFFSET_MM`` (+ the pen width) above and below it (left and right for a steep
+stroke) by at least this share of the row's
+median such contrast (see :func:`contrast_end_px`). ECG-Image-Kit pages (100 px/inch JPEGs
+with colour subsampling) print the 0 mV line on a major grid line whose thin red line passes
+the ink level: the path ran on along it, and the time axis ended 26-54 px (7-14 mm) after
+the trace on 34 of 119 EIK tune pages (clean 13/30, wrinkles 16/30; 8 left after). There the
+trace's last millimetres stand out by 1.0 (median) and the grid line or a wrinkle's shading
+under the path after it by 0.4-0.5; 0.7 left one wrinkled page 20 px late (its shading's
+contrast ~0.75), 0.9 cut pages whose trace ended right 1-2 px early."""
+
+TAIL_OFFSET_MM = 0.5
+"""How far beyond the pen width above and below the path the paper is looked at."""
+
+TAIL_MIN_TRIM_MM = 1.0
+"""The end moves back only where it moves by at least this much: the last column or two of
+a trace that ends right is anti-aliased and lighter (the time axis end's constants,
+``layout_detect.END_SAMPLES`` / ``END_PX``, are fitted on the last column at the ink level)."""
+
+
+def contrast_end_px(trace: RowTrace, darkness: np.ndarray, px_per_mm: float,
+                    end_px: float) -> float:
+    """``end_px`` (a row's last trace column, e.g. from ``pipeline._trace_end_px``), moved back
+    to the last column whose path ink stands out of the paper above and below it (thin ink
+    line, not a broad shading or a run along a grid line that passes the ink level): the
+    last read column at least :data:`TAIL_CONTRAST` × the row's median contrast with half of
+    the columns of its last millimetre so too. Unchanged where that moves it by less than
+    :data:`TAIL_MIN_TRIM_MM`."""
+    ok = np.flatnonzero(np.isfinite(trace.y_px))
+    if len(ok) < 2:
+        return end_px
+    h, w = darkness.shape
+    xs = np.clip(np.round(trace.x_px[ok]).astype(int), 0, w - 1)
+    ys = np.clip(np.round(trace.y_px[ok]).astype(int), 0, h - 1)
+    off = max(2, round(trace.line_width_px + TAIL_OFFSET_MM * px_per_mm))
+    on = np.max([darkness[np.clip(ys + k, 0, h - 1), xs] for k in (-1, 0, 1)], axis=0)
+    # paper above and below a flat line, or left and right of a steep stroke (which has ink
+    # above and below it): the lighter of the two sides
+    across = np.maximum(darkness[np.clip(ys - off, 0, h - 1), xs],
+                        darkness[np.clip(ys + off, 0, h - 1), xs])
+    along = np.maximum(darkness[ys, np.clip(xs - off, 0, w - 1)],
+                       darkness[ys, np.clip(xs + off, 0, w - 1)])
+    contrast = on - np.minimum(across, along)
+    ref = float(np.median(contrast))
+    if ref <= 0:
+        return end_px
+    cols = xs[contrast >= TAIL_CONTRAST * ref]
+    cols = cols[cols <= end_px]
+    if not len(cols):
+        return end_px
+    window = max(2.0, px_per_mm)
+    dense = np.arange(len(cols)) - np.searchsorted(cols, cols - window, side="right") + 1
+    last = np.flatnonzero(dense >= 0.5 * window)
+    if not len(last):
+        return end_px
+    end = float(cols[last[-1]])
+    return end if end_px - end >= TAIL_MIN_TRIM_MM * px_per_mm else end_px
+
+
+TAIL_ROWS_SHARE = 2.0 / 3.0
+"""Every row's trace stops at the same time: a row's end moved by :func:`contrast_end_px`
+is used only where it lies within ``TAIL_MIN_TRIM_MM`` of the median of all the rows' moved
+ends and at least this share of the rows' moved ends does too (on an ECG-Image-Kit page the
+path runs on along a grid line on most rows, and their moved ends meet). A row moved off the
+others' end is a faint stretch of its own trace and keeps its end: on an own-set page
+(105 dpi, 12 rows at 20 mm/mV) five rows' ends moved 10-16 px back through the crossing
+complexes of their neighbours, and would have moved the rows' median end; on wrinkled EIK
+pages one row of four stopped 13-20 px early in a crease's shading."""
+
+
+def common_contrast_ends(traces: tuple[RowTrace, ...] | list[RowTrace], darkness: np.ndarray,
+                         px_per_mm: float, ends_px: list[float]) -> list[float]:
+    """The rows' ends ``ends_px``, each moved back by :func:`contrast_end_px` where the moved
+    ends meet at one column (see :data:`TAIL_ROWS_SHARE`); else ``ends_px`` unchanged."""
+    moved = [contrast_end_px(t, darkness, px_per_mm, e) for t, e in zip(traces, ends_px,
+                                                                          strict=True)]
+    if moved == list(ends_px):
+        return list(ends_px)
+    centre = float(np.median(moved))
+    tol = TAIL_MIN_TRIM_MM * px_per_mm
+    near = [abs(m - centre) <= tol for m in moved]
+    if sum(near) < TAIL_ROWS_SHARE * len(moved):
+        return list(ends_px)
+    return [m if ok else e for m, e, ok in zip(moved, ends_px, near, strict=True)]
