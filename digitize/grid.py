@@ -518,7 +518,10 @@ def _lattice_levels(prof: np.ndarray, f_h: float) -> tuple[int, bool, float]:
     n = x.size
     if n < 16:
         return 1, False, 0.0
-    x = x - np.convolve(x, np.ones(31) / 31, mode="same")
+    # a 31-sample running mean (shorter on a profile shorter than that: "same" would return
+    # the window's length and fail to broadcast)
+    width = min(31, n)
+    x = x - np.convolve(x, np.ones(width) / width, mode="same")
     x = x * np.hanning(n)
     pad = 8
     amp = np.abs(np.fft.rfft(x, pad * n))

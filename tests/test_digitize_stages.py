@@ -368,3 +368,14 @@ def test_pulse_column_ignores_pulses_off_the_column() -> None:
     # two pulses far apart (no majority, no pulse at the median): the leftmost
     assert [p.row for p in pulse_column([pulse(0, 229.9), pulse(1, 139.5)], ppmm)] == [1]
     assert len(pulse_column([pulse(0, 139.5), pulse(1, 229.9)], float("nan"))) == 2
+
+
+def test_lattice_levels_of_a_short_profile_do_not_fail():
+    """A grid profile with 16-30 inked samples (a small grid patch on a photo) used to fail
+    to broadcast its 31-sample running mean."""
+    from ecglens.digitize.grid import _lattice_levels
+
+    profile = np.zeros(60)
+    profile[10:33] = 1.0 + (np.arange(23) % 5 == 0)
+    m, _, strength = _lattice_levels(profile, 0.2)
+    assert m in (1, -5, 2, 3, 4, 5, 10) and np.isfinite(strength)
