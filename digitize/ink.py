@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ecglens.digitize.grid import GridResult, normalised_u8
+from ecglens.digitize.seg_ink import gate_darkness, resolve
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class InkResult:
     grid_subtracted
         True if the darkness is measured above a model of the grid's own lines
         (``find_ink(..., subtract_grid=True)``).
+    trace_model
+        The trace-segmentation variant that gated the darkness (:mod:`digitize.seg_ink`),
+        None where the network was not used.
     """
 
     darkness: np.ndarray = dataclasses.field(repr=False)
@@ -56,6 +60,7 @@ class InkResult:
     ink_level: float = float("nan")
     capped_at_grid_lines: bool = False
     grid_subtracted: bool = False
+    trace_model: str | None = None
 
 
 def _levels(raw: np.ndarray, coloured: bool, line_level: float | None = None
@@ -141,7 +146,7 @@ def grid_model(raw: np.ndarray, px_per_mm_x: float, px_per_mm_y: float) -> np.nd
 
 
 def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = False,
-             subtract_grid: bool = False) -> InkResult:
+             subtract_grid: bool = False, trace_model: bool | str | None = None) -> InkResult:
     """Ink darkness map and mask of a (deskewed) page.
 
     Parameters
@@ -163,6 +168,10 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
         black-and-white scan is lighter than the grid's darkest lines, and a level above those
         loses it (seed-5 p0000, 158 dpi, grey grid: no rows found). Used when the other reads
         find no rows (see ``digitize_image``).
+    trace_model
+        Gate the darkness with the trace-segmentation network (:mod:`digitize.seg_ink`, an
+        issue 22): None (default) follows the environment variable ``ECGLENS_TRACE_MODEL``
+        (unset: on, ``gate``; ``0``: off), False/True off/on (``gate``), or a variant name.
 
     Returns
     -------
@@ -182,12 +191,16 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
             above = raw - grid_model(raw, grid.px_per_mm_x, grid.px_per_mm_y)
         dark = np.clip((above - GRID_MODEL_LEVEL) * np.float32(1.0 / GRID_MODEL_SPAN), 0.0,
                        1.0).astype(np.float32)
+        variant = resolve(trace_model)
+        if variant is not None:
+            dark = gate_darkness(image_rgb, dark, grid.px_per_mm_x, grid.px_per_mm_y, variant)
         mask = dark > MASK_LEVEL
         log.debug("ink above the grid model: colour=%s, %.2f%% ink", grid.grid_colour,
                   100.0 * float(mask.mean()))
         return InkResult(darkness=dark, mask=mask, threshold=MASK_LEVEL,
                          grid_level=GRID_MODEL_LEVEL,
-                         ink_level=GRID_MODEL_LEVEL + GRID_MODEL_SPAN, grid_subtracted=True)
+                         ink_level=GRID_MODEL_LEVEL + GRID_MODEL_SPAN, grid_subtracted=True,
+                         trace_model=variant)
     sub = (255 - light[::3, ::3]).astype(np.float32) * np.float32(1.0 / 255.0)
     line_level = _line_level(light, grid.px_per_mm_x) if cap_at_grid_lines else None
     lo, hi = _levels(sub, coloured, line_level)
@@ -196,8 +209,11 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
     gain = np.float32(1.0 / (255.0 * (hi - lo)))
     table = (np.float32(255.0 * (1.0 - lo)) - np.arange(256, dtype=np.float32)) * gain
     dark = cv2.LUT(light, np.clip(table, 0.0, 1.0).astype(np.float32))
+    variant = resolve(trace_model)
+    if variant is not None:
+        dark = gate_darkness(image_rgb, dark, grid.px_per_mm_x, grid.px_per_mm_y, variant)
     mask = dark > MASK_LEVEL
     log.debug("ink: colour=%s levels %.3f..%.3f, %.2f%% ink", grid.grid_colour, lo, hi,
               100.0 * float(mask.mean()))
     return InkResult(darkness=dark, mask=mask, threshold=MASK_LEVEL, grid_level=lo, ink_level=hi,
-                     capped_at_grid_lines=cap_at_grid_lines)
+                     capped_at_grid_lines=cap_at_grid_lines, trace_model=variant)

@@ -1,0 +1,128 @@
+"""Trace segmentation in the ink stage (issue 22, step 3): the network gates the ink darkness.
+
+The ink stage's darkness (:func:`digitize.ink.find_ink`) is a colour rule: on photos it keeps
+shadows, desk, page edges and grid lines that are as dark as the trace. The trace-segmentation
+network (:func:`digitize.segment.trace_probability`) marks trace ink only, but not the lead
+names, and often not the calibration pulses, which the later stages (OCR, pulse search) need.
+So the network's map *gates* the colour darkness instead of replacing it:
+
+* ``gate``: a connected piece of ink (darkness above :data:`PIECE_LEVEL`) is kept whole where
+  it comes within :data:`GATE_MM` of a pixel the network calls trace (p > :data:`PROB_LEVEL`),
+  or where it is no larger than a letter (:data:`TEXT_MM`); other ink is dropped. A pulse
+  touches its row's trace and stays whole; lead names and the settings line are letters and
+  stay; a shadow, the desk, a page edge or a grid line away from every row goes.
+* ``gate_max``: the gated darkness, raised to the network's probability where that is higher
+  (a faint trace the colour rule put below the grid level).
+
+On by default (:data:`DEFAULT_VARIANT`, ``gate``); ``ECGLENS_TRACE_MODEL=0`` (see
+:data:`TRACE_MODEL_ENV`) or ``find_ink(..., trace_model=False)`` switches it off; measured in
+``docs/segment_model_card.md`` ("Trace segmentation in the ink stage").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+TRACE_MODEL_ENV = "ECGLENS_TRACE_MODEL"
+"""Environment variable for the network in the ink stage: unset or empty: the default
+(:data:`DEFAULT_VARIANT`); ``0``: off; ``1`` or ``gate``: ``gate``; ``gate_max``."""
+VARIANTS = ("gate", "gate_max")
+"""The combinations of network probability and colour darkness that were measured."""
+DEFAULT_VARIANT: str | None = "gate"
+"""The variant used when the caller and the environment say nothing. ``gate`` passed the keep
+rule (model card, "Trace segmentation in the ink stage"): 2024 SNR on the ECG-Image-Kit tune
+part +0.37 dB (58 pages), Paper2Pulse photos +1.56 dB (20), own renders 0.00 dB (30), fold-9
+validation +0.28 dB (64); ``gate_max`` cost the own renders 2.8 dB on its first 7 pages (its
+probability band widens the pen line) and was dropped."""
+
+PROB_LEVEL = 0.5
+"""Probability above which a pixel is trace (the level the model card's Dice is measured at)."""
+PIECE_LEVEL = 0.25
+"""Darkness above which a pixel belongs to a piece of ink for the gate: half the mask level,
+so that a pulse or a letter that fades in the middle stays one piece."""
+GATE_MM = 4.0
+"""Reach (mm) of the network's trace pixels: a piece of ink within it is kept. Lead names
+sit 1-3 mm above or beside their trace; grid-line pieces and shadows on photos lie
+farther away once they are not connected to a row."""
+TEXT_MM = 8.0
+"""Largest height and width (mm) of a piece of ink kept anywhere as a letter: a rendered lead
+name is 3.4 mm tall, and without this rule the gate kept only 20 % of the label ink of the
+test page (``tests/test_seg_ink.py``), whose names sit 7 mm above the baseline."""
+FALLBACK_PX_PER_MM = 200.0 / 25.4
+"""Scale assumed without a grid (as the pipeline does: a 200-dpi scan)."""
+
+
+def variant_from_env(value: str | None = None) -> str | None:
+    """The variant the environment asks for (``value``: the variable's text, default read
+    from :data:`TRACE_MODEL_ENV`); None: off."""
+    text = (os.environ.get(TRACE_MODEL_ENV, "") if value is None else value).strip().lower()
+    if not text:
+        return DEFAULT_VARIANT
+    if text in ("0", "off", "false", "no"):
+        return None
+    if text in ("1", "on", "true", "yes"):
+        return VARIANTS[0]
+    if text not in VARIANTS:
+        raise ValueError(f"{TRACE_MODEL_ENV}={text!r}: expected 0, 1 or one of {VARIANTS}")
+    return text
+
+
+def resolve(trace_model: bool | str | None) -> str | None:
+    """The variant for ``find_ink``'s ``trace_model`` argument: None → the environment,
+    False → off, True → ``gate``, a name → that variant."""
+    if trace_model is None:
+        return variant_from_env()
+    if trace_model is False:
+        return None
+    if trace_model is True:
+        return VARIANTS[0]
+    if trace_model not in VARIANTS:
+        raise ValueError(f"trace_model={trace_model!r}: expected a bool or one of {VARIANTS}")
+    return str(trace_model)
+
+
+def combine(darkness: np.ndarray, prob: np.ndarray, px_per_mm: float,
+            variant: str = "gate") -> np.ndarray:
+    """The colour ``darkness`` gated by the network's ``prob`` (both ``(H, W)`` float32 in
+    [0, 1]) as ``variant`` says (see the module text)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}")
+    trace = (prob > PROB_LEVEL).astype(np.uint8)
+    if not trace.any():   # the network sees no trace: leave the colour rule alone
+        return darkness
+    radius = max(1, round(GATE_MM * px_per_mm))
+    near = cv2.dilate(trace, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                       (2 * radius + 1, 2 * radius + 1)))
+    ink = (darkness > PIECE_LEVEL).astype(np.uint8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    letter = TEXT_MM * px_per_mm
+    keep = (stats[:, cv2.CC_STAT_WIDTH] <= letter) & (stats[:, cv2.CC_STAT_HEIGHT] <= letter)
+    keep[np.unique(labels[(near > 0) & (ink > 0)])] = True
+    keep[0] = False
+    kept = keep[labels]
+    # faint ink below the piece level (anti-aliased edges) stays where a trace is near
+    gated = np.where(kept | ((ink == 0) & (near > 0)), darkness, np.float32(0.0))
+    if variant == "gate_max":
+        gated = np.maximum(gated, prob)
+    return gated.astype(np.float32, copy=False)
+
+
+def gate_darkness(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm_x: float,
+                  px_per_mm_y: float, variant: str) -> np.ndarray:
+    """Run the network on the (deskewed) page and :func:`combine` its map with ``darkness``."""
+    from ecglens.digitize.segment import trace_probability
+
+    scale = [v for v in (px_per_mm_x, px_per_mm_y) if math.isfinite(v) and v > 0]
+    ppmm = float(np.mean(scale)) if scale else FALLBACK_PX_PER_MM
+    prob = trace_probability(image_rgb, ppmm)
+    out = combine(darkness, prob, ppmm, variant)
+    log.debug("trace model (%s): ink %.2f%% -> %.2f%%", variant,
+              100.0 * float((darkness > 0.5).mean()), 100.0 * float((out > 0.5).mean()))
+    return out
