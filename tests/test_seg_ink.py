@@ -77,9 +77,10 @@ def test_gate_drops_smudge_far_from_rows(inks):
     assert on.mask[smudge].mean() <= MAX_SMUDGE_KEPT
 
 
-def test_switch_on_by_default_and_off_by_env(monkeypatch):
+def test_switch_off_by_default_and_on_by_env(monkeypatch):
     monkeypatch.delenv(TRACE_MODEL_ENV, raising=False)
-    assert resolve(None) == DEFAULT_VARIANT == "gate"
+    assert resolve(None) == DEFAULT_VARIANT
+    assert DEFAULT_VARIANT is None
     monkeypatch.setenv(TRACE_MODEL_ENV, "0")
     assert resolve(None) is None
     monkeypatch.setenv(TRACE_MODEL_ENV, "1")
