@@ -29,7 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from orientation_check import family_pages  # noqa: E402
+from orientation_check import _run, family_pages  # noqa: E402
 
 THRESHOLDS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 
@@ -179,21 +179,18 @@ def summarise(pages: list[dict[str, Any]], folds: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _decide_all(a: argparse.Namespace, out: Path) -> int:
-    import concurrent.futures
-
-    path = out / "decisions.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def _todo(a: argparse.Namespace, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(family, image)`` of every page asked for that ``rows`` do not hold yet."""
     done = {(r["family"], r["page"]) for r in rows}
-    jobs = [(f, str(img)) for f in a.families
+    return [(f, str(img)) for f in a.families
             for img, _ in family_pages(f, Path(a.own_set), Path(a.data))[::a.every]
             if (f, img.name) not in done]
-    with open(path, "a") as sink, concurrent.futures.ProcessPoolExecutor(a.jobs) as pool:
-        for k, row in enumerate(pool.map(decide_page, *zip(*jobs, strict=True)) if jobs else []):
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            rows.append(row)
-            print(f"[{k + 1}/{len(jobs)}] {row['family']} {row['page']}", flush=True)
+
+
+def _decide_all(a: argparse.Namespace, out: Path) -> int:
+    path = out / "decisions.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    rows += _run(decide_page, _todo(a, rows), a.jobs, path, "decisions", append=True)
     summary = summarise_decisions(rows, _eik_folds(Path(a.data)))
     (out / "decisions.md").write_text(summary)
     print(summary)
@@ -233,20 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "summary.md").write_text(summary)
         print(summary)
         return 0
-    done = {(r["family"], r["page"]) for r in pages}
-    jobs = [(f, str(img)) for f in a.families
-            for img, _ in family_pages(f, Path(a.own_set), Path(a.data))[::a.every]
-            if (f, img.name) not in done]
-    import concurrent.futures
-
-    with open(path, "a") as sink, concurrent.futures.ProcessPoolExecutor(a.jobs) as pool:
-        args = [*zip(*jobs, strict=True), [str(out / "windows")] * len(jobs)] if jobs else []
-        for k, row in enumerate(pool.map(score_page, *args) if jobs else []):
-            sink.write(json.dumps(row) + "\n")
-            sink.flush()
-            pages.append(row)
-            print(f"[{k + 1}/{len(jobs)}] {row['family']} {row['page']}: "
-                  f"{row.get('score', row.get('error'))}", flush=True)
+    jobs = [(*job, str(out / "windows")) for job in _todo(a, pages)]
+    pages += _run(score_page, jobs, a.jobs, path, "pages", append=True)
     summary = summarise(pages, _eik_folds(Path(a.data)))
     (out / "summary.md").write_text(summary)
     print(summary)

@@ -357,8 +357,9 @@ def direction_vote(direction: tuple[tuple[float, int] | None, tuple[float, int] 
                    ) -> int | None:
     """The rotation the trace direction votes for (None: no clear vote), along the rows that
     gave more windows: across the page (0 or 180) or down it (90 or 270). Windows, not rows:
-    the QRS complexes of a page with few long rows line up into more, short "rows" down it
-    (a real strip image: 3 rows across with 18 windows, 9 down with 7)."""
+    the QRS complexes of a page with few long rows can line up into more, short "rows" down
+    it; on the real images turned by 90° and 180°, choosing by rows gave 2 wrong decisions and
+    choosing by windows none (``benchmarks/trace_direction_check.py --decide``)."""
     across, down = direction
     use_down = down is not None and (across is None or down[1] > across[1])
     evidence, ahead, behind = (down, 90, 270) if use_down else (across, 0, 180)
