@@ -326,6 +326,73 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                  gain_mm_mv=gain, speed_mm_s=speed, score=round(score, 3))
 
 
+STANDARD_PULSE_ASPECT: dict[float, float] = {25.0: 0.5, 50.0: 1.0}
+"""Width over height of the standard 1-mV, 0.2-s pulse at 10 mm/mV, per paper speed (mm/s)."""
+PULSE_ASPECT_TOL = 0.2
+"""Largest log-distance of a pulse's width/height from a standard aspect for its height to set
+the page's scale. On the ECG-Image-Kit pages printed without a grid (folds 1-9: 25 mm/s,
+10 mm/mV) the pulses read at the 200-dpi fallback measured 0.44-0.51."""
+PULSE_SCALE_AGREE = 0.1
+"""Pulses whose heights (px) lie within this share of their median set the scale together."""
+MIN_SCALE_PULSES = 2
+"""Pulses that must agree before their height sets the scale of a page without a grid: one
+stroke can be a lead name or a QRS complex that fits the pulse template."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PulseScale:
+    """The page's scale from its calibration pulses, on a page whose grid gave none.
+
+    Attributes
+    ----------
+    px_per_mm
+        Scale (px/mm, both axes): the agreeing pulses' median height over 10 mm.
+    speed_mm_s
+        The paper speed their width says (:data:`STANDARD_PULSE_ASPECT`).
+    pulses
+        Every pulse re-measured at that scale; pulses that no longer snap to a gain are dropped.
+    n_agree
+        How many pulses set the scale.
+    """
+
+    px_per_mm: float
+    speed_mm_s: float
+    pulses: tuple[Pulse, ...]
+    n_agree: int
+
+
+def scale_from_pulses(pulses: list[Pulse], px_per_mm_x: float, px_per_mm_y: float
+                      ) -> PulseScale | None:
+    """The scale of a page without a grid from its pulses, read at an assumed scale
+    (``px_per_mm_x``, ``px_per_mm_y``), taking them as the standard 1 mV at 10 mm/mV: at least
+    :data:`MIN_SCALE_PULSES` of similar height whose width/height is a standard pulse's at
+    25 or 50 mm/s. None where they are too few, disagree or have no standard shape."""
+    if len(pulses) < MIN_SCALE_PULSES:
+        return None
+    heights = np.array([p.height_mm * px_per_mm_y for p in pulses])
+    widths = np.array([p.width_mm * px_per_mm_x for p in pulses])
+    median = float(np.median(heights))
+    agree = np.abs(heights / median - 1.0) <= PULSE_SCALE_AGREE
+    if int(agree.sum()) < MIN_SCALE_PULSES or median <= 0:
+        return None
+    aspect = float(np.median(widths[agree] / heights[agree]))
+    speed = min(STANDARD_PULSE_ASPECT, key=lambda s: abs(np.log(aspect / STANDARD_PULSE_ASPECT[s])))
+    if abs(np.log(aspect / STANDARD_PULSE_ASPECT[speed])) > PULSE_ASPECT_TOL:
+        return None
+    px_per_mm = float(np.median(heights[agree])) / DEFAULT_GAIN_MM_MV
+    rescaled = []
+    for p, height_px, width_px in zip(pulses, heights, widths, strict=True):
+        gain = _snap(height_px / px_per_mm, GAINS_MM_MV)
+        if gain is None:
+            continue
+        width_mm = width_px / px_per_mm
+        rescaled.append(dataclasses.replace(
+            p, height_mm=round(height_px / px_per_mm, 3), width_mm=round(width_mm, 3),
+            gain_mm_mv=gain, speed_mm_s=_snap(width_mm / 0.2, SPEEDS_MM_S)))
+    return PulseScale(px_per_mm=px_per_mm, speed_mm_s=speed, pulses=tuple(rescaled),
+                      n_agree=int(agree.sum()))
+
+
 _SPEED_RE = re.compile(r"(\d{2}(?:[.,]\d+)?)\s*mm\s*/?\s*s(?:ec)?\b", re.IGNORECASE)
 _GAIN_RE = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*mm\s*/?\s*m\s*V", re.IGNORECASE)
 

@@ -148,7 +148,7 @@ def _last_ink_over_half_pitch(rows: list[tuple[float, float, int, int]], mask: n
 
 
 def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
-              pair_rows: bool = False) -> RowsResult:
+              pair_rows: bool = False, page_width_px: float | None = None) -> RowsResult:
     """Trace rows from the horizontal ink projection.
 
     Parameters
@@ -164,6 +164,9 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         line on a rotated low-resolution scan, resampled by the deskew, splits its ink over
         two pixel rows, each below the level (seed-4 p0218, 100 dpi, 2 deg: no row found;
         with pairs, rows whose pulses then give all six).
+    page_width_px
+        Width of the paper where it is narrower than the image (a photo): coverage is a
+        share of it; None: of the image width.
     """
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
@@ -214,7 +217,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         if len(inked) == 0:
             continue
         coverage = float(line[inked[0]:inked[-1] + 1].mean()) * (inked[-1] - inked[0]) / max(
-            1, 0.8 * ws)
+            1, 0.8 * (ws if page_width_px is None else min(ws, page_width_px / f)))
         coverage = min(coverage, 1.0)
         if coverage < min_coverage:
             continue

@@ -45,11 +45,13 @@ from ecglens.digitize.calibration import (
     Pulse,
     decide_calibration,
     parse_settings_text,
+    scale_from_pulses,
 )
 from ecglens.digitize.convert import ConvertResult, build_record, einthoven_residual
 from ecglens.digitize.ecg_check import ReadingCheck, check_reading
 from ecglens.digitize.labels import TextResult, read_text, trace_pixels
 from ecglens.digitize.layout_detect import (
+    STANDARD_AXIS_MM,
     LayoutResult,
     RowsResult,
     TimeAxis,
@@ -465,6 +467,10 @@ def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
     applied = _f(getattr(result.deskew, "rotation_deg", 0.0))
     applied = applied if math.isfinite(applied) else 0.0
     refined = dataclasses.replace(result.grid, rotation_deg=applied + residual)
+    if str(getattr(refined, "source", "")).startswith("pulses"):
+        # the scale the pulses gave is found again on the turned page, the same way
+        refined = dataclasses.replace(refined, px_per_mm_x=math.nan, px_per_mm_y=math.nan,
+                                      source="none")
     again = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint,
                        grid_override=refined, **read_options)
     timings = dict(again.timings_s)
@@ -656,6 +662,14 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
     return None
 
 
+AXIS_SCALE_TOL = 0.08
+"""Largest relative difference between the rows' span after the pulse and 250 mm at the pulses'
+scale for the span to set the scale of a page without a grid (see the module's measurement
+note in ``docs/digitize.md``)."""
+ASSUMED_SCALE_NOTE = "no grid and no dpi: scale assumed 200 dpi"
+"""Start of the warning of a page read at the fallback scale."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PageInk:
     """The geometry stages of one read: grid, deskew and ink, and the darkness the rows are
@@ -670,6 +684,26 @@ class PageInk:
     px_per_mm_y: float
     warnings: tuple[str, ...]
     timings_s: dict[str, float]
+    paper_width_px: float | None = None
+
+
+def paper_region(image: np.ndarray, desk: Any) -> np.ndarray | None:
+    """Where the paper is on the deskewed page (``(H', W')`` bool), for a photo that shows
+    the desk around it (:func:`digitize.grid.page_mask` on the page as given, carried
+    through the deskew's homography); None where the paper fills the image (scans)."""
+    import cv2
+
+    from ecglens.digitize.grid import page_mask
+
+    paper = page_mask(image)
+    if paper is None:
+        return None
+    page = desk.image
+    warped = cv2.warpPerspective(paper, np.asarray(desk.matrix, dtype=np.float64),
+                                 (page.shape[1], page.shape[0]), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    on_paper = warped > 0.5
+    return on_paper if on_paper.any() else None
 
 
 def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = None,
@@ -711,11 +745,12 @@ def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = No
     if not (math.isfinite(ppmm_x) and math.isfinite(ppmm_y) and ppmm_x > 0 and ppmm_y > 0):
         # no grid and no dpi: assume a 200-dpi scan and say so
         ppmm_x = ppmm_y = 200.0 / 25.4
-        warnings.append("no grid and no dpi: scale assumed 200 dpi (low confidence)")
+        warnings.append(f"{ASSUMED_SCALE_NOTE} (low confidence)")
     if not getattr(grid2, "found", False):
         warnings.append(f"grid not found ({getattr(grid2, 'reason', '')}); px/mm from "
                         f"{getattr(grid2, 'source', 'dpi')}")
     page = desk.image
+    on_paper = paper_region(image, desk)
     ink = (find_ink(page, grid2, subtract_grid=True) if subtract_grid
            else find_ink(page, grid2, cap_at_grid_lines=ink_at_grid_lines))
     darkness = np.asarray(ink.darkness, dtype=np.float32)
@@ -731,8 +766,15 @@ def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = No
     border = _solid_border(darkness, min(ppmm_x, ppmm_y))
     if border.any():
         darkness = np.where(border, np.float32(0.0), darkness)
+    paper_width_px = None
+    if on_paper is not None:
+        # a row runs across the paper, not across the whole picture
+        columns = np.flatnonzero(on_paper.any(axis=0))
+        darkness = np.where(on_paper, darkness, np.float32(0.0))
+        paper_width_px = float(columns[-1] - columns[0] + 1)
     lap("ink")
-    return PageInk(grid, grid2, desk, ink, darkness, ppmm_x, ppmm_y, tuple(warnings), timings)
+    return PageInk(grid, grid2, desk, ink, darkness, ppmm_x, ppmm_y, tuple(warnings), timings,
+                   paper_width_px)
 
 
 def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
@@ -771,7 +813,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
 
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
-    rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows)
+    rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows,
+                     page_width_px=geometry.paper_width_px)
     if rows_from_pulses and not rows.rows:
         rows = _rows_from_pulses_only(darkness, ppmm_x, ppmm_y) or rows
         if rows.rows:
@@ -850,6 +893,19 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         warnings.append(f"pulse-like strokes on row(s) {', '.join(map(str, stray))} lie off the "
                         "page's column of calibration pulses: not used as pulses")
         pulses = column
+    if getattr(grid2, "source", "") == "none":
+        # no grid and no dpi: the 200-dpi fallback gives way to the pulses' own height
+        pulse_scale = scale_from_pulses(pulses, ppmm_x, ppmm_y)
+        if pulse_scale is not None:
+            ppmm_x = ppmm_y = pulse_scale.px_per_mm
+            pulses = list(pulse_scale.pulses)
+            grid2 = dataclasses.replace(grid2, px_per_mm_x=ppmm_x, px_per_mm_y=ppmm_y,
+                                        source="pulses")
+            warnings = [w for w in warnings if not w.startswith(ASSUMED_SCALE_NOTE)]
+            warnings.append(
+                f"no grid: scale {ppmm_x:.2f} px/mm from {pulse_scale.n_agree} calibration "
+                "pulses taken as the standard 1 mV at 10 mm/mV (their shape says "
+                f"{pulse_scale.speed_mm_s:g} mm/s); gain and scale are not confirmed apart")
     pulse_right = max((p.x_right_px for p in pulses), default=None)
     lap("calibration")
     pulse_of = {p.row: p for p in pulses}
@@ -883,6 +939,22 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                                     [_trace_end_px(trace, ppmm_x) for trace in traces.rows])
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
                           line_width_px=traces.line_width_px, last_ink_px=last_ink)
+    if getattr(grid2, "source", "") == "pulses" and pulse_right is not None:
+        # a pulse's height is known to a few per cent (pen caps); the rows' span from the
+        # pulse to their common end, where it is the standard 250 mm, is known to a pixel
+        span_px = axis.x1_px - pulse_right
+        ratio = span_px / (STANDARD_AXIS_MM * ppmm_x)
+        if abs(ratio - 1.0) <= AXIS_SCALE_TOL:
+            ppmm_x = ppmm_y = span_px / STANDARD_AXIS_MM
+            grid2 = dataclasses.replace(grid2, px_per_mm_x=ppmm_x, px_per_mm_y=ppmm_y,
+                                        source="pulses+axis")
+            axis = find_time_axis(rows, pulse_right - 1.0 * ppmm_x, ppmm_x, cal.speed_mm_s,
+                                  line_width_px=traces.line_width_px, last_ink_px=last_ink)
+            warnings.append(f"no grid: scale refined to {ppmm_x:.3f} px/mm (x{1 / ratio:.3f}) "
+                            "taking the rows' span after the pulse as the standard 250 mm")
+        else:
+            warnings.append(f"no grid: the rows' span after the pulse is {ratio:.2f} of 250 mm "
+                            "at the pulses' scale; scale kept")
     lap("calibration")
     baselines = []
     for row, trace in zip(rows.rows, traces.rows, strict=True):
