@@ -69,11 +69,13 @@ SHEET_MAX_BYTES = 950_000
 def eik_layout_name(eik_layout: str) -> str | None:
     """The ecglens layout an ECG-Image-Kit layout is, or None where ecglens has no template.
 
-    ``3x4+1 (II strip)`` is ecglens ``3x4+1``. A 3x4 page with another strip lead, and the
-    generator's 6x2+1 (rows V1|V4, I|aVR, …) and 12x1+1 (rows V4, V1, aVR, …) pages have no
-    ecglens template, so their layout is not judged.
+    ``3x4+1 (<lead> strip)`` is ecglens ``3x4+1``, ``6x2+1 (…)`` (rows V1|V4, I|aVR, …)
+    ``6x2+1`` and ``12x1+1 (…)`` (rows V4, V1, aVR, …) ``12x1+1``, whatever the strip's lead
+    (a template's strip prints the lead whose name is read on it; the layout check compares
+    names only).
     """
-    return {"3x4+1 (II strip)": "3x4+1"}.get(eik_layout.strip())
+    name = eik_layout.strip().split(" ")[0]
+    return name if name in ("3x4+1", "6x2+1", "12x1+1") else None
 
 
 @dataclasses.dataclass(frozen=True)

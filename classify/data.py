@@ -391,7 +391,8 @@ def pattern_mask(pattern: str, n: int = N_SAMPLES) -> np.ndarray:
     mask = np.zeros((n, N_LEADS), dtype=bool)
     for cell in get_layout(pattern).cells:
         k = STANDARD_LEADS.index(cell.stored_lead)
-        mask[round(cell.t0 * n):round(cell.t1 * n), k] = True
+        a, b = cell.record_span
+        mask[round(a * n):round(b * n), k] = True
     return mask
 
 
@@ -421,7 +422,8 @@ def apply_augment(signal: np.ndarray, params: AugmentParams) -> np.ndarray:
     baseline = np.zeros_like(x)
     for j, cell in enumerate(get_layout(params.pattern).cells):
         k = STANDARD_LEADS.index(cell.stored_lead)
-        baseline[round(cell.t0 * n):round(cell.t1 * n), k] = offsets[k, j % 4]
+        a, b = cell.record_span
+        baseline[round(a * n):round(b * n), k] = offsets[k, j % 4]
     x = x + baseline
     if params.noise_mv > 0:
         noise = np.random.default_rng(params.noise_seed).normal(0.0, params.noise_mv, x.shape)

@@ -3,8 +3,12 @@
 A layout is a set of rows; each row holds one or more cells; a cell prints one lead over a
 fraction of the page's time axis. The page's printed duration is the printable width divided
 by the paper speed (250 mm at 25 mm/s → 10 s; at 50 mm/s → 5 s), so cells are stored as
-fractions ``[t0, t1)`` of that duration, not in seconds. A lead written ``-aVR`` is printed
-inverted (Cabrera display); its signal is stored back as ``aVR``.
+fractions ``[t0, t1)`` of that duration, not in seconds. A cell prints the time under it unless
+it says otherwise (``source_t0``: ECG-Image-Kit's 6x2 pages print the same first 5 s in both
+columns). A lead written ``-aVR`` is printed inverted (Cabrera display); its signal is stored
+back as ``aVR``. Rhythm-strip rows (one lead over the whole duration, below the grid of cells)
+are listed by their layout; the lead a strip prints is the template's default, which the
+digitizer replaces by the lead name printed at the strip's start where it reads one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ class Cell:
     row: int
     t0: float
     t1: float
+    source_t0: float | None = None
+    """Where the printed samples start in the record (fraction of the page duration); None:
+    at ``t0`` (the cell prints the time under it)."""
+
+    @property
+    def record_span(self) -> tuple[float, float]:
+        """``[start, end)`` of the printed samples in the record (fractions of the duration)."""
+        start = self.t0 if self.source_t0 is None else self.source_t0
+        return start, start + (self.t1 - self.t0)
 
     @property
     def stored_lead(self) -> str:
@@ -46,13 +59,19 @@ class Layout:
     n_rows: int
     cells: tuple[Cell, ...]
     description: str
+    rhythm_rows: tuple[int, ...] = ()
+    """Rows that print one lead over the whole duration below the other rows (rhythm
+    strips); their lead is the template's default (see :meth:`with_rhythm_leads`)."""
 
-    @property
-    def rhythm_rows(self) -> tuple[int, ...]:
-        """Rows that print one lead over the whole duration below a multi-column grid."""
-        counts = {r: sum(1 for c in self.cells if c.row == r) for r in range(self.n_rows)}
-        multi = any(n > 1 for n in counts.values())
-        return tuple(r for r, n in counts.items() if n == 1 and multi)
+    def with_rhythm_leads(self, leads: dict[int, str]) -> Layout:
+        """This layout with rhythm row ``r`` printing ``leads[r]`` (same name; rows not in
+        ``leads`` keep the template's lead)."""
+        unknown = set(leads) - set(self.rhythm_rows)
+        if unknown:
+            raise LayoutError(f"{self.name}: rows {sorted(unknown)} are no rhythm strips")
+        cells = tuple(dataclasses.replace(c, lead=leads[c.row]) if c.row in leads else c
+                      for c in self.cells)
+        return dataclasses.replace(self, cells=cells)
 
     @property
     def n_columns(self) -> int:
@@ -65,20 +84,27 @@ class Layout:
 
 
 def _grid(name: str, rows: list[list[str]], description: str,
-          rhythm: tuple[str, ...] = ()) -> Layout:
+          rhythm: tuple[str, ...] = (), same_window: bool = False) -> Layout:
+    """Rows of equal cells, then full-width ``rhythm`` strips; ``same_window``: every column
+    prints the record's first ``1/n`` of the duration (ECG-Image-Kit's 6x2)."""
     cells = []
     for r, leads in enumerate(rows):
         n = len(leads)
         for k, lead in enumerate(leads):
-            cells.append(Cell(lead, r, k / n, (k + 1) / n))
+            cells.append(Cell(lead, r, k / n, (k + 1) / n, 0.0 if same_window else None))
     for j, lead in enumerate(rhythm):
         cells.append(Cell(lead, len(rows) + j, 0.0, 1.0))
-    return Layout(name, len(rows) + len(rhythm), tuple(cells), description)
+    strips = tuple(range(len(rows), len(rows) + len(rhythm)))
+    return Layout(name, len(rows) + len(rhythm), tuple(cells), description, strips)
 
 
 _ROWS_3X4 = [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"], ["III", "aVF", "V3", "V6"]]
 _CABRERA = ["aVL", "I", "-aVR", "II", "aVF", "III", "V1", "V2", "V3", "V4", "V5", "V6"]
 _STANDARD = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+_EIK_6X2 = [["V1", "V4"], ["I", "aVR"], ["V2", "V5"], ["II", "aVL"], ["V3", "V6"], ["III", "aVF"]]
+_EIK_12X1 = ["V4", "V1", "aVR", "I", "V5", "V2", "aVL", "II", "V6", "V3", "aVF", "III"]
+"""ECG-Image-Kit v1.0.0's row orders, top to bottom (the generator's JSON of its 6x2+1 and
+12x1+1 pages: ``ecg_image_kit/synthetic/README.md``, "Layouts as drawn")."""
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
@@ -91,6 +117,12 @@ LAYOUTS: dict[str, Layout] = {
         _grid("12x1", [[lead] for lead in _STANDARD], "12 rows, every lead over the whole page"),
         _grid("12x1-cabrera", [[lead] for lead in _CABRERA],
               "12 rows in Cabrera order (aVL, I, -aVR, II, aVF, III, V1-V6)"),
+        _grid("6x2+1", _EIK_6X2, "ECG-Image-Kit's 6 rows x 2 columns (V1|V4, I|aVR, V2|V5, "
+              "II|aVL, V3|V6, III|aVF), both columns the first half, plus a rhythm strip",
+              rhythm=("II",), same_window=True),
+        _grid("12x1+1", [[lead] for lead in _EIK_12X1], "ECG-Image-Kit's 12 rows (V4, V1, aVR, "
+              "I, V5, V2, aVL, II, V6, V3, aVF, III), each over the whole page, plus a rhythm "
+              "strip", rhythm=("II",)),
     )
 }
 

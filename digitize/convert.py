@@ -1,7 +1,8 @@
 """Pixels → millivolts and seconds: the 12-lead, 500-Hz record of a page.
 
 ``mV = (baseline_px − y_px) / (px_per_mm_y · gain)`` and ``t = (x_px − x0_px) /
-(px_per_mm_x · speed)``. Each cell is written at its own time offset (NaN elsewhere); a
+(px_per_mm_x · speed)``. Each cell is written at its own time offset (NaN elsewhere; a cell
+with a ``source_t0`` at that one instead of the time under it); a
 rhythm-strip row is written last so that its lead carries the strip over the whole duration;
 a Cabrera ``-aVR`` cell is stored as aVR inverted. Einthoven's law is checked where I, II and
 III (or aVR, aVL, aVF) were printed at the same time.
@@ -122,6 +123,10 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
             continue
         trace = traces[cell.row]
         i0, i1 = round(cell.t0 * n_samples), round(cell.t1 * n_samples)
+        # where the cell's samples go in the record (the time under it unless it says not)
+        j0 = round(cell.record_span[0] * n_samples)
+        j1 = min(j0 + (i1 - i0), n_samples)
+        i1 = i0 + (j1 - j0)
         if len(trace.x_px) < 2:
             continue
         x_px, mv = row_samples_mv(trace, baselines_px[cell.row], px_per_mm_y,
@@ -135,10 +140,10 @@ def build_record(traces: tuple[RowTrace, ...], layout: Layout, baselines_px: lis
         if cell.inverted:
             values = -values
         k = STANDARD_LEADS.index(cell.stored_lead)
-        signal[i0:i1, k] = values
+        signal[j0:j1, k] = values
         rows_of.setdefault(cell.stored_lead, []).append(cell.row)
-        a, b = spans.get(cell.stored_lead, (i0 / FS_HZ, i1 / FS_HZ))
-        spans[cell.stored_lead] = (min(a, i0 / FS_HZ), max(b, i1 / FS_HZ))
+        a, b = spans.get(cell.stored_lead, (j0 / FS_HZ, j1 / FS_HZ))
+        spans[cell.stored_lead] = (min(a, j0 / FS_HZ), max(b, j1 / FS_HZ))
         finite = float(np.mean(np.isfinite(values))) if len(values) else 0.0
         c = (row_confidence[cell.row] if row_confidence else 1.0) * finite
         conf[cell.stored_lead] = max(conf.get(cell.stored_lead, 0.0), c)

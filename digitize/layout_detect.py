@@ -5,7 +5,8 @@ a text line does not). The layout is chosen among the templates of :mod:`ecglens
 by the number of rows, the separator ticks at cell boundaries, the positions and texts of the
 lead labels read by OCR, and — between templates that only differ in lead order (12x1 vs
 Cabrera) — Einthoven's law on the read signals. A page whose evidence fits no template is
-reported as unknown, never silently forced into one.
+reported as unknown, never silently forced into one. A rhythm strip prints the lead whose name
+is read at its start, else (with a warning) the template's default (:func:`strip_leads`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ with the earlier ``+ 0.5 v``); checked on the held-out seed-1 set."""
 
 MAX_LABEL_READS = 2
 """A lead name read more often than this on one page is noise (see :func:`choose_layout`)."""
+
+STRIP_LABEL_X = (-0.04, 0.06)
+"""Where a rhythm strip's name is read: its label's left edge as a fraction of the time axis
+(10 s) from the axis start. The window of a cell label in :func:`choose_layout` starts at
+−0.04 too; it ends at 0.06 (15 mm at 25 mm/s) because the names read on the strip rows of the
+ECG-Image-Kit tune pages (folds 1-8) lie at −0.03…0.03 and the nearest other text read there
+(a QRS or the pulse taken for a letter) further right."""
+
+STRIP_MATCH_MARGIN = 0.05
+"""A name read on a strip is kept unless the strip's trace correlates better, by more than
+this, with the template lead's cell than with the named lead's cell (the strip prints the very
+samples of its lead's cell). On the ECG-Image-Kit tune pages (folds 1-8) OCR named 4 of 163
+lead II strips "I"; their II cells beat the I cells by 0.10-0.25. Of the 6 strips named right
+(not II), 3 matched the named cell better, 2 the II cell by 0.012 and 0.002 (V5 strips), 1 by
+0.69 (a 6x2+1 page whose strip correlates 0.16 with its V5 cell: that name is lost)."""
+
+StripMatch = Callable[[Layout, int, str], "float | None"]
+"""``match(layout, strip_row, lead)``: correlation of a strip's trace with the cell(s) of
+``lead`` over the same samples (None where it cannot be measured); see :func:`strip_matcher`."""
+
+STRIP_NAMES = frozenset({"I", "II", "III", "aVR", "aVL", "aVF", "-aVR",
+                         "V1", "V2", "V3", "V4", "V5", "V6"})
+"""Lead names a rhythm strip may print (any of the 12; ``-aVR`` inverted)."""
 
 SPECK_CELLS = 2
 """Ink components of at most this many cells of the ~2 px/mm copy (about 1 mm²) are left out
@@ -85,6 +109,37 @@ class TimeAxis:
 
 
 @dataclasses.dataclass(frozen=True)
+class StripLead:
+    """The lead a rhythm-strip row prints, and why.
+
+    Attributes
+    ----------
+    row
+        The strip's row.
+    lead
+        The lead it prints.
+    source
+        ``"label"``: the name read at the strip's start; ``"template"``: the template's default
+        (no usable name read).
+    label_x
+        Where the name that decided it was read (fraction of the time axis), or None.
+    label_lead
+        The single name read at the strip's start, or None.
+    r_label, r_template
+        Correlation of the strip's trace with the cell of ``label_lead`` and of the template's
+        lead (None where not measured).
+    """
+
+    row: int
+    lead: str
+    source: str
+    label_x: float | None = None
+    label_lead: str | None = None
+    r_label: float | None = None
+    r_template: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class LayoutResult:
     """The chosen layout.
 
@@ -99,7 +154,9 @@ class LayoutResult:
     evidence
         What was seen: rows, cells per row from ticks, labels matched.
     warnings
-        Problems (unknown layout, weak evidence).
+        Problems (unknown layout, weak evidence, a strip's lead assumed).
+    strips
+        The lead of each rhythm strip and where it came from (empty without strips).
     """
 
     name: str
@@ -107,11 +164,15 @@ class LayoutResult:
     scores: dict[str, float]
     evidence: dict[str, object]
     warnings: tuple[str, ...]
+    strips: tuple[StripLead, ...] = ()
 
     @property
     def layout(self) -> Layout | None:
-        """The template, or None when unknown."""
-        return LAYOUTS.get(self.name)
+        """The template with its strips' leads as decided, or None when unknown."""
+        template = LAYOUTS.get(self.name)
+        if template is None or not self.strips:
+            return template
+        return template.with_rhythm_leads({s.row: s.lead for s in self.strips})
 
 
 LAST_INK_HALF_PITCH = True
@@ -536,9 +597,90 @@ def _template_boundaries(layout: Layout, row: int) -> set[float]:
     return {round(c.t0, 3) for c in cells[1:]}
 
 
+def strip_leads(layout: Layout, labels: list[tuple[int, float, str]],
+                match: StripMatch | None = None) -> tuple[tuple[StripLead, ...], list[str]]:
+    """The lead each rhythm strip of ``layout`` prints, and warnings.
+
+    A strip prints the lead whose name is read at its start (``STRIP_LABEL_X``). A name there
+    that is also the first lead of the row above is that row's label printed low (ECG-Image-
+    Kit prints names below the trace start; on its 12x1+1 pages the last row's name is nearer
+    the strip's 0 mV line than its own) and is left out while another name is read there.
+    With ``match``, a name other than the template's lead is kept only where the strip's
+    trace does not match the template lead's cell better (``STRIP_MATCH_MARGIN``): OCR reads
+    a II as I now and then. With no name, two different ones, or a name the trace refutes,
+    the template's lead is kept and a warning says that it was assumed.
+    """
+    strips = []
+    warnings = []
+    for row in layout.rhythm_rows:
+        default = layout.row_cells(row)[0].lead
+        names: dict[str, float] = {}
+        for r, x, lead in labels:
+            if r == row and STRIP_LABEL_X[0] <= x < STRIP_LABEL_X[1] and lead in STRIP_NAMES:
+                names[lead] = min(x, names.get(lead, x))
+        above = layout.row_cells(row - 1)[0].lead if row > 0 else None
+        if len(names) > 1 and above in names:
+            del names[above]
+        if len(names) == 1:
+            ((lead, x),) = names.items()
+            r_label = r_default = None
+            if match is not None and lead != default:
+                r_label, r_default = match(layout, row, lead), match(layout, row, default)
+            strip = StripLead(row, lead, "label", round(float(x), 3), lead,
+                              None if r_label is None else round(r_label, 3),
+                              None if r_default is None else round(r_default, 3))
+            if r_label is None or r_default is None or r_default <= r_label + STRIP_MATCH_MARGIN:
+                strips.append(strip)
+                continue
+            strips.append(dataclasses.replace(strip, lead=default, source="template"))
+            why = (f"{lead} read at its start, but its trace matches the {default} cell "
+                   f"(r {r_default:.2f}) better than the {lead} cell (r {r_label:.2f})")
+        else:
+            strips.append(StripLead(row, default, "template"))
+            why = ("no lead name read at its start" if not names else
+                   f"names {', '.join(sorted(names))} read at its start")
+        warnings.append(f"rhythm strip (row {row}) assumed to be lead {default}, the "
+                        f"{layout.name} template's: {why}")
+    return tuple(strips), warnings
+
+
+def strip_matcher(traces: tuple, axis: TimeAxis) -> StripMatch:
+    """:data:`StripMatch` on a page's row traces (``RowTrace``: ``x_px``, ``y_px``): the best
+    correlation of a strip row's trace with a cell of the lead over that cell's samples (the
+    middle 90 %), the strip read at the same instants (its cell starts at the axis start)."""
+    span = axis.x1_px - axis.x0_px
+
+    def match(layout: Layout, row: int, lead: str) -> float | None:
+        if row >= len(traces):
+            return None
+        strip = traces[row]
+        best = None
+        for cell in layout.cells:
+            if (cell.stored_lead != lead.lstrip("-") or cell.row == row
+                    or cell.row >= len(traces)):
+                continue
+            a, b = cell.record_span
+            f = np.linspace(a + 0.05 * (b - a), b - 0.05 * (b - a), 400)
+            other = traces[cell.row]
+            ys = np.interp(axis.x0_px + f * span, np.asarray(strip.x_px, float), strip.y_px,
+                           left=np.nan, right=np.nan)
+            yc = np.interp(axis.x0_px + (cell.t0 + f - a) * span, np.asarray(other.x_px, float),
+                           other.y_px, left=np.nan, right=np.nan)
+            ok = np.isfinite(ys) & np.isfinite(yc)
+            if ok.sum() < 50 or np.std(ys[ok]) == 0 or np.std(yc[ok]) == 0:
+                continue
+            r = float(np.corrcoef(ys[ok], yc[ok])[0, 1])
+            if cell.inverted != lead.startswith("-"):
+                r = -r
+            best = r if best is None else max(best, r)
+        return best
+
+    return match
+
+
 def choose_layout(n_rows: int, ticks: list[dict[float, float]],
-                  labels: list[tuple[int, float, str]], einthoven: dict[str, float] | None = None
-                  ) -> LayoutResult:
+                  labels: list[tuple[int, float, str]], einthoven: dict[str, float] | None = None,
+                  strip_match: StripMatch | None = None) -> LayoutResult:
     """Score every template against the evidence and pick the best.
 
     Parameters
@@ -552,6 +694,8 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
     einthoven
         Residual of Einthoven's law per template name (lower is better), for templates that
         differ only in lead order.
+    strip_match
+        Checks a name read on a rhythm strip against its trace (see :func:`strip_leads`).
     """
     # a lead is printed once (twice with its rhythm strip): a name read more often is OCR
     # taking strokes for letters ("I" from QRS spikes: seed-0 p0025 read 17 of them), and
@@ -604,4 +748,7 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
         if margin < 0.15:
             warnings.append(f"layout {best} only narrowly preferred to {ranked[1][0]} "
                             f"(scores {best_score:.2f} vs {ranked[1][1]:.2f})")
-    return LayoutResult(best, round(confidence, 3), scores, evidence, tuple(warnings))
+    strips, strip_warnings = strip_leads(LAYOUTS[best], labels, strip_match)
+    warnings.extend(strip_warnings)
+    evidence["strips"] = [dataclasses.asdict(s) for s in strips]
+    return LayoutResult(best, round(confidence, 3), scores, evidence, tuple(warnings), strips)

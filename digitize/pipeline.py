@@ -59,6 +59,7 @@ from ecglens.digitize.layout_detect import (
     complete_rows,
     find_rows,
     find_time_axis,
+    strip_matcher,
     tick_evidence,
 )
 from ecglens.digitize.orient import Orientation, find_orientation, given_upright, turn_upright
@@ -483,6 +484,28 @@ def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
 
 TEMPLATE_ROWS: tuple[int, ...] = tuple(sorted({lay.n_rows for lay in LAYOUTS.values()}))
 """The row counts of the layout templates, ascending."""
+STRIP_ROW_COUNTS: frozenset[int] = frozenset({7, 13})
+"""Row counts of the 6x2+1 and 12x1+1 templates: 6x2's and 12x1's rows and a rhythm strip
+below them. The calibration pulses may make such a count only by a row below the rows the
+ink projection saw (:func:`strip_below`): a pulse-like stroke in the header above a 6x2
+page's first row made 7 rows on the own-renderer check (every 8th seed-0 page), and the
+page was refused."""
+
+
+def strip_below(seen: RowsResult, lattice: RowsResult | None) -> bool:
+    """Whether a pulse ``lattice`` of a :data:`STRIP_ROW_COUNTS` count keeps the rows the
+    projection ``seen`` on top, its extra row below them (other counts: always True)."""
+    if lattice is None or len(lattice.rows) not in STRIP_ROW_COUNTS:
+        return True
+    if not seen.rows or len(lattice.rows) <= len(seen.rows):
+        return bool(seen.rows) and len(lattice.rows) <= len(seen.rows)
+    pitch = lattice.pitch_px if math.isfinite(lattice.pitch_px) else float("inf")
+    return abs(lattice.rows[0].centre_px - seen.rows[0].centre_px) < 0.5 * pitch
+
+
+NO_STRIP_COUNTS: tuple[int, ...] = tuple(n for n in TEMPLATE_ROWS if n not in STRIP_ROW_COUNTS)
+"""The template row counts without :data:`STRIP_ROW_COUNTS`."""
+
 
 RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs", "pulse_rows")
 """The reads tried, in order, on a page whose first read found no trace rows (see
@@ -518,7 +541,7 @@ def _rows_from_pulses_only(darkness: np.ndarray, ppmm_x: float, ppmm_y: float
     loose = find_rows(darkness, ppmm_y, min_coverage=ROWS_FROM_PULSES_COVERAGE)
     if not loose.rows:
         return None
-    return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, TEMPLATE_ROWS)
+    return pulse_scan_rows(loose, darkness, ppmm_x, ppmm_y, NO_STRIP_COUNTS)
 
 
 SecondRead = tuple[dict[str, bool], Callable[[DigitizeResult], bool],
@@ -829,6 +852,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         # the projection missed rows (or the first read found none): the calibration
         # pulses down the left margin, where every row has one, are the better evidence
         by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, template_rows)
+        if not strip_below(rows, by_pulses):
+            by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, NO_STRIP_COUNTS)
     # the pulses win over the projection's lattice completion at equal counts too (seed-3
     # p0202: completion added a row at the scanner's shadow and missed the top row)
     completion_used = len(completed.rows) != len(rows.rows)
@@ -853,6 +878,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         rows = completed
     elif len(rows.rows) not in template_rows:
         confirmed = pulse_lattice(rows, darkness, ppmm_x, ppmm_y, template_rows)
+        if not strip_below(rows, confirmed):
+            confirmed = pulse_lattice(rows, darkness, ppmm_x, ppmm_y, NO_STRIP_COUNTS)
         if confirmed is not None:
             warnings.append(f"{len(rows.rows)} rows found in the ink projection fit no "
                             f"template; read as {len(confirmed.rows)} rows on the lattice "
@@ -879,6 +906,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
             warnings.append(f"{FAINT_PULSES_NOTE} {FAINT_PULSE_GAIN:g}x the ink "
                             "darkness (faint vertical strokes)")
     extended = extend_rows_by_pulses(rows, pulses, clean, ppmm_x, ppmm_y, template_rows)
+    if extended is not None and not strip_below(rows, extended[0]):
+        extended = extend_rows_by_pulses(rows, pulses, clean, ppmm_x, ppmm_y, NO_STRIP_COUNTS)
     if extended is not None:
         warnings.append(f"{len(extended[0].rows) - len(rows.rows)} row(s) beyond the rows found "
                         "in the ink projection added where their calibration pulses are")
@@ -982,7 +1011,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         layout_result = LayoutResult(get_layout(layout_hint).name, 1.0, {}, {"hint": layout_hint},
                                      ("layout given by the caller",))
     else:
-        layout_result = choose_layout(len(rows.rows), ticks, label_positions, einthoven_scores)
+        layout_result = choose_layout(len(rows.rows), ticks, label_positions, einthoven_scores,
+                                      strip_matcher(traces.rows, axis))
     warnings.extend(layout_result.warnings)
     lap("layout")
     layout = layout_result.layout

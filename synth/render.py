@@ -547,9 +547,11 @@ def _draw_row(ink: _Ink, frame: PageFrame, settings: RenderSettings, layout: Lay
     leads_geo, labels_geo = [], []
     for k, cell in enumerate(layout.row_cells(row)):
         i0, i1 = round(cell.t0 * n), round(cell.t1 * n)
+        j0 = round(cell.record_span[0] * n)   # the samples it prints (see Cell.source_t0)
+        j1 = j0 + (i1 - i0)
         lead_index = STANDARD_LEADS.index(cell.stored_lead)
-        values = signal[i0:i1, lead_index]
-        truth[i0:i1, lead_index] = values
+        values = signal[j0:j1, lead_index]
+        truth[j0:j1, lead_index] = values
         y = base_px - (-1.0 if cell.inverted else 1.0) * values * gain_px
         finite = np.isfinite(y)
         for a, b in _finite_runs(finite):
@@ -569,7 +571,7 @@ def _draw_row(ink: _Ink, frame: PageFrame, settings: RenderSettings, layout: Lay
             box = [cell_x0, base_px, cell_x1, base_px]
         leads_geo.append({
             "lead": cell.lead, "stored_lead": cell.stored_lead, "row": row, "box": _r(box),
-            "t_start_s": round(i0 / TRUTH_FS_HZ, 6), "t_end_s": round(i1 / TRUTH_FS_HZ, 6),
+            "t_start_s": round(j0 / TRUTH_FS_HZ, 6), "t_end_s": round(j1 / TRUTH_FS_HZ, 6),
         })
         if settings.separators and k > 0:  # tick at the boundary with the previous cell
             tick = 2.0 * s

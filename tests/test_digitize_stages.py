@@ -235,7 +235,7 @@ def test_layout_from_ticks_and_labels() -> None:
     labels = [(0, 0.0, "aVL"), (1, 0.0, "I"), (3, 0.0, "II")]
     assert choose_layout(12, [none] * 12, labels).name == "12x1-cabrera"
     assert choose_layout(12, [none] * 12, [], {"12x1": 0.05, "12x1-cabrera": 0.9}).name == "12x1"
-    unknown = choose_layout(7, [none] * 7, [])
+    unknown = choose_layout(8, [none] * 8, [])   # 7 and 13 rows: 6x2+1, 12x1+1
     assert unknown.name == "unknown" and unknown.warnings
 
 
