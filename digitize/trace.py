@@ -275,6 +275,35 @@ def stroke_contrast(bands: np.ndarray, path: np.ndarray) -> tuple[float, float]:
             float(np.median(flat_all)) if len(flat_all) else float("nan"))
 
 
+STROKE_GAP_PX = 4
+"""Longest gap (px) in a column's ink run that is bridged where a neighbouring column is inked
+at the same height (:func:`bridge_stroke_gaps`). Mean 2024 SNR with 0 / 2 / 4 / 6 px on
+every 4th ECG-Image-Kit tune page (58) 4.99 / 5.32 / 5.36 / 5.37 dB (clean 13.76 → 14.68 at
+4) and every 8th own seed-0 page (30) 19.74 / 19.90 / 19.95 / 19.96 dB: the gain levels off
+at 4."""
+
+
+def bridge_stroke_gaps(ink: np.ndarray, max_gap_px: int = STROKE_GAP_PX) -> np.ndarray:
+    """``ink`` (``(n_cols, band)`` bool, a band's columns) with vertical gaps of up to
+    ``max_gap_px`` pixels filled where a neighbouring column is inked at the same height.
+
+    A steep thin stroke (a QRS at 100 px per inch spans 100 px in two or three columns)
+    meanders between neighbouring columns, so each column alone shows it broken, and the run
+    under the path stopped at the first break: R and S tips were cut.
+    """
+    if max_gap_px <= 0:
+        return ink
+    side = np.zeros_like(ink)
+    side[1:] |= ink[:-1]
+    side[:-1] |= ink[1:]
+    above = np.zeros_like(ink)
+    below = np.zeros_like(ink)
+    for d in range(1, max_gap_px + 1):
+        above[:, d:] |= ink[:, :-d]
+        below[:, :-d] |= ink[:, d:]
+    return ink | (side & above & below)
+
+
 def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ink run ``[a, b]`` containing the path (or within two pixels of it) in every column
@@ -284,7 +313,7 @@ def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float
     ``(found, a, b)``, with ``a``/``b`` meaningless where ``found`` is False.
     """
     n_cols, band = columns.shape
-    ink = columns >= threshold
+    ink = bridge_stroke_gaps(columns >= threshold)
     cols = np.arange(n_cols)
     y = np.asarray(path, dtype=np.int64).copy()
     found = ink[cols, y]
