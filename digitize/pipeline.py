@@ -73,6 +73,7 @@ from ecglens.digitize.pulse_rows import (
     row_pulse,
     rows_start_px,
 )
+from ecglens.digitize.seg_ink import trace_stage_ink
 from ecglens.digitize.trace import (
     MAX_EXCURSION_MV,
     RowTrace,
@@ -80,6 +81,7 @@ from ecglens.digitize.trace import (
     common_contrast_ends,
     extract_traces,
 )
+from ecglens.digitize.trace import RUN_LEVEL as TRACE_RUN_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +252,7 @@ class DigitizeResult:
                       "trace_confidence": self.traces.rows[r.index].confidence}
                      for r in self.rows.rows],
             "line_width_px": _f(self.traces.line_width_px),
+            "trace_network_runs": bool(self.traces.network_runs),
             "time_axis": dataclasses.asdict(self.time_axis),
             "labels": [{"text": lab.text, "lead": lab.lead, "box": list(lab.box)}
                        for lab in self.text.labels],
@@ -962,7 +965,13 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     # the band reaches as far as a trace can deflect at the largest gain the pulses show
     reach = (MAX_EXCURSION_MV * max(p.gain_mm_mv for p in pulses) * ppmm_y if pulses
              else None)
-    traces = extract_traces(clean, baselines0, x_ranges, ppmm_y, max_excursion_px=reach)
+    # faint strokes the network calls trace count into the runs (seg_ink.trace_stage_ink)
+    raised = trace_stage_ink(page, clean, 0.5 * (ppmm_x + ppmm_y), TRACE_RUN_LEVEL)
+    trace_ink = clean if raised is None else raised
+    lap("trace model")
+    traces = extract_traces(trace_ink, baselines0, x_ranges, ppmm_y, threshold=TRACE_RUN_LEVEL,
+                            max_excursion_px=reach)
+    traces = dataclasses.replace(traces, network_runs=raised is not None)
     lap("trace")
     claimed = trace_pixels(darkness.shape, traces.rows, traces.line_width_px + 0.8 * ppmm_y)
     for p in pulses:   # pulse strokes are not text either

@@ -1,4 +1,8 @@
-"""Trace segmentation in the ink stage (issue 22, step 3): the network gates the ink darkness.
+"""Trace segmentation in the ink and trace stages (issue 22, step 3).
+
+In the trace stage (on by default, :func:`trace_stage_ink`): faint pixels the network calls
+trace count into the trace's ink runs. In the ink stage (an option): the network gates the
+ink darkness, as follows.
 
 The ink stage's darkness (:func:`digitize.ink.find_ink`) is a colour rule: on photos it keeps
 shadows, desk, page edges and grid lines that are as dark as the trace. The trace-segmentation
@@ -129,3 +133,73 @@ def gate_darkness(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm_x: floa
     log.debug("trace model (%s): ink %.2f%% -> %.2f%%", variant,
               100.0 * float((darkness > 0.5).mean()), 100.0 * float((out > 0.5).mean()))
     return out
+
+
+TRACE_RUNS_ENV = "ECGLENS_TRACE_RUNS"
+"""Environment variable for the network in the trace stage (:func:`raise_faint_trace`):
+unset or ``1``: on (:data:`TRACE_RUNS_DEFAULT`); ``0``: off."""
+TRACE_RUNS_DEFAULT = True
+"""The trace stage reads its runs with the network's help unless told otherwise. Measured
+on the tune subsets (every 4th ECG-Image-Kit tune page, 58; every 8th own seed-0 page, 30),
+read off and on from the same code: 2024 SNR ECG-Image-Kit 8.95 -> 9.61 dB (scan 6.95 ->
+8.77, wrinkles 11.68 -> 12.03, layout 5.17 -> 5.51, clean 14.68 -> 14.60), own renders
+19.95 -> 19.83 dB (clean 20.65 -> 20.57, scan 18.75 -> 18.53). Every family
+(``benchmarks/families.py``): ECG-Image-Kit fold 9 (never tuned on) 9.37 -> 9.94 dB, tune
+9.06 -> 9.81, photos with truth 2.07 -> 2.32, own renders 18.97 -> 18.88 (within the
+ink-stage gate's rule of <= 0.1 dB cost there); ``docs/segment_model_card.md``, "Trace
+segmentation in the trace stage"."""
+FAINT_TRACE_LEVEL = 0.02
+"""Darkness (0: the page's grid level) above which a pixel the network calls trace counts as
+the trace's ink in the trace stage: any ink darker than the grid. A thin QRS stroke on a
+noisy or resampled 100-dpi scan is as light as the grid lines around it; the colour level
+(:func:`digitize.trace.extract_traces`' ``threshold``) cut it into pieces, and the path went
+along the baseline under the spike. A raise at 0.10 instead of 0.02 was not measured; paper
+(darkness 0) is never raised, so the run is never wider than the printed line."""
+
+
+def trace_runs_from_env(value: str | None = None) -> bool:
+    """Whether the trace stage uses the network (``value``: the variable's text, default
+    read from :data:`TRACE_RUNS_ENV`)."""
+    text = (os.environ.get(TRACE_RUNS_ENV, "") if value is None else value).strip().lower()
+    if not text:
+        return TRACE_RUNS_DEFAULT
+    if text in ("0", "off", "false", "no"):
+        return False
+    if text in ("1", "on", "true", "yes"):
+        return True
+    raise ValueError(f"{TRACE_RUNS_ENV}={text!r}: expected 0 or 1")
+
+
+def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
+                      faint_level: float = FAINT_TRACE_LEVEL) -> np.ndarray:
+    """``darkness`` with every pixel that the network calls trace (``prob`` >
+    :data:`PROB_LEVEL`) and that holds some ink (darkness >= ``faint_level``) raised to
+    ``run_level``, the level at which the trace stage counts a pixel into a run.
+
+    Only the runs' extent changes: paper stays paper, so the network's wider band (its map
+    is made at 5 px/mm) never widens the line, and ink the network does not call trace
+    keeps its colour darkness.
+    """
+    if darkness.shape != prob.shape:
+        raise ValueError(f"darkness {darkness.shape} and probability {prob.shape} differ")
+    lift = (prob > PROB_LEVEL) & (darkness >= faint_level)
+    return np.where(lift, np.maximum(darkness, np.float32(run_level)),
+                    darkness).astype(np.float32, copy=False)
+
+
+def trace_stage_ink(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm: float,
+                    run_level: float) -> np.ndarray | None:
+    """:func:`raise_faint_trace` on the network's map of the (deskewed) page, or None where
+    the network is switched off (:data:`TRACE_RUNS_ENV`) or its model cannot be run."""
+    if not trace_runs_from_env():
+        return None
+    from ecglens.core.errors import ModelError
+    from ecglens.digitize.segment import trace_probability
+
+    ppmm = px_per_mm if math.isfinite(px_per_mm) and px_per_mm > 0 else FALLBACK_PX_PER_MM
+    try:
+        prob = trace_probability(image_rgb, ppmm)
+    except ModelError as exc:
+        log.warning("trace stage without the segmentation network: %s", exc)
+        return None
+    return raise_faint_trace(darkness, prob, run_level)

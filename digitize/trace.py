@@ -95,6 +95,9 @@ class TraceResult:
     rows: tuple[RowTrace, ...]
     ink_threshold: float
     line_width_px: float
+    network_runs: bool = False
+    """Whether the segmentation network raised faint trace pixels into the runs
+    (:func:`digitize.seg_ink.trace_stage_ink`)."""
 
 
 def _band_stack(darkness: np.ndarray, centres: np.ndarray, half_px: int, x0: int,
@@ -274,6 +277,9 @@ def stroke_contrast(bands: np.ndarray, path: np.ndarray) -> tuple[float, float]:
     return (float(np.median(steep_all)) if len(steep_all) else float("nan"),
             float(np.median(flat_all)) if len(flat_all) else float("nan"))
 
+
+RUN_LEVEL = 0.35
+"""Darkness at which a pixel counts into a column's ink run (:func:`extract_traces`)."""
 
 STROKE_GAP_PX = 4
 """Longest gap (px) in a column's ink run that is bridged where a neighbouring column is inked
@@ -710,7 +716,7 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
 
 def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
         tuple[int, int]], px_per_mm: float, half_band_px: int | None = None,
-        threshold: float = 0.35, max_gap_s_px: int | None = None,
+        threshold: float = RUN_LEVEL, max_gap_s_px: int | None = None,
         max_excursion_px: float | None = None) -> TraceResult:
     """Read every row's trace.
 
