@@ -506,6 +506,29 @@ def strip_below(seen: RowsResult, lattice: RowsResult | None) -> bool:
     return abs(lattice.rows[0].centre_px - seen.rows[0].centre_px) < 0.5 * pitch
 
 
+STRIP_COPY_MIN = 0.5
+"""Least correlation of a bottom row, read as the rhythm strip of a 6x2+1 or 12x1+1 page,
+with a cell of the lead it could copy (:func:`_strip_copies`): a rhythm strip prints a lead
+that is printed above it too, so its trace copies one cell. Measured on every 6x2+1 / 12x1+1
+ECG-Image-Kit page of the tune folds among the first 30 such pages (17 read with 7 or 13
+rows): 16 strips copied a cell at 0.86-1.00, one at 0.29; the own-renderer page read with a
+13th row that is no strip (seed-0 p0084, 12-row Cabrera) 0.12."""
+
+
+def _strip_copies(traces: TraceResult, axis: TimeAxis) -> float | None:
+    """Best correlation of the bottom row with a cell of the strip template of its row count
+    (None: not a strip row count, or nothing to compare)."""
+    n_rows = len(traces.rows)
+    name = {7: "6x2+1", 13: "12x1+1"}.get(n_rows)
+    if name is None or name not in LAYOUTS:
+        return None
+    layout = get_layout(name)
+    match = strip_matcher(traces.rows, axis)
+    scores = [match(layout, n_rows - 1, lead) for lead in {c.stored_lead for c in layout.cells}]
+    found = [r for r in scores if r is not None and math.isfinite(r)]
+    return max(found) if found else None
+
+
 NO_STRIP_COUNTS: tuple[int, ...] = tuple(n for n in TEMPLATE_ROWS if n not in STRIP_ROW_COUNTS)
 """The template row counts without :data:`STRIP_ROW_COUNTS`."""
 
@@ -1018,6 +1041,15 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
             baselines.append(_mode(finite) if len(finite) else row.centre_px)
     if len(pulses) < len(rows.rows):
         warnings.append("rows without a pulse use their most common level as 0 mV")
+    copies = None if layout_hint else _strip_copies(traces, axis)
+    if copies is not None and copies < STRIP_COPY_MIN:
+        # the bottom row copies no lead printed above it: not a rhythm strip
+        warnings.append(f"bottom row (row {len(rows.rows) - 1}) copies no lead above it "
+                        f"(best correlation {copies:.2f}): not read as a rhythm strip")
+        rows = dataclasses.replace(rows, rows=rows.rows[:-1])
+        traces = dataclasses.replace(traces, rows=traces.rows[:-1])
+        baselines = baselines[:-1]
+        cal = dataclasses.replace(cal, row_gain_mm_mv=cal.row_gain_mm_mv[:-1])
     ticks = tick_evidence(clean, baselines, axis, ppmm_x)
     label_positions = []
     span = axis.x1_px - axis.x0_px

@@ -165,3 +165,49 @@ def test_pulses_make_a_strip_count_only_with_the_extra_row_below() -> None:
     assert not strip_below(_rows([]), _rows([100.0 * k for k in range(1, 8)]))
     assert strip_below(_rows([]), _rows([100.0, 200.0, 300.0, 400.0]))   # not a strip count
     assert 7 not in NO_STRIP_COUNTS and 13 not in NO_STRIP_COUNTS and 6 in NO_STRIP_COUNTS
+
+
+def _row_traces(n_rows: int, strip_copies: int | None, seed: int = 0) -> tuple:
+    """``n_rows`` row traces of independent beat-like signals across 0..1000 px; the bottom
+    row copies row ``strip_copies`` (None: its own signal)."""
+    from ecglens.digitize.trace import RowTrace, TraceResult
+
+    rng = np.random.default_rng(seed)
+    x = np.arange(0, 1000)
+    signals = []
+    for _ in range(n_rows):
+        period = rng.uniform(60, 110)
+        phase = rng.uniform(0, period)
+        spikes = np.exp(-0.5 * (((x - phase) % period) / 3.0) ** 2) * 40
+        signals.append(100.0 - spikes + rng.normal(0, 1.0, len(x)))
+    if strip_copies is not None:
+        signals[-1] = signals[strip_copies] + rng.normal(0, 1.0, len(x))
+    rows = tuple(RowTrace(row=k, x_px=x, y_px=y, shared=np.zeros(len(x), bool), confidence=1.0,
+                          line_width_px=2.0) for k, y in enumerate(signals))
+    return TraceResult(rows=rows, ink_threshold=0.35, line_width_px=2.0)
+
+
+@pytest.mark.parametrize("n_rows", [7, 13])
+def test_a_bottom_row_that_copies_a_lead_is_a_strip_and_one_that_copies_none_is_not(
+        n_rows: int) -> None:
+    from ecglens.digitize.layout_detect import TimeAxis
+    from ecglens.digitize.pipeline import STRIP_COPY_MIN, _strip_copies
+
+    axis = TimeAxis(x0_px=0.0, x1_px=1000.0, duration_s=10.0, n_samples=5000, source="test")
+    # 12x1+1 / 6x2+1 strips print lead II (row 1 of 12x1; row 1, first column of 6x2)
+    copied = _strip_copies(_row_traces(n_rows, strip_copies=1), axis)
+    assert copied is not None and copied > 0.9
+    own = _strip_copies(_row_traces(n_rows, strip_copies=None), axis)
+    assert own is not None and own < STRIP_COPY_MIN
+    assert _strip_copies(_row_traces(6, strip_copies=1), axis) is None
+
+
+def test_ecg_image_kit_12x1_strip_page_keeps_its_strip(shared_data) -> None:
+    """A 12x1+1 ECG-Image-Kit page of the tune folds: its 13th row copies a lead above it and
+    stays a rhythm strip."""
+    from ecglens.digitize.pipeline import digitize_file
+
+    page = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00215_0.jpg"
+    result = digitize_file(page, use_ocr=False)[0]
+    assert result.layout.layout is not None and result.layout.layout.name == "12x1+1"
+    assert not any("copies no lead" in w for w in result.warnings)
