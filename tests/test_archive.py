@@ -373,7 +373,10 @@ def _sigint_then_resume(tmp_path: Path, ludb: Path, n_images: int, pdf_pages: in
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ecglens.cli", "batch", str(src), "-o", str(out),
            "--workers", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # a pytest started in the background without job control inherits SIGINT ignored, and
+    # so would the command: it gets the default back, as in a terminal
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and len(_headers(out)) < stop_after:
         time.sleep(0.2)

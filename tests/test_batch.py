@@ -173,7 +173,10 @@ def test_sigint_then_resume_through_the_command_line(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ecglens.cli", "-q", "digitize", str(tmp_path / "in"),
            "-o", str(out)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # a pytest started in the background without job control inherits SIGINT ignored, and
+    # so would the command: it gets the default back, as in a terminal
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.hea"))) < 2:
         time.sleep(0.2)
