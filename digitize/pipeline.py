@@ -511,8 +511,8 @@ STRIP_COPY_MIN = 0.5
 with a cell of the lead it could copy (:func:`_strip_copies`): a rhythm strip prints a lead
 that is printed above it too, so its trace copies one cell. Measured on the first 30 6x2+1 /
 12x1+1 ECG-Image-Kit pages of ``pages.csv`` (folds 1-9, fold 9 included: 13 read with 7 or
-13 rows): 12 strips copied a cell at 0.86-1.00, one at 0.29; the own-renderer page read with
-a 13th row that is no strip (seed-0 p0084, 12-row Cabrera) 0.12."""
+13 rows): 12 strips copied a cell at 0.86-1.00, one at 0.29; on the own renders (every 4th
+seed-0 page) the one page read with a 13th row that is no strip (a 12-row Cabrera scan) 0.12."""
 
 
 def _strip_copies(traces: TraceResult, axis: TimeAxis) -> float | None:

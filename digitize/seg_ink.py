@@ -66,15 +66,26 @@ FALLBACK_PX_PER_MM = 200.0 / 25.4
 """Scale assumed without a grid (as the pipeline does: a 200-dpi scan)."""
 
 
+OFF_WORDS = ("0", "off", "false", "no")
+ON_WORDS = ("1", "on", "true", "yes")
+"""The words a switch variable (:data:`TRACE_MODEL_ENV`, :data:`TRACE_RUNS_ENV`) takes for off
+and on."""
+
+
+def _switch_text(name: str, value: str | None) -> str:
+    """``value``, or the environment variable ``name`` where it is None, trimmed and lower."""
+    return (os.environ.get(name, "") if value is None else value).strip().lower()
+
+
 def variant_from_env(value: str | None = None) -> str | None:
     """The variant the environment asks for (``value``: the variable's text, default read
     from :data:`TRACE_MODEL_ENV`); None: off."""
-    text = (os.environ.get(TRACE_MODEL_ENV, "") if value is None else value).strip().lower()
+    text = _switch_text(TRACE_MODEL_ENV, value)
     if not text:
         return DEFAULT_VARIANT
-    if text in ("0", "off", "false", "no"):
+    if text in OFF_WORDS:
         return None
-    if text in ("1", "on", "true", "yes"):
+    if text in ON_WORDS:
         return VARIANTS[0]
     if text not in VARIANTS:
         raise ValueError(f"{TRACE_MODEL_ENV}={text!r}: expected 0, 1 or one of {VARIANTS}")
@@ -161,12 +172,12 @@ pixel each side, which costs the own renders a little (18.97 -> 18.88 dB)."""
 def trace_runs_from_env(value: str | None = None) -> bool:
     """Whether the trace stage uses the network (``value``: the variable's text, default
     read from :data:`TRACE_RUNS_ENV`)."""
-    text = (os.environ.get(TRACE_RUNS_ENV, "") if value is None else value).strip().lower()
+    text = _switch_text(TRACE_RUNS_ENV, value)
     if not text:
         return TRACE_RUNS_DEFAULT
-    if text in ("0", "off", "false", "no"):
+    if text in OFF_WORDS:
         return False
-    if text in ("1", "on", "true", "yes"):
+    if text in ON_WORDS:
         return True
     raise ValueError(f"{TRACE_RUNS_ENV}={text!r}: expected 0 or 1")
 
