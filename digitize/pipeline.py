@@ -73,7 +73,15 @@ from ecglens.digitize.pulse_rows import (
     row_pulse,
     rows_start_px,
 )
-from ecglens.digitize.seg_ink import trace_stage_ink
+from ecglens.digitize.seg_ink import (
+    page_trace_map,
+    path_from_env,
+    path_ink,
+    row_trace_coverage,
+    rows_from_env,
+    trace_only_ink,
+    trace_stage_ink,
+)
 from ecglens.digitize.trace import (
     MAX_EXCURSION_MV,
     RowTrace,
@@ -89,6 +97,9 @@ VERSION = "0.1.0"
 RETRY_PULSE_SEARCH_MM = 30.0
 """Width of each row's pulse search strip on the second reads (40 mm on the first,
 :data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
+MAP_RESCALE = 0.1
+"""Relative change of the page's scale (px/mm) after the trace map was made (a page without
+a grid, scaled by its pulses) beyond which the map is made again at the new scale."""
 FAINT_PULSES_NOTE = "calibration pulses found only at"
 """Start of the warning for pulses found only by :func:`digitize.pulse_rows.faint_pulses`."""
 
@@ -253,6 +264,8 @@ class DigitizeResult:
                      for r in self.rows.rows],
             "line_width_px": _f(self.traces.line_width_px),
             "trace_network_runs": bool(self.traces.network_runs),
+            "row_trace_coverage": (None if self.traces.row_trace_coverage is None else
+                                   [round(c, 3) for c in self.traces.row_trace_coverage]),
             "time_axis": dataclasses.asdict(self.time_axis),
             "labels": [{"text": lab.text, "lead": lab.lead, "box": list(lab.box)}
                        for lab in self.text.labels],
@@ -414,8 +427,10 @@ def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
         again in the ways :data:`RETRY_READS` lists, in order: with the ink measured above a
         model of the grid's lines (``find_ink(..., subtract_grid=True)``), with the ink
         threshold at the grid lines' level (``cap_at_grid_lines=True``), and with that
-        threshold and pixel pairs as row ink (``find_rows(..., pair_rows=True)``), and with
-        the rows taken from the calibration pulses' lattice (``rows_from_pulses=True``). The
+        threshold and pixel pairs as row ink (``find_rows(..., pair_rows=True)``), with
+        the rows taken from the calibration pulses' lattice (``rows_from_pulses=True``), and
+        with the rows found in the ink the segmentation network calls trace
+        (``rows_from_network=True``). The
         first read its calibration pulses confirm (:func:`_retry_confirmed`) is returned, with
         a warning that says how it was read. A first read that finds rows but no pulse on
         any of them is read again above the grid model, and that read kept where every row
@@ -533,9 +548,15 @@ NO_STRIP_COUNTS: tuple[int, ...] = tuple(n for n in TEMPLATE_ROWS if n not in ST
 """The template row counts without :data:`STRIP_ROW_COUNTS`."""
 
 
-RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs", "pulse_rows")
+RETRY_READS: tuple[str, ...] = ("grid_model", "grid_lines", "pixel_pairs", "pulse_rows",
+                                "trace_rows")
 """The reads tried, in order, on a page whose first read found no trace rows (see
-:func:`digitize_image`); the first one confirmed by its calibration pulses is kept."""
+:func:`digitize_image`); the first one confirmed by its calibration pulses is kept (the
+network's rows, last, need no pulses: :func:`_retry_confirmed`)."""
+
+EDGE_MARGIN_MM = 2.0
+"""A read on the network's rows without pulses is kept only where its time axis stays this far
+inside the image's left and right edges (:func:`_retry_confirmed`)."""
 
 _RETRY_OPTIONS: dict[str, tuple[dict[str, bool], str]] = {
     "grid_model": ({"subtract_grid": True},
@@ -547,6 +568,8 @@ _RETRY_OPTIONS: dict[str, tuple[dict[str, bool], str]] = {
                     "over two pixel rows"),
     "pulse_rows": ({"rows_from_pulses": True},
                    "with its rows taken from the calibration pulses down the left margin"),
+    "trace_rows": ({"rows_from_network": True},
+                   "with its rows found in the ink the segmentation network calls trace"),
 }
 
 
@@ -656,6 +679,18 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
     read with its cells shifted; seed-0 p0048, every other row and two faint pulses, as 3x4).
     """
     pulses = result.calibration.pulses
+    if name == "trace_rows":
+        # the network's rows are trace, not grid lines read at a lower ink level; without
+        # pulses on half the rows, the time axis comes from the rows' ink, and where that
+        # runs to the image's edge the page's start or end is cut off (real photo ecg00020,
+        # printed pulses cut off at the left: read with its cells shifted)
+        if 2 * len(pulses) >= len(result.rows.rows):
+            return True
+        margin_px = EDGE_MARGIN_MM * _f(getattr(result.grid, "px_per_mm_x", math.nan))
+        width_px = result.deskew.image.shape[1]
+        axis = result.time_axis
+        return (math.isfinite(margin_px) and axis.x0_px >= margin_px
+                and axis.x1_px <= width_px - 1 - margin_px)
     if name == "grid_model":
         # where the grid model misses the grid (real photos ecg00005 and ecg00020: uneven
         # light, a grid that is not one lattice) grid lines are read as traces, and the limb
@@ -844,20 +879,24 @@ def _read_page(image: np.ndarray, source: str, page_index: int, n_pages: int,
                dpi_prior: float | None, use_ocr: bool, layout_hint: str | None,
                grid_override: Any = None, ink_at_grid_lines: bool = False,
                pair_rows: bool = False, subtract_grid: bool = False,
-               rows_from_pulses: bool = False) -> DigitizeResult:
+               rows_from_pulses: bool = False, rows_from_network: bool = False
+               ) -> DigitizeResult:
     """:func:`digitize_image` with the grid stage's result given (``grid_override``) and the
     ink stage's ``cap_at_grid_lines`` / ``subtract_grid`` chosen; ``rows_from_pulses``: where
     the ink projection finds no row, rows from the calibration pulses down the left margin
-    (:func:`_rows_from_pulses_only`)."""
+    (:func:`_rows_from_pulses_only`); ``rows_from_network``: the rows found in the ink the
+    segmentation network calls trace (:func:`digitize.seg_ink.trace_only_ink`)."""
     geometry = page_ink(image, dpi_prior, grid_override, ink_at_grid_lines, subtract_grid)
     return _read_geometry(geometry, source, page_index, n_pages, use_ocr, layout_hint,
                           retry_read=ink_at_grid_lines or subtract_grid, pair_rows=pair_rows,
-                          rows_from_pulses=rows_from_pulses)
+                          rows_from_pulses=rows_from_pulses,
+                          rows_from_network=rows_from_network)
 
 
 def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int,
                    use_ocr: bool, layout_hint: str | None, retry_read: bool = False,
-                   pair_rows: bool = False, rows_from_pulses: bool = False) -> DigitizeResult:
+                   pair_rows: bool = False, rows_from_pulses: bool = False,
+                   rows_from_network: bool = False) -> DigitizeResult:
     """The stages after the ink (rows to convert) on a page's grid, deskew and ink
     (``geometry``); ``retry_read``: that ink is a second read's, at a lower level."""
     timings = dict(geometry.timings_s)
@@ -874,10 +913,23 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
+    # the segmentation network's trace map, made once: the trace stage reads its runs and its
+    # path with it, and the rows are looked for in the ink it calls trace where asked (the
+    # last of the retry reads, or always by ECGLENS_ROWS_NETWORK=1)
+    map_px_per_mm = 0.5 * (ppmm_x + ppmm_y)
+    prob = page_trace_map(page, map_px_per_mm)
+    rows_ink = darkness
+    if prob is not None:
+        rows_mode = rows_from_env()
+        if rows_mode == "network" or (rows_from_network and rows_mode == "fallback"):
+            rows_ink = trace_only_ink(darkness, prob, TRACE_RUN_LEVEL)
+    lap("trace model")
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
-    rows = find_rows(darkness, ppmm_y, pair_rows=pair_rows,
+    rows = find_rows(rows_ink, ppmm_y, pair_rows=pair_rows,
                      page_width_px=geometry.paper_width_px)
+    log.debug("rows: %d found in the %s ink", len(rows.rows),
+              "colour" if rows_ink is darkness else "network's trace")
     if rows_from_pulses and not rows.rows:
         rows = _rows_from_pulses_only(darkness, ppmm_x, ppmm_y) or rows
         if rows.rows:
@@ -885,7 +937,7 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                             "on the lattice of the calibration pulses down the left margin")
     _check_is_ecg(darkness, rows, source)
     template_rows = TEMPLATE_ROWS
-    completed = complete_rows(rows, darkness, ppmm_y, template_rows)
+    completed = complete_rows(rows, rows_ink, ppmm_y, template_rows)
     by_pulses = None
     if (len(completed.rows) != len(rows.rows) or len(rows.rows) not in template_rows
             or retry_read):
@@ -989,12 +1041,21 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     reach = (MAX_EXCURSION_MV * max(p.gain_mm_mv for p in pulses) * ppmm_y if pulses
              else None)
     # faint strokes the network calls trace count into the runs (seg_ink.trace_stage_ink)
-    raised = trace_stage_ink(page, clean, 0.5 * (ppmm_x + ppmm_y), TRACE_RUN_LEVEL)
+    trace_px_per_mm = 0.5 * (ppmm_x + ppmm_y)
+    if prob is not None and abs(trace_px_per_mm / map_px_per_mm - 1.0) > MAP_RESCALE:
+        # the scale came from the pulses after the map was made (no grid): made again
+        prob = page_trace_map(page, trace_px_per_mm)
+    raised = (trace_stage_ink(page, clean, trace_px_per_mm, TRACE_RUN_LEVEL, prob)
+              if prob is not None else None)
     trace_ink = clean if raised is None else raised
     lap("trace model")
+    coverage = (tuple(row_trace_coverage(prob, baselines0, x_ranges, ppmm_y))
+                if prob is not None else None)
+    path_dark = path_ink(clean, prob) if prob is not None and path_from_env() else None
     traces = extract_traces(trace_ink, baselines0, x_ranges, ppmm_y, threshold=TRACE_RUN_LEVEL,
-                            max_excursion_px=reach)
-    traces = dataclasses.replace(traces, network_runs=raised is not None)
+                            max_excursion_px=reach, path_darkness=path_dark)
+    traces = dataclasses.replace(traces, network_runs=raised is not None,
+                                 row_trace_coverage=coverage)
     lap("trace")
     claimed = trace_pixels(darkness.shape, traces.rows, traces.line_width_px + 0.8 * ppmm_y)
     for p in pulses:   # pulse strokes are not text either

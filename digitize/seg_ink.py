@@ -1,8 +1,11 @@
 """Trace segmentation in the ink and trace stages (issue 22, step 3).
 
-In the trace stage (on by default, :func:`trace_stage_ink`): faint pixels the network calls
-trace count into the trace's ink runs. In the ink stage (an option): the network gates the
-ink darkness, as follows.
+In the trace stage (on by default): faint pixels the network calls trace count into the
+trace's ink runs (:func:`trace_stage_ink`), and the path search runs on the network's map
+(:func:`path_ink`). In the rows stage (on by default, the last read of a page whose rows were
+not found): the rows are looked for in the ink the network calls trace
+(:func:`trace_only_ink`). In the ink stage (an option): the network gates the ink darkness,
+as follows.
 
 The ink stage's darkness (:func:`digitize.ink.find_ink`) is a colour rule: on photos it keeps
 shadows, desk, page edges and grid lines that are as dark as the trace. The trace-segmentation
@@ -200,10 +203,9 @@ def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
                     darkness).astype(np.float32, copy=False)
 
 
-def trace_stage_ink(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm: float,
-                    run_level: float) -> np.ndarray | None:
-    """:func:`raise_faint_trace` on the network's map of the (deskewed) page, or None where
-    the network is switched off (:data:`TRACE_RUNS_ENV`) or its model cannot be run."""
+def page_trace_map(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray | None:
+    """The network's trace probability for the (deskewed) page, or None where the network is
+    switched off (:data:`TRACE_RUNS_ENV`) or its model cannot be run."""
     if not trace_runs_from_env():
         return None
     from ecglens.core.errors import ModelError
@@ -211,8 +213,137 @@ def trace_stage_ink(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm: floa
 
     ppmm = px_per_mm if math.isfinite(px_per_mm) and px_per_mm > 0 else FALLBACK_PX_PER_MM
     try:
-        prob = trace_probability(image_rgb, ppmm)
+        return trace_probability(image_rgb, ppmm)
     except ModelError as exc:
-        log.warning("trace stage without the segmentation network: %s", exc)
+        log.warning("digitizing without the segmentation network: %s", exc)
+        return None
+
+
+def trace_stage_ink(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm: float,
+                    run_level: float, prob: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`raise_faint_trace` on the network's map of the (deskewed) page (``prob``, or
+    made here), or None where the network is switched off or its model cannot be run."""
+    if prob is None:
+        prob = page_trace_map(image_rgb, px_per_mm)
+    if prob is None:
         return None
     return raise_faint_trace(darkness, prob, run_level)
+
+
+ROWS_ENV = "ECGLENS_ROWS_NETWORK"
+"""Environment variable for the ink the trace rows are found in: unset:
+:data:`ROWS_DEFAULT`; ``0``: the colour darkness only; ``1``: the network's trace ink
+(:func:`trace_only_ink`) on every read; ``fallback``: the network's on the last of the reads
+a page whose rows were not found gets (``digitize.pipeline.RETRY_READS``)."""
+ROWS_DEFAULT = "fallback"
+"""The rows' ink unless told otherwise. Measured on the tune subsets (as :data:`PATH_DEFAULT`,
+with the path on the map): ECG-Image-Kit 10.61 -> 11.29 dB (layout 5.59 -> 7.46, scan 10.69
+-> 11.10; clean and wrinkles unchanged), own renders unchanged (19.55). The network's rows on
+every read (``1``) gave 8.32 against 9.60 dB on the colour ink (both without the map path):
+layout +1.6 and scan +0.7 dB, but clean -3.6 and wrinkles -5.2 dB. On the two losing pages
+looked at, the rows' extents started after the calibration pulse (the network leaves it out;
+a row's extent includes its pulse), and a page whose colour rows send it to a retry read was
+read on the first read's ink instead. So each page's reads keep the colour rows, and the
+network's rows are the last read tried."""
+
+
+def rows_from_env(value: str | None = None) -> str:
+    """``colour``, ``network`` or ``fallback`` (see :data:`ROWS_ENV`; ``value``: the variable's
+    text, default read from the environment)."""
+    text = _switch_text(ROWS_ENV, value)
+    if not text:
+        return ROWS_DEFAULT
+    if text in OFF_WORDS:
+        return "colour"
+    if text in ON_WORDS:
+        return "network"
+    if text == "fallback":
+        return text
+    raise ValueError(f"{ROWS_ENV}={text!r}: expected 0, 1 or fallback")
+
+
+def trace_only_ink(darkness: np.ndarray, prob: np.ndarray, run_level: float) -> np.ndarray:
+    """The ink the network calls trace (``prob`` > :data:`PROB_LEVEL`), at least at
+    ``run_level``, and paper everywhere else: lead names, the settings line and grid lines as
+    dark as the trace stay out, and trace the colour stage put under the grid level (a dark
+    grid) comes in."""
+    if darkness.shape != prob.shape:
+        raise ValueError(f"darkness {darkness.shape} and probability {prob.shape} differ")
+    return np.where(prob > PROB_LEVEL, np.maximum(darkness, np.float32(run_level)),
+                    np.float32(0.0)).astype(np.float32, copy=False)
+
+
+PATH_ENV = "ECGLENS_TRACE_PATH"
+"""Environment variable for the path search on the network's trace pixels
+(:func:`path_ink`): unset: :data:`PATH_DEFAULT`; ``0``: off; ``1``: on."""
+PATH_DEFAULT = True
+"""Whether the trace stage's path search runs on the network's map (:func:`path_ink`) unless
+told otherwise. Measured on the tune subsets (every 4th ECG-Image-Kit tune page, 58; every 8th
+own seed-0 page, 30; each read off and on from its own copy of the same code, rows from the
+colour ink): 2024 SNR ECG-Image-Kit 9.60 -> 10.61 dB (clean 14.62 -> 15.38, scan 8.81 ->
+10.69, wrinkles 11.95 -> 13.37, layout 5.51 -> 5.59), own renders 19.81 -> 19.55 dB (clean
+20.55 -> 20.08, scan 18.53 -> 18.63). What the own renders lose is mostly where two rows'
+strokes meet at 20 mm/mV: on the colour darkness both paths entered the merged blob and it
+was left unread (NaN); on the map one path can keep to a thin line beside it."""
+
+
+def path_from_env(value: str | None = None) -> bool:
+    """Whether the path search uses the network (``value``: the variable's text, default
+    read from :data:`PATH_ENV`)."""
+    text = _switch_text(PATH_ENV, value)
+    if not text:
+        return PATH_DEFAULT
+    if text in OFF_WORDS:
+        return False
+    if text in ON_WORDS:
+        return True
+    raise ValueError(f"{PATH_ENV}={text!r}: expected 0 or 1")
+
+
+PATH_COLOUR_SHARE = 0.5
+"""Share of its colour darkness that ink the network does not call trace keeps for the path
+search (:func:`path_ink`): only near-black ink of it is free to follow, so that a row with no
+trace along it (a grid line taken for a row) keeps to its own line. With 0 (the network's
+probability alone) such a row's path followed the neighbouring rows' strokes, and a
+dark-gridded real photo that the final ECG check refused before (ecg00005, six single-column
+rows, seven colour rows mostly on grid lines) passed it with copied leads (its read with 0.4
+too; refused with 0.5). Cost on the tune subsets (as :data:`PATH_DEFAULT`, rows as
+:data:`ROWS_DEFAULT`): ECG-Image-Kit 11.29 -> 10.90 dB (scan 11.10 -> 9.95, clean 15.38 ->
+15.11), own renders 19.55 -> 19.65 dB."""
+
+
+def path_ink(darkness: np.ndarray, prob: np.ndarray,
+             faint_level: float = FAINT_TRACE_LEVEL) -> np.ndarray:
+    """The darkness the trace stage's path search runs on: on every pixel that holds some ink
+    (darkness >= ``faint_level``) the network's trace probability, or
+    :data:`PATH_COLOUR_SHARE` of the colour darkness where that is higher; 0 on paper.
+
+    The path search follows ink: climbing a stroke costs the paper crossed, and a column's
+    ink costs nothing. On the colour darkness, what is left of a grid line next to a trace
+    (JPEG colour bleeding) is ink too, and a thin QRS stroke printed lighter than the
+    baseline (anti-aliased at 100 dpi) was dearer to climb than that residue along the
+    baseline under the spike: the path stayed there and the spike was read from a broken run
+    or not at all. The network puts grid residue near 0 and the stroke near 1; paper stays
+    paper, so its wider band does not widen the line. The runs are still read from the
+    colour darkness (:func:`raise_faint_trace`).
+    """
+    if darkness.shape != prob.shape:
+        raise ValueError(f"darkness {darkness.shape} and probability {prob.shape} differ")
+    return np.where(darkness >= faint_level,
+                    np.maximum(prob, np.float32(PATH_COLOUR_SHARE) * darkness),
+                    np.float32(0.0)).astype(np.float32, copy=False)
+
+
+def row_trace_coverage(prob: np.ndarray, centres_px: list[float],
+                       x_ranges_px: list[tuple[int, int]], px_per_mm: float,
+                       reach_mm: float = 2.5) -> list[float]:
+    """Per row, the share of its columns (``x_ranges_px``) where the network calls a pixel
+    within ``reach_mm`` of the row's centre trace (``prob`` > :data:`PROB_LEVEL`)."""
+    height = prob.shape[0]
+    reach = max(1, round(reach_mm * px_per_mm))
+    out = []
+    for centre, (x0, x1) in zip(centres_px, x_ranges_px, strict=True):
+        y = round(centre)
+        band = prob[max(0, y - reach):min(height, y + reach + 1), max(0, x0):max(x0, x1)]
+        out.append(float((band > PROB_LEVEL).any(axis=0).mean()) if band.size else 0.0)
+    return out

@@ -98,6 +98,9 @@ class TraceResult:
     network_runs: bool = False
     """Whether the segmentation network raised faint trace pixels into the runs
     (:func:`digitize.seg_ink.trace_stage_ink`)."""
+    row_trace_coverage: tuple[float, ...] | None = None
+    """Per row, the share of its columns where the network sees trace near its centre
+    (:func:`digitize.seg_ink.row_trace_coverage`); None without the network."""
 
 
 def _band_stack(darkness: np.ndarray, centres: np.ndarray, half_px: int, x0: int,
@@ -717,7 +720,8 @@ def refine_envelope(upper: np.ndarray, lower: np.ndarray, initial: np.ndarray,
 def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px: list[
         tuple[int, int]], px_per_mm: float, half_band_px: int | None = None,
         threshold: float = RUN_LEVEL, max_gap_s_px: int | None = None,
-        max_excursion_px: float | None = None) -> TraceResult:
+        max_excursion_px: float | None = None,
+        path_darkness: np.ndarray | None = None) -> TraceResult:
     """Read every row's trace.
 
     Parameters
@@ -740,6 +744,11 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         If given, the search band reaches at most this far (but at least 12 mm) from a row's
         centre: the largest deflection a trace can have at the page's gain (see
         ``MAX_EXCURSION_MV``), which keeps the path search off paper no trace can reach.
+    path_darkness
+        Darkness the path search runs on where it differs from ``darkness`` (the runs are
+        read from ``darkness``): the segmentation network's trace pixels counted as full ink
+        (:func:`digitize.seg_ink.path_ink`), so that the path climbs a faint stroke to the
+        run of its tip instead of staying on the baseline under it.
     """
     n_rows = len(baselines_px)
     centres = np.asarray(baselines_px, dtype=float)
@@ -752,22 +761,25 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
     x0 = int(min(r[0] for r in x_ranges_px))
     x1 = int(max(r[1] for r in x_ranges_px))
     bands, tops = _band_stack(darkness, centres, half_band_px, x0, x1)
+    path_bands = bands if path_darkness is None else _band_stack(path_darkness, centres,
+                                                                 half_band_px, x0, x1)[0]
     # columns outside a row's own range carry no ink for it
     for k, (a, b) in enumerate(x_ranges_px):
-        bands[k, : max(a - x0, 0)] = 0
-        bands[k, b - x0:] = 0
+        for stack in (bands, path_bands):
+            stack[k, : max(a - x0, 0)] = 0
+            stack[k, b - x0:] = 0
     start = centres - tops
     start_col = np.array([r[0] - x0 for r in x_ranges_px])
     dead_px = max(0.45 * pitch_px, 5 * px_per_mm)
-    path = _coarse_viterbi(bands, start, px_per_mm, start_col=start_col, dead_px=dead_px)
-    steep_ink, flat_ink = stroke_contrast(bands, path)
+    path = _coarse_viterbi(path_bands, start, px_per_mm, start_col=start_col, dead_px=dead_px)
+    steep_ink, flat_ink = stroke_contrast(path_bands, path)
     faint_strokes = steep_ink < FAINT_STROKE_RATIO * flat_ink
     if faint_strokes:
         full_ink = max(FAINT_STROKE_FULL_INK, steep_ink)
         log.info("steep strokes %.2f of the flat trace's darkness: path searched again with "
                  "darkness %.2f as full ink", steep_ink / flat_ink, full_ink)
-        path = _coarse_viterbi(bands, start, px_per_mm, start_col=start_col, dead_px=dead_px,
-                               full_ink=full_ink)
+        path = _coarse_viterbi(path_bands, start, px_per_mm, start_col=start_col,
+                               dead_px=dead_px, full_ink=full_ink)
     line_width = estimate_line_width(bands, path, threshold)
     values, shared, upper, lower, merged, bridged = read_columns(bands, path, tops, threshold,
                                                                  line_width)
