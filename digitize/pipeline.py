@@ -682,8 +682,9 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
     if name == "trace_rows":
         # the network's rows are trace, not grid lines read at a lower ink level; without
         # pulses on half the rows, the time axis comes from the rows' ink, and where that
-        # runs to the image's edge the page's start or end is cut off (real photo ecg00020,
-        # printed pulses cut off at the left: read with its cells shifted)
+        # runs to the image's edge the page's start or end is cut off (a real image of the
+        # family without truth, its pulses cut off at the left, was read with its cells
+        # shifted)
         if 2 * len(pulses) >= len(result.rows.rows):
             return True
         margin_px = EDGE_MARGIN_MM * _f(getattr(result.grid, "px_per_mm_x", math.nan))

@@ -304,12 +304,14 @@ PATH_COLOUR_SHARE = 0.5
 """Share of its colour darkness that ink the network does not call trace keeps for the path
 search (:func:`path_ink`): only near-black ink of it is free to follow, so that a row with no
 trace along it (a grid line taken for a row) keeps to its own line. With 0 (the network's
-probability alone) such a row's path followed the neighbouring rows' strokes, and a
-dark-gridded real photo that the final ECG check refused before (ecg00005, six single-column
-rows, seven colour rows mostly on grid lines) passed it with copied leads (its read with 0.4
-too; refused with 0.5). Cost on the tune subsets (as :data:`PATH_DEFAULT`, rows as
-:data:`ROWS_DEFAULT`): ECG-Image-Kit 11.29 -> 10.90 dB (scan 11.10 -> 9.95, clean 15.38 ->
-15.11), own renders 19.55 -> 19.65 dB."""
+probability alone) such a row's path followed the neighbouring rows' strokes: a dark-gridded
+real image of the family without truth (six single-column rows, seven colour rows mostly on
+grid lines), refused before, passed the final ECG check with copied leads (also with 0.4;
+refused with 0.5), and two pinned own-renderer pages at 20 mm/mV lost their reads where two
+rows' strokes merge. Cost on the tune subsets (as :data:`PATH_DEFAULT`, rows as
+:data:`ROWS_DEFAULT`): ECG-Image-Kit 11.29 -> 10.90 dB (scan 11.10 -> 9.95: dark random-colour
+grids are followed again on some pages; clean 15.38 -> 15.11), own renders 19.55 -> 19.65 dB.
+"""
 
 
 def path_ink(darkness: np.ndarray, prob: np.ndarray,
