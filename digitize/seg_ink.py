@@ -307,10 +307,10 @@ trace along it (a grid line taken for a row) keeps to its own line. With 0 (the 
 probability alone) such a row's path followed the neighbouring rows' strokes: a dark-gridded
 real image of the family without truth (six single-column rows, seven colour rows mostly on
 grid lines), refused before, passed the final ECG check with copied leads (also with 0.4;
-refused with 0.5), and a pinned own-renderer page at 20 mm/mV was refused as not an ECG. Cost on the tune subsets (as :data:`PATH_DEFAULT`, rows as
-:data:`ROWS_DEFAULT`): ECG-Image-Kit 11.29 -> 10.90 dB (scan 11.10 -> 9.95: dark random-colour
-grids are followed again on some pages; clean 15.38 -> 15.11), own renders 19.55 -> 19.65 dB.
-"""
+refused with 0.5), and a pinned own-renderer page at 20 mm/mV was refused as not an ECG.
+Cost on the tune subsets (as :data:`PATH_DEFAULT`, rows as :data:`ROWS_DEFAULT`):
+ECG-Image-Kit 11.29 -> 10.90 dB (scan 11.10 -> 9.95: dark random-colour grids are followed
+again on some pages; clean 15.38 -> 15.11), own renders 19.55 -> 19.65 dB."""
 
 
 def path_ink(darkness: np.ndarray, prob: np.ndarray,
