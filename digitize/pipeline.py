@@ -446,6 +446,8 @@ def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
     except RowsError as first:
         retried: DigitizeResult | None = None
         for name in RETRY_READS:
+            if name == "trace_rows" and rows_from_env() == "colour":
+                continue   # the network's rows switched off: the first read again
             options, note = _RETRY_OPTIONS[name]
             try:
                 trial = _read_page(image, source, page_index, n_pages, dpi_prior, use_ocr,

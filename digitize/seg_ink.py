@@ -172,17 +172,23 @@ along the baseline under the spike. A raise at 0.10 instead of 0.02 was not meas
 pixel each side, which costs the own renders a little (18.97 -> 18.88 dB)."""
 
 
-def trace_runs_from_env(value: str | None = None) -> bool:
-    """Whether the trace stage uses the network (``value``: the variable's text, default
-    read from :data:`TRACE_RUNS_ENV`)."""
-    text = _switch_text(TRACE_RUNS_ENV, value)
+def _on_off(name: str, value: str | None, default: bool) -> bool:
+    """The on/off switch variable ``name`` (``value``: its text, default read from the
+    environment); ``default`` where it is unset or empty."""
+    text = _switch_text(name, value)
     if not text:
-        return TRACE_RUNS_DEFAULT
+        return default
     if text in OFF_WORDS:
         return False
     if text in ON_WORDS:
         return True
-    raise ValueError(f"{TRACE_RUNS_ENV}={text!r}: expected 0 or 1")
+    raise ValueError(f"{name}={text!r}: expected 0 or 1")
+
+
+def trace_runs_from_env(value: str | None = None) -> bool:
+    """Whether the trace stage uses the network (``value``: the variable's text, default
+    read from :data:`TRACE_RUNS_ENV`)."""
+    return _on_off(TRACE_RUNS_ENV, value, TRACE_RUNS_DEFAULT)
 
 
 def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
@@ -290,14 +296,7 @@ was left unread (NaN); on the map one path can keep to a thin line beside it."""
 def path_from_env(value: str | None = None) -> bool:
     """Whether the path search uses the network (``value``: the variable's text, default
     read from :data:`PATH_ENV`)."""
-    text = _switch_text(PATH_ENV, value)
-    if not text:
-        return PATH_DEFAULT
-    if text in OFF_WORDS:
-        return False
-    if text in ON_WORDS:
-        return True
-    raise ValueError(f"{PATH_ENV}={text!r}: expected 0 or 1")
+    return _on_off(PATH_ENV, value, PATH_DEFAULT)
 
 
 PATH_COLOUR_SHARE = 0.5
