@@ -1,5 +1,8 @@
 """Deskew stage: rotate (scans) or rectify by a homography (photos) so the grid is axis-aligned.
 
+On photos the homography is followed by a dense flattening of the paper's curl and folds
+(:mod:`digitize.flatten`), composed into the same single resampling.
+
 The output canvas is enlarged so no part of the page is cut off; uncovered corners are
 filled with the paper colour. ``DeskewResult.matrix`` maps input pixel coordinates
 ``(x, y, 1)`` to output pixel coordinates (3x3 homography; affine for a pure rotation).
@@ -15,7 +18,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ecglens.digitize.grid import GridResult, find_grid
+from ecglens.digitize.flatten import (
+    FlattenResult,
+    compose_remap,
+    flatten_points,
+    measure_flattening,
+)
+from ecglens.digitize.grid import GridResult, _evidence_maps, find_grid
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,10 @@ class DeskewResult:
         The grid on the deskewed image (rotation ~0, same px/mm for a pure rotation).
     reason
         Notes: why perspective was not corrected, residuals.
+    flatten
+        The dense flattening measured after the homography (photos), or None. When
+        ``flatten.applied``, the output pixel ``p`` shows input pixel
+        ``matrix⁻¹ · (p + shift(p))``.
     """
 
     image: np.ndarray = dataclasses.field(repr=False)
@@ -49,14 +62,39 @@ class DeskewResult:
     perspective_corrected: bool
     grid: GridResult
     reason: str = ""
+    flatten: FlattenResult | None = None
+
+    @property
+    def flattened(self) -> bool:
+        return self.flatten is not None and self.flatten.applied
 
     def to_output(self, xy: np.ndarray) -> np.ndarray:
         """Map ``(N, 2)`` input pixel coordinates to output coordinates."""
-        return _apply_h(self.matrix, xy)
+        out = _apply_h(self.matrix, xy)
+        if self.flattened:
+            assert self.flatten is not None
+            out = flatten_points(self.flatten, out, inverse=True)
+        return out
 
     def to_input(self, xy: np.ndarray) -> np.ndarray:
         """Map ``(N, 2)`` output pixel coordinates back to input coordinates."""
-        return _apply_h(np.linalg.inv(self.matrix), xy)
+        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        if self.flattened:
+            assert self.flatten is not None
+            pts = flatten_points(self.flatten, pts)
+        return _apply_h(np.linalg.inv(self.matrix), pts)
+
+    def warp(self, plane: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """Carry a single-channel float32 map of the input image onto the output page."""
+        h, w = self.image.shape[:2]
+        if self.flattened:
+            assert self.flatten is not None
+            map_x, map_y = compose_remap(self.matrix, self.flatten, w, h)
+            return cv2.remap(plane, map_x, map_y, cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+        return cv2.warpPerspective(plane, np.asarray(self.matrix, dtype=np.float64), (w, h),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=fill)
 
 
 def _apply_h(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -142,8 +180,9 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
                             perspective_corrected=False, grid=out_grid,
                             reason="rotation below resampling threshold")
     matrix, out_w, out_h = rotation_matrix(image_rgb.shape, rot)
+    fill = paper_colour(image_rgb)
     out = cv2.warpAffine(image_rgb, matrix[:2], (out_w, out_h), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=paper_colour(image_rgb))
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
     if reestimate:
         out_grid = find_grid(out)
     else:
@@ -156,8 +195,29 @@ def deskew(image_rgb: np.ndarray, grid: GridResult, reestimate: bool = False) ->
     log.debug("deskew: rotated by %.4f deg to %dx%d", -rot, out_w, out_h)
     reason = "rotation only" if grid.found else (
         "rotation only, estimated without a grid (from trace rows/text), approximate")
+    flat = None
+    if grid.found:
+        out, flat = _flatten(image_rgb, out, matrix, out_grid, fill)
+        if flat is not None:
+            reason += "; " + flat.reason
     return DeskewResult(image=out, matrix=matrix, rotation_deg=rot, perspective_corrected=False,
-                        grid=out_grid, reason=reason)
+                        grid=out_grid, reason=reason, flatten=flat)
+
+
+def _flatten(image_rgb: np.ndarray, out: np.ndarray, matrix: np.ndarray, grid: GridResult,
+             fill: tuple[int, int, int]) -> tuple[np.ndarray, FlattenResult | None]:
+    """Measure the grid's curl on the deskewed page ``out``; where it is large enough,
+    resample the input once through the homography and the flattening together."""
+    if not flatten_from_env():
+        return out, None
+    maps = _evidence_maps(out)
+    flat = measure_flattening(maps.grey if maps.achromatic else maps.colour,
+                              float(grid.px_per_mm_x), float(grid.px_per_mm_y))
+    if flat.applied:
+        map_x, map_y = compose_remap(matrix, flat, out.shape[1], out.shape[0])
+        out = cv2.remap(image_rgb, map_x, map_y, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
+    return out, flat
 
 
 def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,
@@ -202,5 +262,24 @@ def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,
     reason = f"perspective corrected; residual rotation {resid:+.3f} deg removed"
     if np.isfinite(bend):
         reason += f"; line families {bend:.2f} deg from square"
-    return DeskewResult(image=out, matrix=matrix / matrix[2, 2], rotation_deg=grid.rotation_deg,
-                        perspective_corrected=True, grid=out_grid, reason=reason)
+    matrix = matrix / matrix[2, 2]
+    out, flat = _flatten(image_rgb, out, matrix, out_grid, fill)
+    if flat is not None:
+        reason += "; " + flat.reason
+    return DeskewResult(image=out, matrix=matrix, rotation_deg=grid.rotation_deg,
+                        perspective_corrected=True, grid=out_grid, reason=reason, flatten=flat)
+
+
+FLATTEN_DEFAULT = True
+"""Photos are flattened after the homography unless ``ECGLENS_FLATTEN=0``."""
+
+
+def flatten_from_env() -> bool:
+    """Whether photos are flattened (``ECGLENS_FLATTEN`` 0/1, default
+    :data:`FLATTEN_DEFAULT`)."""
+    import os
+
+    value = os.environ.get("ECGLENS_FLATTEN", "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    return FLATTEN_DEFAULT

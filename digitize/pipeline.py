@@ -258,6 +258,8 @@ class DigitizeResult:
                      "reason": self.grid.reason},
             "rotation_deg": _f(self.deskew.rotation_deg),
             "perspective_corrected": bool(self.deskew.perspective_corrected),
+            "flatten": (None if getattr(self.deskew, "flatten", None) is None
+                        else self.deskew.flatten.to_dict()),
             "rows": [{"row": r.index, "baseline_px": round(self.baselines_px[r.index], 3),
                       "centre_px": r.centre_px, "coverage": r.coverage,
                       "trace_confidence": self.traces.rows[r.index].confidence}
@@ -795,10 +797,13 @@ def paper_region(image: np.ndarray, desk: Any, darkness: np.ndarray) -> np.ndarr
     paper = page_mask(image)
     if paper is None:
         return None
-    page = desk.image
-    warped = cv2.warpPerspective(paper, np.asarray(desk.matrix, dtype=np.float64),
-                                 (page.shape[1], page.shape[0]), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    if hasattr(desk, "warp"):
+        warped = desk.warp(paper.astype(np.float32), 0.0)
+    else:
+        page = desk.image
+        warped = cv2.warpPerspective(paper, np.asarray(desk.matrix, dtype=np.float64),
+                                     (page.shape[1], page.shape[0]), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     on_paper = warped > 0.5
     if not on_paper.any():
         return None
