@@ -212,7 +212,8 @@ def _flatten(image_rgb: np.ndarray, out: np.ndarray, matrix: np.ndarray, grid: G
         return out, None
     maps = _evidence_maps(out)
     flat = measure_flattening(maps.grey if maps.achromatic else maps.colour,
-                              float(grid.px_per_mm_x), float(grid.px_per_mm_y))
+                              float(grid.px_per_mm_x), float(grid.px_per_mm_y),
+                              ink=maps.darkness > FLATTEN_INK_DARKNESS)
     if flat.applied:
         map_x, map_y = compose_remap(matrix, flat, out.shape[1], out.shape[0])
         out = cv2.remap(image_rgb, map_x, map_y, cv2.INTER_LINEAR,
@@ -269,6 +270,10 @@ def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,
     return DeskewResult(image=out, matrix=matrix, rotation_deg=grid.rotation_deg,
                         perspective_corrected=True, grid=out_grid, reason=reason, flatten=flat)
 
+
+FLATTEN_INK_DARKNESS = 0.6
+"""Darkness (paper 0, black 1) above which a pixel is ink, not grid, for the flattening:
+printed grid lines stay below it on the own renders' grey grids and the photos' red ones."""
 
 FLATTEN_DEFAULT = True
 """Photos are flattened after the homography unless ``ECGLENS_FLATTEN=0``."""

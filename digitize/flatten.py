@@ -38,10 +38,13 @@ from scipy.sparse.linalg import spsolve
 
 log = logging.getLogger(__name__)
 
-MIN_SHIFT_MM = 0.5
+MIN_SHIFT_MM = 1.0
 """Largest grid displacement (mm, 99th percentile over the page's grid) below which the page
-is not resampled: the warp would only blur it. Flat rotated renders (own and ECG-Image-Kit)
-measure 0.07-0.22 mm (the method's noise); phone photos 0.9-4.9 mm."""
+is not resampled. Set on pages known to be flat, the own renderer's and ECG-Image-Kit's
+rotated scans (every 4th own seed-0 page, all ECG-Image-Kit pages): where their lattice is
+clear (share ≥ :data:`MIN_APPLY_SHARE`) they measure up to 0.74 mm, the method's noise, and
+resampling them by 0.56-0.69 mm fields cost 5-15 dB; one own scan with perspective measures
+1.49 mm and is flattened (a known failure). The Paper2Pulse photos measure 0.85-9.3 mm."""
 
 WORK_PERIOD_PX = 8.0
 """The evidence map is shrunk so that the demodulated period is about this many px (a 5 mm
@@ -53,13 +56,21 @@ around the paper can be half the image (median share 0.05-0.07 on two rotated ph
 paper shows a clear 5 mm lattice)."""
 
 MIN_LATTICE_SHARE = 0.15
-"""Median share of the grid map's local energy at the 5 mm lattice frequency above which the
-1 mm lattice is not tried (and half of it, the least share for any flattening)."""
+"""Share (:data:`SHARE_PERCENTILE`) of the grid map's local energy at the 5 mm lattice
+frequency above which the 1 mm lattice is not tried (and half of it, the least share for any
+measurement)."""
+
+MIN_APPLY_SHARE = 0.2
+"""Least lattice share (:data:`SHARE_PERCENTILE` of the map's energy at the lattice
+frequency) for a measured field to be applied. On the same known-flat pages every field of
+1-22 mm came with a share of 0.08-0.19 (faint or uniform grids at 100 px/inch, where the
+phase is noise); the photos' lattices have 0.20-0.34."""
 
 SMOOTH_WEIGHT = 0.05
 """Weight of the smoothness (second difference) term relative to a clearly seen neighbour
-pair; the membrane (first difference) term is a tenth of it. Set on the Paper2Pulse photos
-with truth and the own renderer's photo profile (see docs/digitize.md, "Flattening")."""
+pair; the membrane (first difference) term is a tenth of it. Chosen once and not tuned
+(no truth was used): it is weak enough that a clearly seen lattice decides the field, and it
+only fills nodes without a grid."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,7 @@ def _unwrap(coef: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: float,
-                       on_page: np.ndarray | None = None) -> FlattenResult:
+                       ink: np.ndarray | None = None) -> FlattenResult:
     """Displacement that puts the grid lines of a rectified page on a uniform lattice.
 
     Parameters
@@ -203,8 +214,10 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
         ``(H, W)`` float32 grid evidence of the rectified page (grid lines bright).
     px_per_mm_x, px_per_mm_y
         The page's px/mm (the lattice the grid stage measured at its centre).
-    on_page
-        Optional ``(H, W)`` bool: where the paper is (nodes elsewhere carry no weight).
+    ink
+        Optional ``(H, W)`` bool: trace and text ink, replaced by the map's median before
+        demodulating (a trace baseline is a line at no lattice position: on grey grids it
+        pulled the horizontal lattice's phase and the flattening bent the traces).
     """
     if not (px_per_mm_x > 0 and px_per_mm_y > 0):
         return _not_flattened("no grid scale")
@@ -218,6 +231,10 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
             continue
         small = cv2.resize(grid_map, None, fx=1.0 / factor, fy=1.0 / factor,
                            interpolation=cv2.INTER_AREA)
+        if ink is not None:
+            frac = cv2.resize(ink.astype(np.float32), (small.shape[1], small.shape[0]),
+                              interpolation=cv2.INTER_AREA)
+            small = small * (1.0 - frac) + frac * float(np.median(small))
         pers = (period_mm * px_per_mm_x / factor, period_mm * px_per_mm_y / factor)
         demods = [_demodulate(small, per, axis, per) for axis, per in zip((1, 0), pers,
                                                                           strict=True)]
@@ -229,13 +246,9 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
             break  # the 5 mm lattice is clear: the costlier 1 mm one is not tried
     if chosen is None:
         return _not_flattened("grid too fine to demodulate")
-    period_mm, factor, small_shape, pers, demods, share_maps = chosen
+    period_mm, factor, _shape, pers, demods, share_maps = chosen
     if shares[period_mm] < 0.5 * MIN_LATTICE_SHARE:
         return _not_flattened(f"no clear grid lattice (share {shares[period_mm]:.3f})")
-    page_small = None
-    if on_page is not None:
-        page_small = cv2.resize(on_page.astype(np.uint8), (small_shape[1], small_shape[0]),
-                                interpolation=cv2.INTER_NEAREST) > 0
     # nodes half a period apart: neighbours then differ by less than half a period even
     # across a fold (nodes a whole period apart lost 2-15 dB on four of the photos)
     step = max(2, round(0.5 * min(pers)))
@@ -248,8 +261,6 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
         # share on the paper; below, the phase is mostly noise
         typical = max(1e-9, float(np.percentile(s, SHARE_PERCENTILE)))
         wgt = np.clip((s - 0.5 * typical) / (0.5 * typical), 0.0, 1.0)
-        if page_small is not None:
-            wgt = wgt * page_small[::step, ::step]
         phase = _unwrap(c, wgt)
         shifts.append(-phase * per / (2 * np.pi) * factor)  # full-res px
         weights = wgt if weights is None else np.minimum(weights, wgt)
@@ -268,11 +279,16 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
     gy = np.gradient(shift[1], step_full, axis=0)
     spread = (float(np.percentile(gx[seen], 95) - np.percentile(gx[seen], 5)),
               float(np.percentile(gy[seen], 95) - np.percentile(gy[seen], 5)))
-    applied = max_shift >= MIN_SHIFT_MM
+    applied = max_shift >= MIN_SHIFT_MM and shares[period_mm] >= MIN_APPLY_SHARE
     reason = (f"{period_mm:.0f} mm lattice (share {shares[period_mm]:.2f}); grid displaced up "
               f"to {max_shift:.2f} mm, local px/mm spread {100 * spread[0]:.1f} % (x) / "
               f"{100 * spread[1]:.1f} % (y)")
-    reason += "; flattened" if applied else "; below the resampling threshold"
+    if applied:
+        reason += "; flattened"
+    elif max_shift < MIN_SHIFT_MM:
+        reason += "; below the resampling threshold"
+    else:
+        reason += "; lattice too faint to trust the field, not flattened"
     log.debug("flatten: %s", reason)
     return FlattenResult(applied, shift, float(step_full), 0.5 * factor - 0.5, period_mm,
                          max_shift, spread, reason)

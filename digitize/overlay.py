@@ -67,6 +67,9 @@ def draw_overlay(result: DigitizeResult, width_px: int = 1600) -> np.ndarray:
                         0.45, BOX_RGB, 1, cv2.LINE_AA)
     for p in result.calibration.pulses:
         top = p.baseline_px - p.gain_mm_mv * float(result.grid.px_per_mm_y)
+        corners = (p.x_left_px, top, p.x_right_px, p.baseline_px)
+        if not all(np.isfinite(v) for v in corners):
+            continue  # a pulse found without a measured height or edge: nothing to draw
         cv2.rectangle(img, (int(p.x_left_px * scale), int(top * scale)),
                       (int(p.x_right_px * scale), int(p.baseline_px * scale)), PULSE_RGB,
                       max(1, thick))

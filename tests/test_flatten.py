@@ -93,3 +93,69 @@ def test_no_grid_is_not_flattened():
 @pytest.mark.parametrize("bad", [0.0, float("nan")])
 def test_no_scale_is_not_flattened(bad):
     assert not measure_flattening(_grid_map(300, 200), bad, PX_PER_MM).applied
+
+
+def _window_lags(truth: np.ndarray, read: np.ndarray, window: int = 250,
+                 max_lag: int = 150) -> list[int]:
+    """Best lag (samples) of ``read`` against ``truth`` in each whole window of the truth."""
+    lags = []
+    finite = np.flatnonzero(np.isfinite(truth))
+    for start in range(int(finite[0]), int(finite[-1]) - window, window):
+        ref = truth[start:start + window] - np.nanmean(truth[start:start + window])
+        best = (-2.0, 0)
+        for lag in range(-max_lag, max_lag + 1, 2):
+            lo = start + lag
+            if lo < 0 or lo + window > len(read):
+                continue
+            seg = read[lo:lo + window]
+            if np.isnan(seg).mean() > 0.3:
+                continue
+            seg = np.nan_to_num(seg - np.nanmean(seg))
+            r = float((ref * seg).sum() / np.sqrt((ref ** 2).sum() * (seg ** 2).sum() + 1e-12))
+            best = max(best, (r, lag))
+        if best[0] > 0.8:
+            lags.append(best[1])
+    return lags
+
+
+@pytest.mark.parametrize("flatten", ["1", "0"])
+def test_curled_photo_keeps_its_time_axis(shared_data, monkeypatch, flatten):
+    """A curled phone photo (Paper2Pulse 02780, the grid bent by ~2.7 mm): flattened, the lead
+    II strip's beats stay on the printed time in every 0.5-s window; without the flattening
+    they drift by more than 40 ms over the strip."""
+    import wfdb
+
+    from ecglens.digitize.pipeline import digitize_image
+
+    monkeypatch.setenv("ECGLENS_FLATTEN", flatten)
+    root = shared_data / "real_photos" / "paper2pulse"
+    bgr = cv2.imread(str(root / "images" / "02780_hr.jpg"), cv2.IMREAD_COLOR)
+    result = digitize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source="02780_hr", check=False)
+    truth = wfdb.rdrecord(str(root / "truth" / "02780_hr"))
+    read = result.record
+    flat = result.to_json()["flatten"]
+    assert (flat is not None and flat["applied"]) is (flatten == "1")
+    lead = "II"
+    ref = truth.p_signal[:, truth.sig_name.index(lead)]
+    est = np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float)
+    lags = _window_lags(ref, est)
+    assert len(lags) >= 12
+    drift_ms = (max(lags) - min(lags)) * 1000.0 / truth.fs
+    if flatten == "1":
+        assert drift_ms <= 20.0
+    else:
+        assert drift_ms > 40.0
+
+
+def test_flat_scan_with_a_faint_lattice_is_not_resampled(shared_data):
+    """An ECG-Image-Kit scan-like page (flat by construction, rotated 4 deg, 100 px/inch): its
+    faint 5 mm lattice gives a noisy field of several mm, which must not be applied."""
+    from ecglens.digitize.deskew import deskew
+    from ecglens.digitize.grid import find_grid
+
+    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00174_0.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    desk = deskew(image, find_grid(image))
+    assert desk.flatten is not None and desk.flatten.shift_px is not None
+    assert not desk.flatten.applied
+    assert "too faint" in desk.flatten.reason
