@@ -312,11 +312,12 @@ def flatten_points(flat: FlattenResult, xy: np.ndarray, inverse: bool = False) -
     """Map ``(N, 2)`` flattened-page px to rectified-page px (``inverse``: the other way,
     by fixed-point iteration; the field is smooth and small)."""
     pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    if flat.shift_px is None:
+    field = flat.shift_px
+    if field is None:
         return pts.copy()
 
     def shift_at(p: np.ndarray) -> np.ndarray:
-        h, w = flat.shift_px.shape[1:]
+        h, w = field.shape[1:]
         j = np.clip((p[:, 0] - flat.origin_px) / flat.step_px, 0, w - 1)
         i = np.clip((p[:, 1] - flat.origin_px) / flat.step_px, 0, h - 1)
         j0, i0 = np.floor(j).astype(int), np.floor(i).astype(int)
@@ -324,7 +325,7 @@ def flatten_points(flat: FlattenResult, xy: np.ndarray, inverse: bool = False) -
         fj, fi = j - j0, i - i0
         out = np.empty_like(p)
         for k in range(2):
-            f = flat.shift_px[k]
+            f = field[k]
             out[:, k] = ((1 - fi) * ((1 - fj) * f[i0, j0] + fj * f[i0, j1])
                          + fi * ((1 - fj) * f[i1, j0] + fj * f[i1, j1]))
         return out

@@ -772,11 +772,13 @@ def test_pulses_in_no_common_column_still_give_a_start(shared_data, monkeypatch)
     edge; the first form of the pulse-column rule found no column there and raised. The
     column is now the largest group (82–83 px), and the photo is read as before: 3x4.
     (Its own pulses are narrow ones, found since on the first read; they are not looked for
-    here, which is how the retry read came about.)"""
+    here, which is how the retry read came about. The photo is read unflattened: flattened
+    (its grid bent by 2.3 mm) that retry read finds its pulses in one column.)"""
     import ecglens.digitize.calibration as calibration
     import ecglens.digitize.pipeline as pipeline
 
     monkeypatch.setattr(calibration, "NARROW_PULSE_MM", (2.0, 2.0))
+    monkeypatch.setenv("ECGLENS_FLATTEN", "0")
 
     columns = []
     original = pipeline.pulse_column
