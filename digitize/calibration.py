@@ -9,8 +9,8 @@ where pulses of neighbouring rows overlap. The settings line (``25 mm/s 10 mm/mV
 OCR confirms or contradicts the pulse; a disagreement is a warning and lowers confidence,
 because silent ×2 errors are the classic failure of digitizers.
 
-Some printers draw a narrower pulse (2–4 mm, no foot lines; the phone photos ecg00028/38/40/41
-of ECG-Image-Kit): its height still gives the gain, but its width is no 0.2 s at either speed,
+Some printers draw a narrower pulse (2–4 mm, no foot lines; four real phone photos of
+ECG-Image-Kit): its height still gives the gain, but its width is no 0.2 s at either speed,
 so it says nothing of the speed (``speed_mm_s`` None), which then comes from the settings line
 or is assumed, with a warning. Such a pulse needs its three sides only and must beat every
 standard-width match by :data:`NARROW_PULSE_PENALTY`.
@@ -35,12 +35,13 @@ NARROW_PULSE_MM: tuple[float, float] = (2.0, 4.3)
 15 %), wide enough not to be one stroke's own two sides."""
 NARROW_PULSE_MIN_PX = 8
 """...and at least this many pixels wide, so that its inside can be seen to be empty (on the
-2.3-px/mm photo ecg00054 the label "III" under a row's start was taken for a 5-mm/mV pulse
+2.3-px/mm real photo the label "III" under a row's start was taken for a 5-mm/mV pulse
 2.4 mm wide, and the row's 0 mV line put 5 mm below its trace)."""
 NARROW_PULSE_PENALTY = 0.15
 """Score a gain-only pulse gives up against standard-width matches (it has no foot lines to
 check: the label "I" and a QRS upstroke beside a narrow pulse matched as a 5-mm/mV, 50-mm/s
-pulse on ecg00041, score 0.65, where the true narrow pulse's three sides score ~0.9)."""
+pulse on a real phone photo, score 0.65, where the true narrow pulse's three sides score
+~0.9)."""
 
 HALF_PULSE_SIDES = 0.7
 """A pulse read as the upper half of one twice as tall (gain 5 → 10, 10 → 20 mm/mV) where
@@ -244,7 +245,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                 continue
             lead = max(1.2 * px_per_mm_x, 5.0)
             # a narrow pulse's top is checked across its whole width (the middle stroke of a
-            # label "III" tops the central third of its outer strokes: ecg00007)
+            # label "III" tops the central third of its outer strokes: a real image)
             inset = 2.0 if narrow else 0.35 * (xr - xl)
             for gain in GAINS_MM_MV:
                 height = gain * px_per_mm_y
@@ -399,8 +400,8 @@ _GAIN_RE = re.compile(r"(\d{1,2}(?:[.,]\d+)?)\s*mm\s*/?\s*m\s*V", re.IGNORECASE)
 
 _OCR_DIGIT = {"@": "0", "O": "0", "o": "0", "D": "0", "S": "5", "s": "5", "l": "1", "I": "1",
               "|": "1", "Z": "2", "z": "2"}
-"""Letters OCR reads for digits in a number before ``mm`` (``5@mm/s Smm/mV`` on seed-4
-p0236 is ``50 mm/s 5 mm/mV``)."""
+"""Letters OCR reads for digits in a number before ``mm`` (``5@mm/s Smm/mV`` on an
+own-renderer page is ``50 mm/s 5 mm/mV``)."""
 _NUMBER_BEFORE_MM = re.compile(r"([0-9@OoDSslI|Zz][0-9@OoDSslI|Zz.,]{0,3})(?=\s*mm)")
 
 
@@ -464,7 +465,7 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         gains = [p.gain_mm_mv for p in voters]
         pulse_gain = max(set(gains), key=gains.count)
         # the width of a pulse read at another gain is another row's ink too: the speed is
-        # voted by the pulses of the page's gain (seed-0 p0134, 12x1 at 20 mm/mV and 25 mm/s,
+        # voted by the pulses of the page's gain (an own 12x1 render at 20 mm/mV and 25 mm/s,
         # 100 dpi: 5-mm "pulses" 10 mm wide from overlapping rows tied the speed vote)
         speeds = [p.speed_mm_s for p in voters
                   if p.gain_mm_mv == pulse_gain and p.speed_mm_s is not None]
@@ -512,8 +513,8 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
     for p in pulses:
         # a row keeps its own gain only from a pulse of the page's width: every pulse on a
         # page is printed at one paper speed, so one of another width is a row's complex
-        # taken for a pulse (seed-0 p0134: three 5-mm "pulses" 11 mm wide among 5-mm wide
-        # 20-mm ones put those rows at 4x their amplitude)
+        # taken for a pulse (an own 12x1 render: three 5-mm "pulses" 11 mm wide among 5-mm
+        # wide 20-mm ones put those rows at 4x their amplitude)
         # (narrow pulses only where the page has no standard-width one)
         same_width = p.speed_mm_s == speed if pulse_speed is not None else p.speed_mm_s is None
         if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and same_width:

@@ -180,7 +180,7 @@ def normalised_u8(image_rgb: np.ndarray) -> np.ndarray:
     sw, sh = max(4, round(w / cell)), max(4, round(h / cell))
     # (halving the page first by the fast whole-factor area path saved 20 ms at 300 dpi and
     # moved the background by < 0.5 grey levels, but that flipped faint grid lines over the
-    # ink level on seed-6 p0147 and misread its layout: the one-step average stays)
+    # ink level on an own-renderer page and misread its layout: the one-step average stays)
     mid = cv2.resize(image_rgb, (max(sw * 4, 16), max(sh * 4, 16)), interpolation=cv2.INTER_AREA)
     mid = cv2.dilate(mid, np.ones((5, 5), np.uint8))
     small = cv2.resize(mid, (sw, sh), interpolation=cv2.INTER_AREA)
@@ -930,10 +930,10 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
             # ... but not from an even harmonic of the 5 mm lines (then 3/4 of it is a peak too)
             three_q = [p for p in v if abs(p.freq / (0.75 * best_p.freq) - 1) < 0.03
                        and p.power >= 0.05 * top]
-            # so does the 3rd harmonic near the Nyquist limit (seed-2 p0033: 6.9 px/mm read as
-            # 2.3); a third of the 1 mm frequency falls between the 5 mm lines' harmonics
+            # so does the 3rd harmonic near the Nyquist limit (an own render: 6.9 px/mm read
+            # as 2.3); a third of the 1 mm frequency falls between the 5 mm lines' harmonics
             # (taken only where it reads as 1 or 5 mm at the dpi prior's scale: text on a
-            # page without a grid has such peaks too, seed-2 p0115)
+            # page without a grid has such peaks too, as on an own gridless render)
             third = [p for p in strong if abs(p.freq / (best_p.freq / 3.0) - 1) < 0.03
                      and dpi_prior and any(abs(sc / p.freq / (mm * dpi_prior / 25.4) - 1) < 0.15
                                            for mm in (1.0, 5.0))]
@@ -1060,8 +1060,8 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
                 notes.append(f"{other}: harmonic ({n:g}x) reconciled with {keep}")
             elif agrees:
                 # no whole multiple, but the lines are there at the kept family's lattice
-                # (seed-5 p0213, a blue grid of dotted 1 mm lines: its horizontal family read
-                # at 7/5 of the vertical's scale)
+                # (an own render with a blue grid of dotted 1 mm lines: its horizontal family
+                # read at 7/5 of the vertical's scale)
                 two_levels[("h", "v").index(other)] = two_levels[("h", "v").index(keep)]
                 lattice_px[other] = lattice_px[keep]
                 notes.append(f"{other}: re-measured at {keep}'s lattice (x/y was "

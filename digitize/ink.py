@@ -166,8 +166,8 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
         Measure the darkness above :func:`grid_model` (the grid's own line profiles) instead of
         above one level for the page: a thin, blurred trace on a low-resolution grey or
         black-and-white scan is lighter than the grid's darkest lines, and a level above those
-        loses it (seed-5 p0000, 158 dpi, grey grid: no rows found). Used when the other reads
-        find no rows (see ``digitize_image``).
+        loses it (an own-renderer page at 158 dpi with a grey grid: no rows found). Used when
+        the other reads find no rows (see ``digitize_image``).
     trace_model
         Gate the darkness with the trace-segmentation network (:mod:`digitize.seg_ink`, an
         issue 22): None (default) follows the environment variable ``ECGLENS_TRACE_MODEL``

@@ -179,15 +179,15 @@ LAST_INK_HALF_PITCH = True
 """A row's last inked column is looked for within 0.45 of the distance to its neighbouring
 rows (2.5-10 mm), not only ±2.5 mm of its projection peak: after a row's last QRS its trace
 can sit higher than that for the rest of the page (ST elevation and tall T waves at
-20 mm/mV; seed-11 p0208, a 12-row Cabrera page: five rows ended 22 mm early at their last
+20 mm/mV; an own-renderer 12-row Cabrera page: five rows ended 22 mm early at their last
 QRS, were not read further, and the time axis, which ends at the rows' median end, began
 5 mm early)."""
 
 
 LAST_INK_MIN_MM = 5.0
 """...taken only where it lies this much further right (a few pixels more, a neighbour's
-stroke reaching into the band, moved seed-0 p0083 and p0182 by −2 and −4 dB through the pen
-model the envelope fit chose for the whole page)."""
+stroke reaching into the band, moved two own renders by −2 and −4 dB through the pen model
+the envelope fit chose for the whole page)."""
 
 
 def _last_ink_over_half_pitch(rows: list[tuple[float, float, int, int]], mask: np.ndarray,
@@ -223,8 +223,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     pair_rows
         Count a pixel as ink where it and the pixel above it add up to the ink level: a thin
         line on a rotated low-resolution scan, resampled by the deskew, splits its ink over
-        two pixel rows, each below the level (seed-4 p0218, 100 dpi, 2 deg: no row found;
-        with pairs, rows whose pulses then give all six).
+        two pixel rows, each below the level (an own-renderer page at 100 dpi, turned 2 deg:
+        no row found; with pairs, rows whose pulses then give all six).
     page_width_px
         Width of the paper where it is narrower than the image (a photo): coverage is a
         share of it; None: of the image width.
@@ -256,9 +256,9 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     dil_wide = small.astype(bool)
     # specks (a dark grid dot, paper noise) are no trace: on a dotted grid whose darker dots
     # pass the ink level, rows of dots lend every line coverage (header text was taken for
-    # trace rows on seed-1 pages p0054 and p0136). They stay in for the unbroken-stretch test
-    # below: a thin steep stroke can break into specks (real scan ecg00009 lost its rhythm
-    # row when they were left out there too).
+    # trace rows on two own-renderer pages). They stay in for the unbroken-stretch test
+    # below: a thin steep stroke can break into specks (a real scan lost its rhythm row
+    # when they were left out there too).
     _, parts, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
     specks = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= SPECK_CELLS)
     specks = specks[specks > 0]
@@ -340,8 +340,8 @@ def complete_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float,
     # missing row. A template's count of rows with such a hole between them is completed
     # too (three of a 3x4+1 page's four rows: the steps are measured from the shortest).
     # Off a template count the pitch is the median step or, where every other row is
-    # missing (the median falls between one and two pitches: seed-2 p0003, a 12-row page at
-    # 14 mm pitch read as 5 rows), the shortest.
+    # missing (the median falls between one and two pitches: an own 12-row render at 14 mm
+    # pitch read as 5 rows), the shortest.
     if n in counts:
         mult = np.maximum(np.round(diffs / float(diffs.min())), 1)
         if mult.max() < 2:
@@ -423,7 +423,8 @@ def lattice_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float, total
     margins, with ink (inked columns within ±2.5 mm over at least ``min_coverage`` of the
     rows' width) at every position, are returned. The caller must confirm a lattice
     (calibration pulses on its rows): the score alone cannot tell pitches within a few
-    per cent apart (seed-2 p0088 scored a 108.5-px lattice over the printed 96.8-px one).
+    per cent apart (an own 12-row render scored a 108.5-px lattice over the printed 96.8-px
+    one).
     """
     found = np.array([r.centre_px for r in rows.rows], dtype=float)
     n = len(found)
@@ -431,8 +432,8 @@ def lattice_rows(rows: RowsResult, darkness: np.ndarray, px_per_mm: float, total
         return []
     h = darkness.shape[0]
     # the outer found rows can sit inside the outer printed lines (centres pulled inwards by
-    # complexes; seed-2 p0088: found span / 11 = 97.5 px, printed pitch 96.8 px), and one or
-    # two of them can be header lines above the rows (seed-2 p0065)
+    # complexes; an own 12-row render: found span / 11 = 97.5 px, printed pitch 96.8 px), and
+    # one or two of them can be header lines above the rows (another own render)
     inner_span = min(float(found[n - 1 - j] - found[i]) for i in range(3) for j in range(3 - i)
                      if n - 1 - j > i)
     span = float(found[-1] - found[0])
@@ -698,8 +699,8 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
         Checks a name read on a rhythm strip against its trace (see :func:`strip_leads`).
     """
     # a lead is printed once (twice with its rhythm strip): a name read more often is OCR
-    # taking strokes for letters ("I" from QRS spikes: seed-0 p0025 read 17 of them), and
-    # none of its reads counts
+    # taking strokes for letters ("I" from QRS spikes: a faint own-renderer scan at 110 dpi
+    # read 17 of them), and none of its reads counts
     reads: dict[str, int] = {}
     for _row, _x, lead in labels:
         reads[lead.lstrip("-").lower()] = reads.get(lead.lstrip("-").lower(), 0) + 1

@@ -82,8 +82,8 @@ def _plausible_dpi(info_dpi: object) -> float | None:
     if any(abs(dpi - d) < 0.5 for d in _SCREEN_DEFAULT_DPI):
         return None
     lo, hi = PLAUSIBLE_DPI_RANGE
-    # PNG stores pixels per metre: 100 dpi comes back as 99.9998 (seed-3 page p0135 lost its
-    # dpi prior and was read at an assumed 200 dpi)
+    # PNG stores pixels per metre: 100 dpi comes back as 99.9998 (an own-renderer page lost
+    # its dpi prior and was read at an assumed 200 dpi)
     return dpi if lo - 0.5 <= dpi <= hi + 0.5 else None
 
 

@@ -587,8 +587,8 @@ def _rows_from_pulses_only(darkness: np.ndarray, ppmm_x: float, ppmm_y: float
                            ) -> RowsResult | None:
     """Rows from the calibration pulses alone, for a page whose ink projection finds none at
     its usual coverage: large wandering complexes (20 mm/mV at 50 mm/s) keep every row's ink
-    off its own line for much of the page (seed-6 p0059: no row at coverage 0.6, two at 0.3,
-    three plain pulses). The rows found at ``ROWS_FROM_PULSES_COVERAGE`` say where the rows
+    off its own line for much of the page (an own render: no row at coverage 0.6, two at
+    0.3, three plain pulses). The rows found at ``ROWS_FROM_PULSES_COVERAGE`` say where the rows
     start; :func:`pulse_scan_rows` then finds the pulses and their lattice. None where that
     finds no lattice."""
     loose = find_rows(darkness, ppmm_y, min_coverage=ROWS_FROM_PULSES_COVERAGE)
@@ -607,12 +607,12 @@ def _second_read(result: DigitizeResult) -> SecondRead | None:
     test a second read must pass to be kept, and the warning that says why it was read.
 
     * a grey or black-and-white grid page whose rows at the page's ink level are a smaller
-      template's count than at the grid lines' level (seed-5 p0208: 3 of a 6x2 page's rows
-      found, read as 3x4): read at the grid lines' level, kept with a pulse on every row and
+      template's count than at the grid lines' level (an own render: 3 of a 6x2 page's
+      rows found, read as 3x4): read at the grid lines' level, kept with a pulse on every row and
       more pulses than the first read;
     * no pulse on any row: faint strokes on a low-resolution scan can drop half the rows and
-      every pulse below the page's ink level (seed-6 p0209, a 111-dpi 12x1 page read as 6x2
-      at an assumed gain and speed): read above the grid model, kept where it finds a pulse of
+      every pulse below the page's ink level (an own 111-dpi 12x1 render read as 6x2 at an
+      assumed gain and speed): read above the grid model, kept where it finds a pulse of
       one gain and speed on every row (and passes the grid-model read's Einthoven guard).
     """
     first_pulses = len(result.calibration.pulses)
@@ -638,7 +638,7 @@ def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
     """Whether a first read of a grey or black-and-white grid page found a template's count of
     rows where the ink threshold at the grid lines' level finds a larger template count: faint
     traces on a neutral grid can drop every other row out of the projection and leave a
-    count that fits a smaller layout (seed-5 p0208, 6x2 read as 3x4). Only the rows are
+    count that fits a smaller layout (an own 6x2 render read as 3x4). Only the rows are
     counted here (about 0.1 s); the caller reads the page again to confirm."""
     _, _, _, find_ink = _stage_functions()
     grid = result.grid
@@ -657,10 +657,10 @@ def _rows_missed_at_page_level(result: DigitizeResult) -> bool:
 
 
 RETRY_EINTHOVEN_MAX = 2.0
-"""Largest Einthoven residual (of the signal rms) a grid-model retry read may have: real photos
-ecg00005 and ecg00020, read along their grid lines, had 3.95 and 6.40; the ten seed 0-5
-benchmark pages it read right (nine of them refused before), at most 1.10 (six of ~1200 first
-reads of benchmark pages exceed 2)."""
+"""Largest Einthoven residual (of the signal rms) a grid-model retry read may have: two real
+photos, read along their grid lines, had 3.95 and 6.40; the ten seed 0-5 benchmark pages it
+read right (nine of them refused before), at most 1.10 (six of ~1200 first reads of benchmark
+pages exceed 2)."""
 
 
 def _pulse_on_every_row(result: DigitizeResult) -> bool:
@@ -675,12 +675,13 @@ def _pulse_on_every_row(result: DigitizeResult) -> bool:
 def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
     """Whether a retry read's calibration pulses confirm it.
 
-    The lower ink levels of the retries can turn a dark grid into 'trace' (real photo
-    ecg00020 was read along its grid lines), so a retry counts only where pulses are found on
-    at least half its rows (the grid-model read also within ``RETRY_EINTHOVEN_MAX``); the
-    pixel-pair read (seed-4 p0218, a thin line on a rotated low-resolution scan split over two
-    pixel rows) only where :func:`_pulse_on_every_row` (ecg00020, pulses of two gains, was
-    read with its cells shifted; seed-0 p0048, every other row and two faint pulses, as 3x4).
+    The lower ink levels of the retries can turn a dark grid into 'trace' (a real photo was
+    read along its grid lines), so a retry counts only where pulses are found on at least
+    half its rows (the grid-model read also within ``RETRY_EINTHOVEN_MAX``); the pixel-pair
+    read (an own-renderer page, a thin line on a rotated low-resolution scan split over two
+    pixel rows) only where :func:`_pulse_on_every_row` (that real photo, pulses of two gains,
+    was read with its cells shifted; an own render, every other row and two faint pulses, as
+    3x4).
     """
     pulses = result.calibration.pulses
     if name == "trace_rows":
@@ -697,9 +698,9 @@ def _retry_confirmed(name: str, result: DigitizeResult) -> bool:
         return (math.isfinite(margin_px) and axis.x0_px >= margin_px
                 and axis.x1_px <= width_px - 1 - margin_px)
     if name == "grid_model":
-        # where the grid model misses the grid (real photos ecg00005 and ecg00020: uneven
-        # light, a grid that is not one lattice) grid lines are read as traces, and the limb
-        # leads then break Einthoven's law far beyond any read of a benchmark page
+        # where the grid model misses the grid (two real photos: uneven light, a grid that is
+        # not one lattice) grid lines are read as traces, and the limb leads then break
+        # Einthoven's law far beyond any read of a benchmark page
         residual = max((v for v in result.convert.einthoven.values() if math.isfinite(v)),
                        default=0.0)
         return 2 * len(pulses) >= len(result.rows.rows) and residual <= RETRY_EINTHOVEN_MAX
@@ -716,8 +717,8 @@ def residual_rotation_deg(result: DigitizeResult) -> float | None:
     scatter by more than 0.1 mm (on the seed-0 benchmark right estimates scatter by
     <= 0.07 mm, wrong ones by >= 0.18 mm), the calibration pulses' left strokes are used
     instead, where three or more over more than 20 mm of height lie within 0.2 mm of one
-    line (seed-2 p0183: 3 rows, one trace read short); ``None`` when neither measures it.
-    The rows' ends come first: on seed-0 p0013 (twelve 5-mm pulses) they measured the
+    line (an own render: 3 rows, one trace read short); ``None`` when neither measures it.
+    The rows' ends come first: on an own render with twelve 5-mm pulses they measured the
     rotation left to 0.02 deg, the pulses' strokes missed it by 0.07 deg.
     """
     from scipy.stats import theilslopes
@@ -954,11 +955,11 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, template_rows)
         if not strip_below(rows, by_pulses):
             by_pulses = pulse_scan_rows(rows, darkness, ppmm_x, ppmm_y, NO_STRIP_COUNTS)
-    # the pulses win over the projection's lattice completion at equal counts too (seed-3
-    # p0202: completion added a row at the scanner's shadow and missed the top row)
+    # the pulses win over the projection's lattice completion at equal counts too (an own
+    # render: completion added a row at the scanner's shadow and missed the top row)
     completion_used = len(completed.rows) != len(rows.rows)
     # ...and at fewer rows where a pulse sits on every one of them and the projection saw at
-    # most one row more (seed-10 p0193, 6x2 at 20 mm/mV: V1-V4's tall complexes made a
+    # most one row more (an own 6x2 render at 20 mm/mV: V1-V4's tall complexes made a
     # seventh row, which completion turned into 12 rows at half the pulses' pitch)
     every_row_pulsed = (by_pulses is not None and by_pulses.pulsed_rows == len(by_pulses.rows)
                         and len(by_pulses.rows) in template_rows
@@ -993,8 +994,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     pulses: list[Pulse] = []
     pulse_start = rows_start_px(rows)
     # on the second reads, whose lower ink level can make grid lines ink, the search
-    # keeps to 30 mm (real photo ecg00020: grid lines 30 mm into its rows passed as pulses of
-    # two gains at 40 mm, and the page was read with its cells shifted)
+    # keeps to 30 mm (a real photo: grid lines 30 mm into its rows passed as pulses of two
+    # gains at 40 mm, and the page was read with its cells shifted)
     search_mm = RETRY_PULSE_SEARCH_MM if retry_read else PULSE_SEARCH_MM
     for row in rows.rows:
         pulse = row_pulse(clean, row, ppmm_x, ppmm_y, pitch, pulse_start, search_mm)
@@ -1177,8 +1178,8 @@ def _mode(values: np.ndarray) -> float:
 
 def _bands(dark: np.ndarray, px_per_mm: float) -> np.ndarray:
     """``dark`` (one flag per image row or column) kept only in runs at least 1 mm long or
-    touching the image edge: a scanner's border or fill, not a single flat trace line (seed-1
-    page p0035 has three flat leads, which were erased as dark rows before)."""
+    touching the image edge: a scanner's border or fill, not a single flat trace line (an
+    own-renderer page has three flat leads, which were erased as dark rows before)."""
     if not dark.any():
         return dark
     edges = np.flatnonzero(np.diff(np.concatenate([[0], dark.astype(np.int8), [0]])))
@@ -1270,8 +1271,8 @@ def _duplicate_mismatch(layout: Any, traces: TraceResult, axis: TimeAxis) -> flo
 
 PULSE_COLUMN_MM = 5.0
 """Pulses whose right edges lie within this of each other form a column; a pulse-like stroke
-off the page's column is not at its row's start (a square-looking artefact in a trace,
-seed-8 p0217) and is not used as a pulse."""
+off the page's column is not at its row's start (a square-looking artefact in a trace on an
+own render) and is not used as a pulse."""
 
 
 def pulse_column(pulses: Sequence[Pulse], px_per_mm_x: float) -> list[Pulse]:

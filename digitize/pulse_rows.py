@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 PULSE_SEARCH_MM = 40.0
 """Width of the strip, from a row's first inked column, searched for its calibration pulse.
 A 10-mm pulse (50 mm/s) with its lead-out did not fit 30 mm where a scanner's dark edge
-strip was the rows' first ink, 20 mm left of the pulses (seed-4 p0203: no pulse, 25 mm/s
+strip was the rows' first ink, 20 mm left of the pulses (an own render: no pulse, 25 mm/s
 assumed)."""
 
 
@@ -42,7 +42,7 @@ def row_pulse(darkness: np.ndarray, row: Row, ppmm_x: float, ppmm_y: float,
 def rows_start_px(rows: RowsResult) -> int:
     """The rows' common first inked column (their median), where their pulses start.
 
-    A row whose own first ink lies right of it is searched from there: seed-4 p0148's
+    A row whose own first ink lies right of it is searched from there: an own render's
     rhythm row started 15 mm late (its pulse's thin strokes were not counted as the row's
     ink), its pulse was not found, and the rows above the first were not looked for."""
     return int(np.median([r.x_first_px for r in rows.rows]))
@@ -55,7 +55,7 @@ LATTICE_CANDIDATES = 4
 """Lattices (best-scored, pitches ≥ 3 % apart) per template row count tried for pulses."""
 LATTICE_PULSE_SCATTER = 0.06
 """…and those pulses' 0 mV levels must lie on one straight pitch within this share of it
-(printed pulses do, to ~0.01 on rendered pages; on the dark-gridded photo ecg00005 major grid
+(printed pulses do, to ~0.01 on rendered pages; on a dark-gridded real photo major grid
 squares were taken for 5-mm/mV pulses off it by up to 0.11, and the page was read along its
 grid lines)."""
 
@@ -106,7 +106,7 @@ def extend_rows_by_pulses(rows: RowsResult, pulses: list[Pulse], darkness: np.nd
     unless some are found and the new count is a template's. Two probes on most pages.
 
     At 20 mm/mV the projection can lose the outer rows to the complexes crossing them while
-    the count left is still a template's (seed-2 p0069: 4 of 6 rows, read as 3x4+1). Where
+    the count left is still a template's (an own render: 4 of 6 rows, read as 3x4+1). Where
     no row is added this way (or the rows' pulses are off one pitch), three rows may still
     get their rhythm strip (:func:`_rhythm_row_below`)."""
     if len(pulses) < 2 or len(pulses) != len(rows.rows):
@@ -177,10 +177,10 @@ def _rhythm_row_below(rows: RowsResult, pulses: list[Pulse], darkness: np.ndarra
                       pitch: float, x_first: int, x_last: int
                       ) -> tuple[RowsResult, list[Pulse]] | None:
     """The rhythm strip below three rows (3x4 → 3x4+1) that no probe one pitch below found:
-    on a phone photo the rows' pulses can be off one pitch (perspective left in it:
-    ecg00048's rows 147 and 186 px apart, its strip's pulse 95 px below them), and a strip is
-    often printed further below the rows than their pitch (ecg00044: 164 px below rows 140
-    and 153 px apart). Kept where a pulse like theirs (same gain and width, score at least
+    on a phone photo the rows' pulses can be off one pitch (perspective left in it: a real
+    photo's rows 147 and 186 px apart, its strip's pulse 95 px below them), and a strip is
+    often printed further below the rows than their pitch (another real photo: 164 px below
+    rows 140 and 153 px apart). Kept where a pulse like theirs (same gain and width, score at least
     :data:`PULSE_SCAN_SCORE`) stands 0.4–1.5 pitches below the last row's and its row is
     inked across :data:`RHYTHM_ROW_COVERAGE` of the page."""
     if len(rows.rows) != 3 or 4 not in template_rows:
@@ -213,7 +213,7 @@ def faint_pulses(darkness: np.ndarray, rows: RowsResult, ppmm_x: float, ppmm_y: 
     at least half the rows (and two) show one and all of them have one height and width.
 
     A scanner's blur leaves one-pixel vertical strokes at a third to a half of the trace's
-    darkness at ~110 dpi (seed-0 pages p0025 and p0160: no pulse matched, 10 mm/mV
+    darkness at ~110 dpi (two own renders: no pulse matched, 10 mm/mV
     assumed for pages printed at 20 and 5 mm/mV)."""
     boosted = np.minimum(darkness * np.float32(FAINT_PULSE_GAIN), np.float32(1.0))
     start = rows_start_px(rows)
@@ -251,8 +251,8 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
     :data:`LATTICE_PULSE_SHARE` of the slots hold one, and every empty slot has ink across
     the page (of several placements, the one whose emptiest slot has most). At 20 mm/mV the
     complexes of
-    overlapping rows blur the ink projection; the pulses stay apart (seed-0 p0116: 5 rows
-    found of 12, seed-2 p0181: 2 of 6).
+    overlapping rows blur the ink projection; the pulses stay apart (two own renders: 5 rows
+    found of 12, and 2 of 6).
     """
     if not rows.rows:
         return None
@@ -297,7 +297,7 @@ def pulse_scan_rows(rows: RowsResult, darkness: np.ndarray, ppmm_x: float, ppmm_
     coverage_at = row_coverage(darkness, ppmm_y, x_first, x_last)
     # the slots from the first to the last pulse, widened above and below to the smallest
     # template count that fits the page (outer rows whose pulses a crossing QRS spoils:
-    # seed-3 p0144, 9 pulses over 10 slots of 12 rows); every empty slot must have ink
+    # an own render, 9 pulses over 10 slots of 12 rows); every empty slot must have ink
     options = []
     for total in sorted(t for t in template_rows if t >= len(span_ys)):
         if n_pulses < max(3, LATTICE_PULSE_SHARE * total):

@@ -43,7 +43,7 @@ BRIDGE_THROUGH = 1.0
 reaches past the line on both sides by this × the line width (0 to bridge regardless). A
 narrow R spike of the row's own (one or two columns wide at 25 mm/s and ~140 dpi) had been
 bridged as if a foreign stroke crossed, and the neighbour, whose S wave merged with it, read
-the spike down to this row's line as its own (seed-4 p0028 V3: −1.5 mV for −0.65)."""
+the spike down to this row's line as its own (V3 of an own render: −1.5 mV for −0.65)."""
 OVERLAP_PAD_MM = 0.5
 """…and this far on either side of such columns, where the path is often already on the
 neighbour's stroke (chosen on the seed-0 benchmark: 0.5 and 1 mm gave the same SNR, 0.5
@@ -217,10 +217,10 @@ FAINT_STROKE_RATIO = 0.7
 """A page whose steep strokes are printed lighter than this × its flat trace (median
 darkness under the path; :func:`stroke_contrast`) has its path searched again with
 ``full_ink`` at the strokes' darkness (at least :data:`FAINT_STROKE_FULL_INK`). Thermal
-printers draw fast strokes lighter: on the phone photos ecg00028/29/41/42 the ratio is
-0.54-0.68 and the path cut their tall R spikes at a third of their height. Of the 240
-seed-0 benchmark pages it runs on one, p0025, a faint 110-dpi scan (3.39 -> 5.77 dB); a sample
-of 30 others read 0.72-1.2. A lower climb cost on every page followed the photos' spikes but
+printers draw fast strokes lighter: on four real phone photos the ratio is 0.54-0.68 and
+the path cut their tall R spikes at a third of their height. Of the 240 seed-0 benchmark
+pages it runs on one, a faint 110-dpi scan (3.39 -> 5.77 dB); a sample of 30 others read
+0.72-1.2. A lower climb cost on every page followed the photos' spikes but
 cost 0.5 dB on the clean benchmark."""
 FAINT_STROKE_FULL_INK = 0.4
 """Lowest darkness counted as full ink on such a page."""
