@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import cv2
 
-    from ecglens.digitize.deskew import deskew
+    from ecglens.digitize.deskew import FLATTEN_INK_DARKNESS, deskew
     from ecglens.digitize.flatten import measure_flattening
-    from ecglens.digitize.grid import _evidence_maps, find_grid
+    from ecglens.digitize.grid import find_grid, grid_evidence
 
     rows = ["| family | page | resampled | before: shift mm / px/mm spread x | "
             "after: shift mm / px/mm spread x | s |", "|---|---|---|---|---|---|"]
@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         if before is None or before.shift_px is None:
             rows.append(f"| {family} | {path.stem} | no | – | – | {seconds:.2f} |")
             continue
-        maps = _evidence_maps(desk.image)
-        after = measure_flattening(maps.grey if maps.achromatic else maps.colour,
-                                   float(desk.grid.px_per_mm_x), float(desk.grid.px_per_mm_y))
+        evidence, darkness = grid_evidence(desk.image)
+        after = measure_flattening(evidence, float(desk.grid.px_per_mm_x),
+                                   float(desk.grid.px_per_mm_y),
+                                   ink=darkness > FLATTEN_INK_DARKNESS)
         after_txt = ("–" if after.shift_px is None else
                      f"{after.max_shift_mm:.2f} / {100 * after.scale_spread[0]:.1f} %")
         rows.append(f"| {family} | {path.stem} | {'yes' if before.applied else 'no'} | "

@@ -1,7 +1,8 @@
 """Deskew stage: rotate (scans) or rectify by a homography (photos) so the grid is axis-aligned.
 
-On photos the homography is followed by a dense flattening of the paper's curl and folds
-(:mod:`digitize.flatten`), composed into the same single resampling.
+After the rotation or homography the grid's remaining bend is measured; where the paper's
+curl and folds bend it measurably (phone photos), a dense flattening
+(:mod:`digitize.flatten`) is composed into the same single resampling.
 
 The output canvas is enlarged so no part of the page is cut off; uncovered corners are
 filled with the paper colour. ``DeskewResult.matrix`` maps input pixel coordinates
@@ -24,7 +25,7 @@ from ecglens.digitize.flatten import (
     flatten_points,
     measure_flattening,
 )
-from ecglens.digitize.grid import GridResult, _evidence_maps, find_grid
+from ecglens.digitize.grid import GridResult, find_grid, grid_evidence
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class DeskewResult:
     reason
         Notes: why perspective was not corrected, residuals.
     flatten
-        The dense flattening measured after the homography (photos), or None. When
+        The grid's bend measured after the rotation or homography, or None (page read as
+        is, grid not found, or ``ECGLENS_FLATTEN=0``). When
         ``flatten.applied``, the output pixel ``p`` shows input pixel
         ``matrix⁻¹ · (p + shift(p))``.
     """
@@ -210,10 +212,9 @@ def _flatten(image_rgb: np.ndarray, out: np.ndarray, matrix: np.ndarray, grid: G
     resample the input once through the homography and the flattening together."""
     if not flatten_from_env():
         return out, None
-    maps = _evidence_maps(out)
-    flat = measure_flattening(maps.grey if maps.achromatic else maps.colour,
-                              float(grid.px_per_mm_x), float(grid.px_per_mm_y),
-                              ink=maps.darkness > FLATTEN_INK_DARKNESS)
+    evidence, darkness = grid_evidence(out)
+    flat = measure_flattening(evidence, float(grid.px_per_mm_x), float(grid.px_per_mm_y),
+                              ink=darkness > FLATTEN_INK_DARKNESS)
     if flat.applied:
         map_x, map_y = compose_remap(matrix, flat, out.shape[1], out.shape[0])
         out = cv2.remap(image_rgb, map_x, map_y, cv2.INTER_LINEAR,
@@ -272,15 +273,17 @@ def _deskew_perspective(image_rgb: np.ndarray, grid: GridResult,
 
 
 FLATTEN_INK_DARKNESS = 0.6
-"""Darkness (paper 0, black 1) above which a pixel is ink, not grid, for the flattening:
-printed grid lines stay below it on the own renders' grey grids and the photos' red ones."""
+"""Darkness (paper 0, black 1) above which a pixel counts as trace or text ink, not grid, for
+the flattening's lattice map. Chosen once, not tuned; it went in together with the lattice
+share gate, and its own effect was not measured separately."""
 
 FLATTEN_DEFAULT = True
-"""Photos are flattened after the homography unless ``ECGLENS_FLATTEN=0``."""
+"""The grid's bend is measured and, past the flattening's gates, undone unless
+``ECGLENS_FLATTEN=0``."""
 
 
 def flatten_from_env() -> bool:
-    """Whether photos are flattened (``ECGLENS_FLATTEN`` 0/1, default
+    """Whether pages are flattened (``ECGLENS_FLATTEN`` 0/1, default
     :data:`FLATTEN_DEFAULT`)."""
     import os
 

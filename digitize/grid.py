@@ -218,6 +218,13 @@ def _evidence_maps(image_rgb: np.ndarray) -> _Maps:
     return _Maps(colour=colour, grey=grey, darkness=dmean, achromatic=achromatic)
 
 
+def grid_evidence(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The grid evidence map this stage uses for the image (colour spread, or capped grey
+    darkness on a grey-scale image) and the mean darkness, both float32 ``(H, W)``."""
+    maps = _evidence_maps(image_rgb)
+    return (maps.grey if maps.achromatic else maps.colour), maps.darkness
+
+
 def page_mask(image_rgb: np.ndarray) -> np.ndarray | None:
     """Soft mask (float32, 0-1) of the paper in a photo, or ``None`` when the paper fills the
     image (scans) or cannot be told apart from the background.
