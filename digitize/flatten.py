@@ -250,7 +250,7 @@ def measure_flattening(grid_map: np.ndarray, px_per_mm_x: float, px_per_mm_y: fl
     if shares[period_mm] < 0.5 * MIN_LATTICE_SHARE:
         return _not_flattened(f"no clear grid lattice (share {shares[period_mm]:.3f})")
     # nodes half a period apart: neighbours then differ by less than half a period even
-    # across a fold (nodes a whole period apart lost 2-15 dB on four of the photos)
+    # where the lattice bends sharply (a fold), so their wrapped phase difference holds
     step = max(2, round(0.5 * min(pers)))
     shifts = []
     weights = None
