@@ -26,18 +26,18 @@ if str(REPO.parent) not in sys.path:
 
 
 def _pages(data: Path, families: list[str], eik_every: int) -> list[tuple[str, Path]]:
-    pages: list[tuple[str, Path]] = []
+    """The pages of ``families.py``'s families (ECG-Image-Kit: every ``eik_every``-th)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import families as fam
+
+    pages = []
     if "photos" in families:
-        pages += [("photos", p) for p in
-                  sorted((data / "real_photos" / "paper2pulse" / "images").glob("*.jpg"))]
+        pages += fam.photo_pages(data / "real_photos" / "paper2pulse")
     if "eik" in families:
-        eik = sorted((data / "ecg_image_kit" / "synthetic" / "images").glob("*"))
-        pages += [("eik", p) for p in eik[::max(1, eik_every)]]
+        pages += fam.eik_pages(data / "ecg_image_kit" / "synthetic", "all")[::max(1, eik_every)]
     if "real" in families:
-        for sub in ("ecg_image_kit/real_images", "real_images"):
-            pages += [("real", p) for p in sorted((data / sub).glob("*"))
-                      if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
-    return pages
+        pages += fam.real_pages(data)
+    return [(p.family, Path(p.image)) for p in pages]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -788,23 +788,15 @@ it on 33 of 38 (the other five, 0.56-1.0, mostly refused either way)."""
 def paper_region(image: np.ndarray, desk: Any, darkness: np.ndarray) -> np.ndarray | None:
     """Where the paper is on the deskewed page (``(H', W')`` bool), for a photo that shows
     the desk around it (:func:`digitize.grid.page_mask` on the page as given, carried
-    through the deskew's homography); None where the paper fills the image (scans), or
-    where the region leaves more than :data:`PAPER_INK_OUTSIDE` of the page's ink
-    (``darkness``) outside it (shading split a wrinkled page)."""
-    import cv2
-
+    through the deskew by :meth:`DeskewResult.warp`); None where the paper fills the image
+    (scans), or where the region leaves more than :data:`PAPER_INK_OUTSIDE` of the page's
+    ink (``darkness``) outside it (shading split a wrinkled page)."""
     from ecglens.digitize.grid import page_mask
 
     paper = page_mask(image)
     if paper is None:
         return None
-    if hasattr(desk, "warp"):
-        warped = desk.warp(paper.astype(np.float32), 0.0)
-    else:
-        page = desk.image
-        warped = cv2.warpPerspective(paper, np.asarray(desk.matrix, dtype=np.float64),
-                                     (page.shape[1], page.shape[0]), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    warped = desk.warp(paper.astype(np.float32), 0.0)
     on_paper = warped > 0.5
     if not on_paper.any():
         return None

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import types
-
 import cv2
 import numpy as np
 
+from ecglens.digitize.deskew import DeskewResult
 from ecglens.digitize.pipeline import PAPER_INK_OUTSIDE, paper_region
 
 
@@ -25,8 +24,9 @@ def _photo(ink_outside: bool) -> tuple[np.ndarray, np.ndarray]:
     return image, darkness
 
 
-def _as_is(image: np.ndarray) -> types.SimpleNamespace:
-    return types.SimpleNamespace(image=image, matrix=np.eye(3))
+def _as_is(image: np.ndarray) -> DeskewResult:
+    return DeskewResult(image=image, matrix=np.eye(3), rotation_deg=0.0,
+                        perspective_corrected=False, grid=None)  # type: ignore[arg-type]
 
 
 def test_paper_on_a_desk_is_found_and_holds_the_rows() -> None:
