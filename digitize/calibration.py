@@ -449,6 +449,24 @@ def parse_settings_text(text: str) -> SettingsText:
 PULSE_HEIGHT_TOL = 0.08
 """Largest relative difference between a pulse's measured height and its nominal gain for the
 pulse to vote when other pulses measure true."""
+STANDARD_GAIN_SUPPORT = 2
+"""A gain other than the standard 10 mm/mV is read from the pulses only where they are found on
+at least half the rows and the rows with a pulse of that gain outnumber those with a 10-mm pulse
+more than this many times (or the settings line says that gain); otherwise 10 mm/mV, with a
+warning. Set on the stored pulses of the family run at ``450f0c1`` (every pulse each read found,
+re-voted offline): a QRS complex, a lead name or half of a footless pulse taken for a 5- or 20-mm
+pulse on one or two rows outvoted a 10-mm pulse on ECG-Image-Kit pages (fold 1-9: gain right
+261 → 268 of 272 reads) and on two phone photos (14 → 16 of 16); on 240 own renders (seed 0,
+a third at 5 or 20 mm/mV, every gain right before) no gain changes, the closest being a 12x1
+page at 20 mm/mV whose one exact 20-mm pulse is joined by eleven overlapping 5.8-mm tops and no
+10-mm pulse. Factor 1 would leave a footless ECG-Image-Kit pulse read as two 5-mm halves on two
+rows against one whole (a 3x4+1 page) at 5 mm/mV."""
+STANDARD_SPEED_ROWS = 0.5
+"""Least share of the rows with a pulse as wide as a speed other than 25 mm/s for that speed to be
+read (where the settings line does not say it): the same offline re-vote moved one
+ECG-Image-Kit page to 25 mm/s (266 → 267 of 272) and no own render (240 of 240 before and after);
+footless ECG-Image-Kit pulses whose lead-out is the trace measure 10 mm wide on every row and
+keep reading 50 mm/s."""
 
 
 def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | None
@@ -461,20 +479,42 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
     # one); where some pulses measure true, only those vote
     exact = [p for p in pulses if abs(p.height_mm / p.gain_mm_mv - 1.0) <= PULSE_HEIGHT_TOL]
     voters = exact or pulses
+    text_gain = text.gain_mm_mv if text else None
+    text_speed = text.speed_mm_s if text else None
+    overruled: set[float] = set()
     if pulses:
         gains = [p.gain_mm_mv for p in voters]
         pulse_gain = max(set(gains), key=gains.count)
+        if len(set(gains)) > 1:
+            warnings.append(f"calibration pulses disagree on gain: {sorted(set(gains))} mm/mV")
+        if pulse_gain != DEFAULT_GAIN_MM_MV and text_gain != pulse_gain:
+            rows_with_pulse = {p.row for p in pulses}
+            rows_of_gain = {p.row for p in pulses if p.gain_mm_mv == pulse_gain}
+            rows_standard = {p.row for p in pulses if p.gain_mm_mv == DEFAULT_GAIN_MM_MV}
+            if (len(rows_of_gain) <= STANDARD_GAIN_SUPPORT * len(rows_standard)
+                    or 2 * len(rows_with_pulse) < n_rows):
+                warnings.append(
+                    f"pulses of {pulse_gain:g} mm/mV on {len(rows_of_gain)} of {n_rows} rows "
+                    f"({len(rows_standard)} of 10 mm/mV) are too few to depart from the "
+                    "standard: read at 10 mm/mV")
+                overruled.add(pulse_gain)
+                pulse_gain = DEFAULT_GAIN_MM_MV
         # the width of a pulse read at another gain is another row's ink too: the speed is
         # voted by the pulses of the page's gain (an own 12x1 render at 20 mm/mV and 25 mm/s,
         # 100 dpi: 5-mm "pulses" 10 mm wide from overlapping rows tied the speed vote)
-        speeds = [p.speed_mm_s for p in voters
-                  if p.gain_mm_mv == pulse_gain and p.speed_mm_s is not None]
+        same_gain = [p for p in (voters if not overruled else pulses)
+                     if p.gain_mm_mv == pulse_gain and p.speed_mm_s is not None]
+        speeds = [p.speed_mm_s for p in same_gain if p.speed_mm_s is not None]
         # narrow pulses give the gain only (module doc)
         pulse_speed = max(sorted(set(speeds)), key=speeds.count) if speeds else None
-        if len(set(gains)) > 1:
-            warnings.append(f"calibration pulses disagree on gain: {sorted(set(gains))} mm/mV")
-    text_gain = text.gain_mm_mv if text else None
-    text_speed = text.speed_mm_s if text else None
+        if (pulse_speed is not None and pulse_speed != DEFAULT_SPEED_MM_S
+                and text_speed != pulse_speed):
+            rows_of_speed = {p.row for p in pulses if p.speed_mm_s == pulse_speed}
+            if (len(rows_of_speed) < STANDARD_SPEED_ROWS * n_rows
+                    or any(p.speed_mm_s == DEFAULT_SPEED_MM_S for p in same_gain)):
+                warnings.append(f"pulses {pulse_speed:g} mm/s wide on {len(rows_of_speed)} of "
+                                f"{n_rows} rows: read at 25 mm/s")
+                pulse_speed = DEFAULT_SPEED_MM_S
     confidence = 1.0
     if pulse_gain is not None:
         gain, source = pulse_gain, "pulse"
@@ -517,7 +557,8 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         # wide 20-mm ones put those rows at 4x their amplitude)
         # (narrow pulses only where the page has no standard-width one)
         same_width = p.speed_mm_s == speed if pulse_speed is not None else p.speed_mm_s is None
-        if 0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and same_width:
+        if (0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and same_width
+                and p.gain_mm_mv not in overruled):
             row_gain[p.row] = p.gain_mm_mv
     if pulses and len(pulses) < n_rows:
         warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")

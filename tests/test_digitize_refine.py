@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ecglens.core.errors import DigitizeError
-from ecglens.digitize.calibration import Pulse, decide_calibration
+from ecglens.digitize.calibration import Pulse, decide_calibration, parse_settings_text
 from ecglens.digitize.layout_detect import Row, RowsResult, complete_rows, lattice_rows
 from ecglens.digitize.pipeline import _trace_end_px, digitize_file
 from ecglens.digitize.trace import RowTrace, extract_traces
@@ -924,3 +924,33 @@ def test_rows_whose_trace_ends_above_their_line_are_read_to_the_page_end(shared_
     ends = [row.x_last_px for row in result.rows.rows]
     assert min(ends) > truth_x1 - 5, ends                       # all 12 rows, to the end
     assert abs(result.time_axis.x1_px - truth_x1) < 3.0         # was 38 px (5 mm) early
+
+
+def test_a_few_pulses_of_another_gain_do_not_outvote_the_standard() -> None:
+    """Phone photo 01924 of the Paper2Pulse family (printed at 10 mm/mV): one row's ink read as
+    an exact 20-mm pulse, the true pulse of another row measured 11 mm (10 % tall, outside the
+    exact-height vote), and the page was read at 20 mm/mV."""
+    pulses = [_pulse(0, 20.0, 19.9), _pulse(3, 10.0, 11.0)]
+    cal = decide_calibration(pulses, 4, None)
+    assert cal.gain_mm_mv == 10.0
+    assert cal.row_gain_mm_mv == (10.0,) * 4
+    assert any("too few to depart from the standard" in w for w in cal.warnings)
+    # one pulse on one of four rows is too little evidence on its own
+    assert decide_calibration([_pulse(2, 20.0, 20.1)], 4, None).gain_mm_mv == 10.0
+    # ...unless the settings line says so
+    assert decide_calibration([_pulse(2, 20.0, 20.1)], 4,
+                              parse_settings_text("25 mm/s 20 mm/mV")).gain_mm_mv == 20.0
+    # a page printed at 5 mm/mV with its pulse on every row keeps it
+    assert decide_calibration([_pulse(k, 5.0, 5.0) for k in range(4)], 4, None).gain_mm_mv == 5.0
+
+
+def test_a_wide_pulse_on_one_row_does_not_set_the_paper_speed() -> None:
+    # an ECG-Image-Kit page (25 mm/s, footless pulses): two pulses measured with the trace's
+    # start as their lead-out, one as printed
+    wide = [dataclasses.replace(_pulse(k, 10.0, 10.0), width_mm=10.7, speed_mm_s=50.0)
+            for k in (0, 1)]
+    cal = decide_calibration([*wide, _pulse(2, 10.0, 10.0)], 4, None)
+    assert cal.speed_mm_s == 25.0
+    every = [dataclasses.replace(_pulse(k, 10.0, 10.0), width_mm=10.0, speed_mm_s=50.0)
+             for k in range(4)]
+    assert decide_calibration(every, 4, None).speed_mm_s == 50.0
