@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 
 STANDARD_AXIS_MM = 250.0
 """Printed time axis of a standard page: 10 s at 25 mm/s."""
+AXIS_MAX_GAP_MM = 4.0
+"""Farthest the standard 250-mm axis, counted back from the rows' right end, may start after the
+calibration pulses' right side; farther, the right end is not the trace's (ink past the paper's
+edge on a photo, pulses or marks printed after the rows) and the axis starts at the pulses'
+right side instead, 250 mm long. Measured on the stored reads of every family at ``450f0c1``
+(start minus pulses' right side): own renders 2.1-3.05 mm (the renderer leaves about 2.9 mm),
+real images 1.8-3.6 mm (one at 9.6), photos −3.6-−0.6 (one at 25.5 mm, its cells a column
+late); ECG-Image-Kit −3.9-1.7 mm, and 18 pages at 4.5-15 mm whose every lead scored late by
+exactly that gap (lag 100-250 samples, or unaligned and below 0 dB)."""
 END_SAMPLES = 1.31
 END_PX = -0.22
 """Where the time axis ends relative to a row's last inked column ``c`` (a line ``w`` px wide,
@@ -542,7 +551,8 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     """The printed time axis: it ends at the rows' common right end (the last inked column
     less half a line width, plus one sample period; see :data:`END_SAMPLES`); it starts
     250 mm earlier (a standard 10-s page at 25 mm/s) when that is right of the pulse, else
-    just after it."""
+    just after it. Where that start lies more than :data:`AXIS_MAX_GAP_MM` after the pulses,
+    the axis is the 250 mm after them."""
     ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
                     dtype=float)
     starts = np.array([r.x_first_px for r in rows.rows], dtype=float)
@@ -553,6 +563,14 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     left = float(np.median(starts))
     if pulse_right_px is not None:
         left = pulse_right_px + 1.0 * px_per_mm_x
+    if pulse_right_px is not None and standard > pulse_right_px + AXIS_MAX_GAP_MM * px_per_mm_x:
+        x0 = pulse_right_px
+        x1 = x0 + STANDARD_AXIS_MM * px_per_mm_x
+        return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(STANDARD_AXIS_MM / speed_mm_s, 4),
+                        n_samples=round(STANDARD_AXIS_MM / speed_mm_s * fs),
+                        source="250 mm from the pulses' right side (the rows end "
+                               f"{(standard - pulse_right_px) / px_per_mm_x:.1f} mm too late "
+                               "for a standard axis)")
     if standard >= left - 2.5 * px_per_mm_x:
         x0, source = max(standard, left - 2.5 * px_per_mm_x), "standard 250-mm axis"
         if x0 != standard:
