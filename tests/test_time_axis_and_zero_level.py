@@ -1,4 +1,4 @@
-"""The printed time axis: where the rows' right end is not the trace's end."""
+"""The printed time axis and each row's 0 mV line, where the page's marks mislead."""
 from __future__ import annotations
 
 import cv2
@@ -80,3 +80,25 @@ def test_ecg_image_kit_page_with_marks_after_its_rows_is_read_on_time(shared_dat
         ref = truth.p_signal[:, truth.sig_name.index(lead)]
         est = np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float)
         assert abs(_first_window_lag(ref, est)) <= 15
+
+
+def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) -> None:
+    """An ECG-Image-Kit tune page (fold 6, wrinkled): the rhythm strip's footless pulse was read
+    as a 5-mm pulse whose bottom lies mid-pulse, and the strip came out 2.8 mV low."""
+    import wfdb
+
+    from ecglens.digitize.pipeline import digitize_image
+
+    root = shared_data / "ecg_image_kit" / "synthetic"
+    bgr = cv2.imread(str(root / "images" / "eik00077_0.jpg"), cv2.IMREAD_COLOR)
+    result = digitize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source="eik00077_0",
+                            check=False)
+    truth = wfdb.rdrecord(str(root / "truth" / "eik00077_0"))
+    read = result.record
+    ref = truth.p_signal[:, truth.sig_name.index("II")]
+    est = np.asarray(read.signal[:, list(read.leads).index("II")], dtype=float)
+    n = min(len(ref), len(est))
+    both = np.isfinite(ref[:n]) & np.isfinite(est[:n])
+    assert both.sum() > 2000
+    assert abs(float(np.median(est[:n][both] - ref[:n][both]))) < 0.2
+    assert any("taken as 0 mV" in w for w in result.warnings)
