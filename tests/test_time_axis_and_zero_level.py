@@ -102,3 +102,17 @@ def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) 
     assert both.sum() > 2000
     assert abs(float(np.median(est[:n][both] - ref[:n][both]))) < 0.2
     assert any("taken as 0 mV" in w for w in result.warnings)
+
+
+def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_data) -> None:
+    """An ECG-Image-Kit tune page (fold 7, 12x1 with a V2 strip, no pulses, no lead names): the
+    colour rows included rows along which the network sees no trace and missed the strip, and
+    the page was read as 12x1 (-4.9 dB)."""
+    from ecglens.digitize.pipeline import digitize_image
+
+    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00225_0.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    result = digitize_image(image, source="eik00225_0", check=False)
+    assert len(result.rows.rows) == 13
+    assert min(result.traces.row_trace_coverage or (0.0,)) >= 0.5
+    assert any("network sees no trace along a row" in w for w in result.warnings)
