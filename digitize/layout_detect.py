@@ -547,7 +547,8 @@ def _merge_close(rows: list[tuple[float, float, int, int]], min_gap: float
 
 def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: float,
                    speed_mm_s: float, fs: float = 500.0, line_width_px: float = 0.0,
-                   last_ink_px: list[float] | None = None) -> TimeAxis:
+                   last_ink_px: list[float] | None = None,
+                   max_gap_mm: float | None = AXIS_MAX_GAP_MM) -> TimeAxis:
     """The printed time axis: it ends at the rows' common right end (the last inked column
     less half a line width, plus one sample period; see :data:`END_SAMPLES`); it starts
     250 mm earlier (a standard 10-s page at 25 mm/s) when that is right of the pulse, else
@@ -563,7 +564,8 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     left = float(np.median(starts))
     if pulse_right_px is not None:
         left = pulse_right_px + 1.0 * px_per_mm_x
-    if pulse_right_px is not None and standard > pulse_right_px + AXIS_MAX_GAP_MM * px_per_mm_x:
+    if (pulse_right_px is not None and max_gap_mm is not None
+            and standard > pulse_right_px + max_gap_mm * px_per_mm_x):
         x0 = pulse_right_px
         x1 = x0 + STANDARD_AXIS_MM * px_per_mm_x
         return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(STANDARD_AXIS_MM / speed_mm_s, 4),

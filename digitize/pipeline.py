@@ -51,6 +51,7 @@ from ecglens.digitize.convert import ConvertResult, build_record, einthoven_resi
 from ecglens.digitize.ecg_check import ReadingCheck, check_reading
 from ecglens.digitize.labels import TextResult, read_text, trace_pixels
 from ecglens.digitize.layout_detect import (
+    AXIS_MAX_GAP_MM,
     STANDARD_AXIS_MM,
     LayoutResult,
     RowsResult,
@@ -482,19 +483,21 @@ def _read_upright(image: np.ndarray, source: str, page_index: int, n_pages: int,
                                              warnings=(*second_trial.warnings, *retry_note))
     if not read_options.get("rows_from_network") and _row_without_trace(result):
         n_first = len(result.rows.rows)
+        untraced = sum(c < ROW_WITHOUT_TRACE_COVERAGE for c in _coverage(result))
         try:
             on_network_rows: DigitizeResult | None = _read_page(
                 image, source, page_index, n_pages, dpi_prior, use_ocr, layout_hint,
                 rows_from_network=True)
         except RowsError:
             on_network_rows = None
-        if (on_network_rows is not None and len(on_network_rows.rows.rows) > n_first
+        if (on_network_rows is not None
+                and (len(on_network_rows.rows.rows) > n_first or untraced >= 2)
                 and len(on_network_rows.rows.rows) in TEMPLATE_ROWS
                 and min(_coverage(on_network_rows), default=0.0) >= NETWORK_ROWS_MIN_COVERAGE):
             read_options = {"rows_from_network": True}
-            note = ("the segmentation network sees no trace along a row of the read on "
-                    f"{n_first} rows; read on the {len(on_network_rows.rows.rows)} rows found "
-                    "in the ink it calls trace")
+            note = (f"the segmentation network sees no trace along {untraced} of the "
+                    f"{n_first} rows read; read on the {len(on_network_rows.rows.rows)} rows "
+                    "found in the ink it calls trace")
             retry_note = (*retry_note, note)
             result = dataclasses.replace(on_network_rows,
                                          warnings=(*on_network_rows.warnings, *retry_note))
@@ -660,14 +663,16 @@ share of the columns is not a trace row (a grid line or the header taken for one
 row was missed); the page is read again on the network's rows (:func:`_read_upright`, after
 the first read and any retry or second read)."""
 NETWORK_ROWS_MIN_COVERAGE = 0.5
-"""...and that read is kept only where it has more rows than the first, a template's count, and
-every one of its rows at least this coverage. Both set on the ECG-Image-Kit pages (folds 1-9) and
-the other families' pages whose first read at ``8a9a4d1`` had a row below 0.2 (44 pages): the
-network's rows were read on each offline; the rule changes 4 pages, all better (+26.5 dB in
-sum: fold-9 pages at 2.2 → 6.7, 5.5 → 4.4, -2.0 → 11.9 and a tune page -4.9 → 4.2), where taking
-any network read with rows at 0.5 would change 23 ECG-Image-Kit pages for +5.8 dB in sum (one
-15.8 → -4.3) and two photos for -2.0. Two of the four failures that suggested the rule were
-fold-9 pages."""
+"""...and that read is kept only where it has a template's count of rows, every one of them at
+least this coverage, and more rows than the first read or two or more of the first read's rows
+without trace. Set on the pages of every family whose read at ``8a9a4d1`` had a row below 0.2
+(44 pages; the network's rows read on each offline). "More rows" changes 4 ECG-Image-Kit pages,
+all better (+26.5 dB in sum: fold-9 pages 2.2 → 6.7, 5.5 → 4.4, -2.0 → 11.9, a tune page -4.9 →
+4.2); taking any network read with rows at 0.5 would change 23 of them for +5.8 dB (one 15.8 →
+-4.3) and two photos for -2.0. The "two rows" case was added when the zero-level rule let a
+retry's wrong 6-row read of a fold-9 scan (3 rows untraced) pass where it had failed; offline
+it changes two more pages, both better (0.8 → 5.2, -3.5 → -1.6 dB). Two of the failures that
+suggested the rule, and that scan, are fold-9 pages."""
 
 
 def _coverage(result: DigitizeResult) -> tuple[float, ...]:
@@ -1134,9 +1139,13 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     # a path that runs on along a grid line or a shading after the trace does not extend it
     last_ink = common_contrast_ends(traces.rows, clean, ppmm_x,
                                     [_trace_end_px(trace, ppmm_x) for trace in traces.rows])
+    # a scale from the pulses alone is refined on the rows' span below: their right end is
+    # then trusted, not checked against the pulses
+    scale_from_pulses_only = getattr(grid2, "source", "") == "pulses"
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
-                          line_width_px=traces.line_width_px, last_ink_px=last_ink)
-    if getattr(grid2, "source", "") == "pulses" and pulse_right is not None:
+                          line_width_px=traces.line_width_px, last_ink_px=last_ink,
+                          max_gap_mm=None if scale_from_pulses_only else AXIS_MAX_GAP_MM)
+    if scale_from_pulses_only and pulse_right is not None:
         # a pulse's height is known to a few per cent (pen caps); the rows' span from the
         # pulse to their common end, where it is the standard 250 mm, is known to a pixel
         span_px = axis.x1_px - pulse_right
