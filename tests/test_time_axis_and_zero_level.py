@@ -115,4 +115,4 @@ def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_d
     result = digitize_image(image, source="eik00225_0", check=False)
     assert len(result.rows.rows) == 13
     assert min(result.traces.row_trace_coverage or (0.0,)) >= 0.5
-    assert any("network sees no trace along a row" in w for w in result.warnings)
+    assert any("network sees no trace along" in w for w in result.warnings)
