@@ -715,7 +715,8 @@ PULSE_BASE_MAX_MV = 0.5
 """Farthest (mV at the row's gain) a row's median trace level may lie from its calibration
 pulse's bottom for that bottom to be the row's 0 mV line; farther, the pulse was misread (the
 upper half of a footless pulse, another row's pulse) and the row's most common level is 0 mV,
-as on a row without a pulse. Set on the ECG-Image-Kit tune pages (folds 1-8), reads at
+as on a row without a pulse; a row whose pulse gave it a gain other than the page's is then
+read at the page's gain. Set on the ECG-Image-Kit tune pages (folds 1-8), reads at
 ``450f0c1``, leads whose median read level is beyond the threshold, re-levelled offline: at
 0.3 / 0.5 / 0.8 mV, 100 / 63 / 31 leads, the truth's level error improved on 83 / 60 / 31 and
 worsened on 17 / 3 / 0. At 0.5 no lead of the 60 own renders (every 4th seed-0 page) is
@@ -1163,21 +1164,30 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                             "at the pulses' scale; scale kept")
     lap("calibration")
     baselines = []
+    row_gains = list(cal.row_gain_mm_mv)
     for row, trace in zip(rows.rows, traces.rows, strict=True):
         finite = trace.y_px[np.isfinite(trace.y_px)]
         if row.index in pulse_of:
             base = pulse_of[row.index].baseline_px
-            px_per_mv = cal.row_gain_mm_mv[row.index] * ppmm_y
+            px_per_mv = row_gains[row.index] * ppmm_y
             if len(finite) and abs(float(np.median(finite)) - base) > PULSE_BASE_MAX_MV * px_per_mv:
                 level_mv = (base - float(np.median(finite))) / px_per_mv
+                note = ""
+                if row_gains[row.index] != cal.gain_mm_mv:
+                    # a misread pulse gives its row no gain of its own either
+                    note = (f" and it is read at the page's {cal.gain_mm_mv:g} mm/mV, not its "
+                            f"pulse's {row_gains[row.index]:g}")
+                    row_gains[row.index] = cal.gain_mm_mv
                 warnings.append(f"row {row.index}: its trace lies {level_mv:+.2f} mV from its "
                                 "pulse's bottom most of the time; its most common level is "
-                                "taken as 0 mV")
+                                f"taken as 0 mV{note}")
                 base = _mode(finite)
             baselines.append(base)
         else:
             # no pulse: the most common trace level (isoelectric line), not the mean
             baselines.append(_mode(finite) if len(finite) else row.centre_px)
+    if tuple(row_gains) != cal.row_gain_mm_mv:
+        cal = dataclasses.replace(cal, row_gain_mm_mv=tuple(row_gains))
     if len(pulses) < len(rows.rows):
         warnings.append("rows without a pulse use their most common level as 0 mV")
     copies = None if layout_hint else _strip_copies(traces, axis)

@@ -84,7 +84,8 @@ def test_ecg_image_kit_page_with_marks_after_its_rows_is_read_on_time(shared_dat
 
 def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) -> None:
     """An ECG-Image-Kit tune page (fold 6, wrinkled): the rhythm strip's footless pulse was read
-    as a 5-mm pulse whose bottom lies mid-pulse, and the strip came out 2.8 mV low."""
+    as a 5-mm pulse whose bottom lies mid-pulse, and the strip came out 2.8 mV low (and, at
+    that pulse's 5 mm/mV, twice as tall)."""
     import wfdb
 
     from ecglens.digitize.pipeline import digitize_image
@@ -102,6 +103,9 @@ def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) 
     assert both.sum() > 2000
     assert abs(float(np.median(est[:n][both] - ref[:n][both]))) < 0.2
     assert any("taken as 0 mV" in w for w in result.warnings)
+    # the misread pulse gives the strip no gain of its own: its amplitude is the truth's
+    assert result.calibration.row_gain_mm_mv[3] == result.calibration.gain_mm_mv == 10.0
+    assert 0.85 < float(np.std(est[:n][both]) / np.std(ref[:n][both])) < 1.15
 
 
 def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_data) -> None:
