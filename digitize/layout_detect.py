@@ -552,8 +552,9 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     """The printed time axis: it ends at the rows' common right end (the last inked column
     less half a line width, plus one sample period; see :data:`END_SAMPLES`); it starts
     250 mm earlier (a standard 10-s page at 25 mm/s) when that is right of the pulse, else
-    just after it. Where that start lies more than :data:`AXIS_MAX_GAP_MM` after the pulses,
-    the axis is the 250 mm after them."""
+    just after it. Where that start lies more than ``max_gap_mm`` (default
+    :data:`AXIS_MAX_GAP_MM`) after the pulses, the axis is the 250 mm after them; None skips
+    that check (a scale from the pulses alone, refined on the rows' span afterwards)."""
     ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
                     dtype=float)
     starts = np.array([r.x_first_px for r in rows.rows], dtype=float)
