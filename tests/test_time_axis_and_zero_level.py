@@ -120,3 +120,17 @@ def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_d
     assert len(result.rows.rows) == 13
     assert min(result.traces.row_trace_coverage or (0.0,)) >= 0.5
     assert any("network sees no trace along" in w for w in result.warnings)
+
+
+def test_rows_the_network_shows_but_the_colour_ink_missed_are_read(shared_data) -> None:
+    """An ECG-Image-Kit tune page (fold 1-8, wrinkled, 3x4+1): the colour ink showed three
+    traced rows, a template's count, and the page was read as 3x4 without its strip (-1.0 dB);
+    the network's ink shows four."""
+    from ecglens.digitize.pipeline import digitize_image
+
+    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00125_1.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    result = digitize_image(image, source="eik00125_1", check=False)
+    assert result.layout.layout.name == "3x4+1"
+    assert len(result.rows.rows) == 4
+    assert any("shows more rows than the 3 read" in w for w in result.warnings)
