@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from signal_match import best_lag
 
 from ecglens.digitize.deskew import DeskewResult
 from ecglens.digitize.flatten import (
@@ -101,20 +102,9 @@ def _window_lags(truth: np.ndarray, read: np.ndarray, window: int = 250,
     lags = []
     finite = np.flatnonzero(np.isfinite(truth))
     for start in range(int(finite[0]), int(finite[-1]) - window, window):
-        ref = truth[start:start + window] - np.nanmean(truth[start:start + window])
-        best = (-2.0, 0)
-        for lag in range(-max_lag, max_lag + 1, 2):
-            lo = start + lag
-            if lo < 0 or lo + window > len(read):
-                continue
-            seg = read[lo:lo + window]
-            if np.isnan(seg).mean() > 0.3:
-                continue
-            seg = np.nan_to_num(seg - np.nanmean(seg))
-            r = float((ref * seg).sum() / np.sqrt((ref ** 2).sum() * (seg ** 2).sum() + 1e-12))
-            best = max(best, (r, lag))
-        if best[0] > 0.8:
-            lags.append(best[1])
+        r, lag = best_lag(truth, read, start, window, max_lag, step=2)
+        if r > 0.8:
+            lags.append(lag)
     return lags
 
 

@@ -1,9 +1,13 @@
 """The printed time axis and each row's 0 mV line, where the page's marks mislead."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
+from signal_match import best_lag
 
 from ecglens.digitize.layout_detect import (
     AXIS_MAX_GAP_MM,
@@ -46,39 +50,37 @@ def test_rows_ending_too_late_for_the_pulse_start_the_axis_at_the_pulse() -> Non
 def _first_window_lag(truth: np.ndarray, read: np.ndarray, window: int = 500,
                       max_lag: int = 300) -> int:
     finite = np.flatnonzero(np.isfinite(truth))
-    start = int(finite[0]) + 100
-    ref = truth[start:start + window] - np.nanmean(truth[start:start + window])
-    best = (-2.0, 0)
-    for lag in range(-max_lag, max_lag + 1):
-        lo = start + lag
-        if lo < 0 or lo + window > len(read):
-            continue
-        seg = read[lo:lo + window]
-        if np.isnan(seg).mean() > 0.3:
-            continue
-        seg = np.nan_to_num(seg - np.nanmean(seg))
-        r = float((ref * seg).sum() / np.sqrt((ref ** 2).sum() * (seg ** 2).sum() + 1e-12))
-        best = max(best, (r, lag))
-    assert best[0] > 0.8
-    return best[1]
+    r, lag = best_lag(truth, read, int(finite[0]) + 100, window, max_lag)
+    assert r > 0.8
+    return lag
+
+
+def _read_eik_page(shared_data: Path, stem: str) -> Any:
+    """An ECG-Image-Kit synthetic page read without the final ECG check."""
+    from ecglens.digitize.pipeline import digitize_image
+
+    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / f"{stem}.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return digitize_image(image, source=stem, check=False)
+
+
+def _lead_pair(shared_data: Path, stem: str, result: Any, lead: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The truth and the read of ``lead`` on ECG-Image-Kit page ``stem``."""
+    import wfdb
+
+    truth = wfdb.rdrecord(str(shared_data / "ecg_image_kit" / "synthetic" / "truth" / stem))
+    read = result.record
+    return (truth.p_signal[:, truth.sig_name.index(lead)],
+            np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float))
 
 
 def test_ecg_image_kit_page_with_marks_after_its_rows_is_read_on_time(shared_data) -> None:
     """An ECG-Image-Kit tune page (fold 1-8, wrinkled): ink after the rows' end put the standard
     axis 11 mm after the pulses, and every lead was read 0.46 s late (lag -233 samples)."""
-    import wfdb
-
-    from ecglens.digitize.pipeline import digitize_image
-
-    root = shared_data / "ecg_image_kit" / "synthetic"
-    bgr = cv2.imread(str(root / "images" / "eik00020_0.jpg"), cv2.IMREAD_COLOR)
-    result = digitize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source="eik00020_0",
-                            check=False)
-    truth = wfdb.rdrecord(str(root / "truth" / "eik00020_0"))
-    read = result.record
+    result = _read_eik_page(shared_data, "eik00020_0")
     for lead in ("I", "V1"):
-        ref = truth.p_signal[:, truth.sig_name.index(lead)]
-        est = np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float)
+        ref, est = _lead_pair(shared_data, "eik00020_0", result, lead)
         assert abs(_first_window_lag(ref, est)) <= 15
 
 
@@ -86,18 +88,8 @@ def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) 
     """An ECG-Image-Kit tune page (fold 6, wrinkled): the rhythm strip's footless pulse was read
     as a 5-mm pulse whose bottom lies mid-pulse, and the strip came out 2.8 mV low (and, at
     that pulse's 5 mm/mV, twice as tall)."""
-    import wfdb
-
-    from ecglens.digitize.pipeline import digitize_image
-
-    root = shared_data / "ecg_image_kit" / "synthetic"
-    bgr = cv2.imread(str(root / "images" / "eik00077_0.jpg"), cv2.IMREAD_COLOR)
-    result = digitize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source="eik00077_0",
-                            check=False)
-    truth = wfdb.rdrecord(str(root / "truth" / "eik00077_0"))
-    read = result.record
-    ref = truth.p_signal[:, truth.sig_name.index("II")]
-    est = np.asarray(read.signal[:, list(read.leads).index("II")], dtype=float)
+    result = _read_eik_page(shared_data, "eik00077_0")
+    ref, est = _lead_pair(shared_data, "eik00077_0", result, "II")
     n = min(len(ref), len(est))
     both = np.isfinite(ref[:n]) & np.isfinite(est[:n])
     assert both.sum() > 2000
@@ -112,11 +104,7 @@ def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_d
     """An ECG-Image-Kit tune page (fold 7, 12x1 with a V2 strip, no pulses, no lead names): the
     colour rows included rows along which the network sees no trace and missed the strip, and
     the page was read as 12x1 (-4.9 dB)."""
-    from ecglens.digitize.pipeline import digitize_image
-
-    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00225_0.jpg"
-    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    result = digitize_image(image, source="eik00225_0", check=False)
+    result = _read_eik_page(shared_data, "eik00225_0")
     assert len(result.rows.rows) == 13
     assert min(result.traces.row_trace_coverage or (0.0,)) >= 0.5
     assert any("network sees no trace along" in w for w in result.warnings)
@@ -126,11 +114,7 @@ def test_rows_the_network_shows_but_the_colour_ink_missed_are_read(shared_data) 
     """An ECG-Image-Kit tune page (fold 1-8, wrinkled, 3x4+1): the colour ink showed three
     traced rows, a template's count, and the page was read as 3x4 without its strip (-1.0 dB);
     the network's ink shows four."""
-    from ecglens.digitize.pipeline import digitize_image
-
-    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00125_1.jpg"
-    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    result = digitize_image(image, source="eik00125_1", check=False)
+    result = _read_eik_page(shared_data, "eik00125_1")
     assert result.layout.layout.name == "3x4+1"
     assert len(result.rows.rows) == 4
     assert any("shows more rows than the 3 read" in w for w in result.warnings)
