@@ -42,3 +42,35 @@ def test_flat_ink_and_distant_strokes_are_not_joined() -> None:
     gap = np.zeros((3, 20), dtype=bool)
     gap[1, [5, 9]] = True                    # a 3-px gap with no ink beside it
     assert not bridge_stroke_gaps(gap, 4)[1, 6:9].any()
+
+
+def _spike_beside_the_path() -> tuple[np.ndarray, np.ndarray]:
+    """A flat line at 20 px; column 3 strokes down to 60 px, column 4 holds the tip (40-80 px),
+    column 5 strokes back up; the path stays at a grey speck (30 px) in column 4, as the path
+    search does where climbing to the tip costs more than a speck beside it."""
+    dark = np.zeros((9, 100), dtype=np.float32)
+    dark[:, 19:22] = 1.0
+    dark[3, 20:61] = 1.0
+    dark[4, 40:81] = 1.0
+    dark[5, 20:71] = 1.0
+    dark[4, 19:22] = 0.0
+    dark[4, 30] = 0.6
+    path = np.full(9, 20)
+    path[4] = 25                              # on paper: no run under it
+    return dark, path
+
+
+def test_a_column_the_path_misses_takes_the_run_its_neighbours_stroke_joins() -> None:
+    dark, path = _spike_beside_the_path()
+    found, a, b = _runs_under(dark, path, 0.5)
+    assert not found[4]                                       # the path misses the tip
+    found, a, b = _runs_under(dark, path, 0.5, connect_cols=3)
+    assert found[4] and (a[4], b[4]) == (40, 80)              # the tip's run, not the speck
+
+
+def test_a_run_touching_no_neighbour_is_not_taken() -> None:
+    dark, path = _spike_beside_the_path()
+    dark[4, 30:81] = 0.0
+    dark[4, 90:95] = 1.0                      # ink in the column, but apart from both strokes
+    found, _a, _b = _runs_under(dark, path, 0.5, connect_cols=3)
+    assert not found[4]
