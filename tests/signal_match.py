@@ -1,6 +1,9 @@
 """Shared by the tests that compare a read lead with its truth in time."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 
@@ -22,3 +25,25 @@ def best_lag(truth: np.ndarray, read: np.ndarray, start: int, window: int, max_l
         r = float((ref * seg).sum() / np.sqrt((ref ** 2).sum() * (seg ** 2).sum() + 1e-12))
         best = max(best, (r, lag))
     return best
+
+
+def read_eik_page(shared_data: Path, stem: str) -> Any:
+    """An ECG-Image-Kit synthetic page read without the final ECG check."""
+    import cv2
+
+    from ecglens.digitize.pipeline import digitize_image
+
+    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / f"{stem}.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return digitize_image(image, source=stem, check=False)
+
+
+def eik_lead_pair(shared_data: Path, stem: str, result: Any, lead: str
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The truth and the read of ``lead`` on ECG-Image-Kit page ``stem``."""
+    import wfdb
+
+    truth = wfdb.rdrecord(str(shared_data / "ecg_image_kit" / "synthetic" / "truth" / stem))
+    read = result.record
+    return (truth.p_signal[:, truth.sig_name.index(lead)],
+            np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float))

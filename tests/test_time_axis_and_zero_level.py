@@ -1,13 +1,9 @@
 """The printed time axis and each row's 0 mV line, where the page's marks mislead."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import cv2
 import numpy as np
 import pytest
-from signal_match import best_lag
+from signal_match import best_lag, eik_lead_pair, read_eik_page
 
 from ecglens.digitize.layout_detect import (
     AXIS_MAX_GAP_MM,
@@ -55,32 +51,12 @@ def _first_window_lag(truth: np.ndarray, read: np.ndarray, window: int = 500,
     return lag
 
 
-def _read_eik_page(shared_data: Path, stem: str) -> Any:
-    """An ECG-Image-Kit synthetic page read without the final ECG check."""
-    from ecglens.digitize.pipeline import digitize_image
-
-    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / f"{stem}.jpg"
-    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return digitize_image(image, source=stem, check=False)
-
-
-def _lead_pair(shared_data: Path, stem: str, result: Any, lead: str
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """The truth and the read of ``lead`` on ECG-Image-Kit page ``stem``."""
-    import wfdb
-
-    truth = wfdb.rdrecord(str(shared_data / "ecg_image_kit" / "synthetic" / "truth" / stem))
-    read = result.record
-    return (truth.p_signal[:, truth.sig_name.index(lead)],
-            np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float))
-
-
 def test_ecg_image_kit_page_with_marks_after_its_rows_is_read_on_time(shared_data) -> None:
     """An ECG-Image-Kit tune page (fold 1-8, wrinkled): ink after the rows' end put the standard
     axis 11 mm after the pulses, and every lead was read 0.46 s late (lag -233 samples)."""
-    result = _read_eik_page(shared_data, "eik00020_0")
+    result = read_eik_page(shared_data, "eik00020_0")
     for lead in ("I", "V1"):
-        ref, est = _lead_pair(shared_data, "eik00020_0", result, lead)
+        ref, est = eik_lead_pair(shared_data, "eik00020_0", result, lead)
         assert abs(_first_window_lag(ref, est)) <= 15
 
 
@@ -88,8 +64,8 @@ def test_row_whose_pulse_was_misread_takes_its_trace_level_as_zero(shared_data) 
     """An ECG-Image-Kit tune page (fold 6, wrinkled): the rhythm strip's footless pulse was read
     as a 5-mm pulse whose bottom lies mid-pulse, and the strip came out 2.8 mV low (and, at
     that pulse's 5 mm/mV, twice as tall)."""
-    result = _read_eik_page(shared_data, "eik00077_0")
-    ref, est = _lead_pair(shared_data, "eik00077_0", result, "II")
+    result = read_eik_page(shared_data, "eik00077_0")
+    ref, est = eik_lead_pair(shared_data, "eik00077_0", result, "II")
     n = min(len(ref), len(est))
     both = np.isfinite(ref[:n]) & np.isfinite(est[:n])
     assert both.sum() > 2000
@@ -104,7 +80,7 @@ def test_row_the_network_sees_no_trace_along_sends_the_page_to_its_rows(shared_d
     """An ECG-Image-Kit tune page (fold 7, 12x1 with a V2 strip, no pulses, no lead names): the
     colour rows included rows along which the network sees no trace and missed the strip, and
     the page was read as 12x1 (-4.9 dB)."""
-    result = _read_eik_page(shared_data, "eik00225_0")
+    result = read_eik_page(shared_data, "eik00225_0")
     assert len(result.rows.rows) == 13
     assert min(result.traces.row_trace_coverage or (0.0,)) >= 0.5
     assert any("network sees no trace along" in w for w in result.warnings)
@@ -114,7 +90,7 @@ def test_rows_the_network_shows_but_the_colour_ink_missed_are_read(shared_data) 
     """An ECG-Image-Kit tune page (fold 1-8, wrinkled, 3x4+1): the colour ink showed three
     traced rows, a template's count, and the page was read as 3x4 without its strip (-1.0 dB);
     the network's ink shows four."""
-    result = _read_eik_page(shared_data, "eik00125_1")
+    result = read_eik_page(shared_data, "eik00125_1")
     assert result.layout.layout.name == "3x4+1"
     assert len(result.rows.rows) == 4
     assert any("shows more rows than the 3 read" in w for w in result.warnings)
