@@ -34,8 +34,9 @@ def read_eik_page(shared_data: Path, stem: str) -> Any:
     from ecglens.digitize.pipeline import digitize_image
 
     path = shared_data / "ecg_image_kit" / "synthetic" / "images" / f"{stem}.jpg"
-    image = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return digitize_image(image, source=stem, check=False)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, path
+    return digitize_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source=stem, check=False)
 
 
 def eik_lead_pair(shared_data: Path, stem: str, result: Any, lead: str
