@@ -358,7 +358,9 @@ touching its neighbour's run instead (:func:`_connect_runs`). The path search we
 against staying on a faint speck: at the tip of a thin QRS spike (one or two columns wide at
 100 px per inch) it often stays beside the tip, the column had no run under it and the gap
 was interpolated, cutting the spike (ECG-Image-Kit clean tune pages: the read peak of 352 of
-696 leads more than 0.1 mV short of the truth's after best lag and offset)."""
+696 leads more than 0.1 mV short of the truth's after best lag and offset). On the first 80
+ECG-Image-Kit tune pages and every 8th own seed-0 page, 2024 SNR 12.08 -> 12.23 dB and
+19.65 -> 19.84 dB (every variant better); every family in docs/digitize.md."""
 
 
 def _connect_runs(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndarray,
@@ -445,7 +447,7 @@ def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -
 def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshold: float,
                  line_width_px: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                            np.ndarray]:
+                            np.ndarray, np.ndarray]:
     """Sub-pixel value per column from the ink runs under the path (see module docstring).
 
     A pen of width ``w`` draws every point of the signal as a disc of radius ``R = w/2``, so
@@ -455,11 +457,13 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     tip is ``U + R`` (``L - R`` for a downward peak), which keeps QRS amplitudes; the columns
     under the pen's cap beside a tip are interpolated between the tip and the strokes.
 
-    Returns ``(y_band_px, shared, upper, lower)``: NaN where the column has no ink under the
-    path; ``shared`` marks columns whose run overlaps the run under another row's path (a
-    crossing, or strokes of two rows merged); ``upper`` / ``lower`` are the sub-pixel top and
-    bottom edges of each column's
-    run (band px, NaN where none).
+    Returns ``(y_band_px, shared, upper, lower, merged, bridged, apex)``: NaN where the column
+    has no ink under the path; ``shared`` marks columns whose run overlaps the run under
+    another row's path (a crossing, or strokes of two rows merged); ``upper`` / ``lower`` are
+    the sub-pixel top and bottom edges of each column's run (band px, NaN where none);
+    ``merged`` the shared columns no row's line explains, ``bridged`` those a row's line was
+    read straight across; ``apex`` (int8) +1 at an upward peak's tip column, -1 at a
+    downward one's, 0 elsewhere.
     """
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
@@ -467,6 +471,7 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     values = np.full((n_rows, n_cols), np.nan)
     shared = np.zeros((n_rows, n_cols), dtype=bool)
     bridged = np.zeros((n_rows, n_cols), dtype=bool)
+    apex = np.zeros((n_rows, n_cols), dtype=np.int8)
     tall = 1.5 * line_width_px + 1.5
     radius = 0.5 * line_width_px
     reach = int(np.ceil(radius)) + 1
@@ -541,6 +546,8 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         for x in np.flatnonzero(down_apex):
             values[k, x] = lo[x] - radius
             near[max(0, x - reach):x + reach + 1] = True
+        apex[k, up_apex] = 1
+        apex[k, down_apex] = -1
         anchor |= up_apex | down_apex | (is_tall & ~near)
         anchor &= np.isfinite(values[k])
         fill = near & ~anchor & np.isfinite(values[k]) & FILL_NEAR_APEX
@@ -557,7 +564,7 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
             crossing = bridged[j] & (page_runs[j, :, 0] <= page_runs[k, :, 1]) & (
                 page_runs[j, :, 1] >= page_runs[k, :, 0])
             merged[k] &= ~crossing
-    return values, shared, upper, lower, merged, bridged
+    return values, shared, upper, lower, merged, bridged, apex
 
 
 PEN_FACTORS = (1.0, 0.85)
@@ -583,6 +590,46 @@ elsewhere the trace is a flat run whose centre is already its value, and those f
 stay at the column reading. On 46 seed-0 pages against fitting every column: +0.10 dB
 (clean) and +0.05 dB (scan) at 1.25 / 4, +0.03 / -0.02 dB at 1.5 / 3, -0.10 / -0.14 dB at
 2.0 / 2; the trace stage of a 300-dpi page took 0.39 s instead of 0.50 s."""
+
+
+KEEP_TIPS = True
+"""Whether a peak's tip read from its column (:func:`read_columns`) overrides the refined
+trace where the refinement left it short (:func:`keep_tips`). On the first 80 ECG-Image-Kit
+tune pages (folds 1-8) and every 8th own seed-0 page (30), after the connected runs: 2024 SNR
+ECG-Image-Kit 12.23 -> 12.46 dB (clean 16.04 -> 16.41, scan 12.76 -> 12.99, wrinkles
+13.03 -> 13.30, layout 6.40 -> 6.44), own renders 19.84 -> 19.75 dB (clean 20.42 -> 20.31,
+scan 18.85 -> 18.79: worse). Moving a tip only where the fit falls short by more than a pen
+width gave the same (12.44 / 19.73 dB). A smaller smoothing weight everywhere (0.05 for 0.4)
+read the ECG-Image-Kit pages better still (12.65 dB) but cost the own renders more (19.55 dB;
+own 100-dpi scans up to -1.2 dB, where the smoothing holds noise down): not kept."""
+
+
+def keep_tips(fine: np.ndarray, values: np.ndarray, apex: np.ndarray, subsamples: int
+              ) -> np.ndarray:
+    """``fine`` with the most extreme fine sample of each tip column moved out to the column's
+    tip value where it falls short of it.
+
+    The refinement's smoothing term weighs the squared second difference; a QRS spike one or
+    two columns wide (100 px per inch) has a second difference of tens of px at its tip, so
+    the fit pulls the tip back by several px although the ink edge says where it is (an
+    ECG-Image-Kit clean page: the column read lead I's R tip at 328.8 px, the refined trace at
+    332.3 px, the truth at 328.9 px). Only the tip moves; the strokes keep the fit."""
+    out = fine.copy()
+    m = subsamples
+    for k, x in zip(*np.nonzero(apex), strict=True):
+        tip = values[k, x]
+        cell = out[k, x * m:(x + 1) * m]
+        if not np.isfinite(tip) or not np.isfinite(cell).any():
+            continue
+        if apex[k, x] > 0:          # upward peak: smaller y is higher
+            j = int(np.nanargmin(cell))
+            if cell[j] > tip:
+                cell[j] = tip
+        else:
+            j = int(np.nanargmax(cell))
+            if cell[j] < tip:
+                cell[j] = tip
+    return out
 
 
 def _pen_offsets(radius_px: float, subsamples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -831,8 +878,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
         path = _coarse_viterbi(path_bands, start, px_per_mm, start_col=start_col,
                                dead_px=dead_px, full_ink=full_ink)
     line_width = estimate_line_width(bands, path, threshold)
-    values, shared, upper, lower, merged, bridged = read_columns(bands, path, tops, threshold,
-                                                                 line_width)
+    values, shared, upper, lower, merged, bridged, apex = read_columns(
+        bands, path, tops, threshold, line_width)
     fine = None
     if REFINE:
         fine, misfit = refine_envelope(upper, lower, values, ~shared,
@@ -847,6 +894,8 @@ def extract_traces(darkness: np.ndarray, baselines_px: list[float], x_ranges_px:
             if not trial_misfit < PEN_MISFIT_GAIN * misfit:
                 break
             fine, misfit = trial, trial_misfit
+        if KEEP_TIPS:
+            fine = keep_tips(fine, values, np.where(shared, 0, apex), SUBSAMPLES)
     erode_px = int(0.5 * line_width - 0.5) if ERODE else 0
     if erode_px >= 1:
         # a thick pen smears steep strokes over the neighbouring columns; eroding the ink by
