@@ -7,14 +7,17 @@ ink (steep QRS strokes are drawn ink) and large across blank paper, so the path 
 own trace and never jumps to text, ticks or another row unless its own trace is gone. Pixels
 of text boxes and calibration pulses can be masked out beforehand.
 
-The path only says *which* ink run a column's signal is in. The value is then read from that
-run: a short run (flat trace) gives its darkness-weighted centroid; a tall run (steep segment)
-is read from where the trace enters and leaves the column — both at the same end → a peak,
-whose tip is the far edge of the run less half a line width (QRS peaks are kept, not
-flattened); opposite ends → a stroke, read at its middle; neither → another trace crosses
+The path only says *which* ink run a column's signal is in (where it misses the ink, e.g.
+beside a thin spike's tip, the run joined to its neighbour's run is taken). The value is then
+read from that run: a short run (flat trace) gives its darkness-weighted centroid; a tall run
+(steep segment) is read from where the trace enters and leaves the column — both at the same
+end → a peak, whose tip is the far edge of the run less half a line width (QRS peaks are
+kept, not flattened); opposite ends → a stroke, read at its middle; neither → another trace crosses
 here, read near the row's own path and flagged. Where the strokes of two rows merge into
 one run (neighbouring QRS complexes at 20 mm/mV), the ink cannot say which part is whose:
-those columns are left NaN (``RowTrace.overlapped``), not guessed.
+those columns are left NaN (``RowTrace.overlapped``), not guessed. A sub-column fit of a pen
+model to the runs' edges then gives two samples per column; a tip the column reading found is
+kept where that fit's smoothing pulled it short.
 """
 
 from __future__ import annotations
