@@ -469,6 +469,17 @@ footless ECG-Image-Kit pulses whose lead-out is the trace measure 10 mm wide on 
 keep reading 50 mm/s."""
 
 
+ROW_GAIN_MIN_ROWS = 2
+"""Least number of rows whose pulses say a gain other than the page's for those rows to be read
+at it (a 12x1 page printing its six chest leads at half gain has six). In every family's reads
+at ``01de7e8`` (ECG-Image-Kit 278, own renders 59, photos 33, real images 41) 21 reads had a
+row at a gain other than the page's and none was printed so (the ECG-Image-Kit truth, the own
+renderer and the photos' PTB-XL prints use one gain per page; no real image was read with two):
+a lead name under a pulse's leg or another row's QRS beside it made a 10-mm pulse measure 20 or
+5 mm, and the row was read at half or twice its amplitude. 20 of the 21 had that row alone at
+its gain (one of them, a page whose gain was misread as 5 mm/mV, had its one right row)."""
+
+
 def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | None
                        ) -> CalibrationResult:
     """Combine the row pulses and the settings text into one gain and speed (see module doc)."""
@@ -550,6 +561,7 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         warnings.append(f"calibration pulses {widths[len(widths) // 2]:.1f} mm wide: no 0.2 s at "
                         "25 or 50 mm/s, so they give the gain only")
     row_gain = [gain] * n_rows
+    own_gain: dict[int, float] = {}
     for p in pulses:
         # a row keeps its own gain only from a pulse of the page's width: every pulse on a
         # page is printed at one paper speed, so one of another width is a row's complex
@@ -559,7 +571,14 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         same_width = p.speed_mm_s == speed if pulse_speed is not None else p.speed_mm_s is None
         if (0 <= p.row < n_rows and (p in voters or p.gain_mm_mv == gain) and same_width
                 and p.gain_mm_mv not in overruled):
-            row_gain[p.row] = p.gain_mm_mv
+            own_gain[p.row] = p.gain_mm_mv
+    for row, row_gain_mm_mv in own_gain.items():
+        rows_alike = sum(1 for g in own_gain.values() if g == row_gain_mm_mv)
+        if row_gain_mm_mv == gain or rows_alike >= ROW_GAIN_MIN_ROWS:
+            row_gain[row] = row_gain_mm_mv
+        else:
+            warnings.append(f"row {row}'s pulse says {row_gain_mm_mv:g} mm/mV, no other row's "
+                            f"does: read at the page's {gain:g} mm/mV")
     if pulses and len(pulses) < n_rows:
         warnings.append(f"calibration pulse found on {len(pulses)} of {n_rows} rows")
         confidence -= 0.1

@@ -139,9 +139,18 @@ def test_a_pulse_of_another_width_does_not_set_its_rows_gain() -> None:
     cal = decide_calibration([*pulses, false], 10, None)
     assert cal.gain_mm_mv == 20.0 and cal.speed_mm_s == 25.0
     assert cal.row_gain_mm_mv == (20.0,) * 10
-    # a row printed at half gain with a pulse of the page's width keeps its own gain
-    half = _pulse(9, 10.0, 10.0)
-    assert decide_calibration([*pulses, half], 10, None).row_gain_mm_mv[9] == 10.0
+    # rows printed at half gain with pulses of the page's width keep their own gain where
+    # at least two rows say so (a 12x1 page's six chest leads at half gain) ...
+    half = [_pulse(k, 10.0, 10.0) for k in (8, 9)]
+    cal = decide_calibration([*pulses[:8], *half], 10, None)
+    assert cal.gain_mm_mv == 20.0 and cal.row_gain_mm_mv[8:] == (10.0, 10.0)
+    # ... but one row alone is read at the page's gain, with a warning: a lead name under a
+    # 10-mm pulse's leg had made it measure 20 mm (ECG-Image-Kit pages, 20 of 21 such reads)
+    lone = _pulse(2, 20.0, 20.06)
+    cal = decide_calibration([_pulse(0, 10.0, 9.6), _pulse(1, 10.0, 10.0), lone,
+                              _pulse(3, 10.0, 10.5)], 4, None)
+    assert cal.gain_mm_mv == 10.0 and cal.row_gain_mm_mv == (10.0,) * 4
+    assert any("row 2's pulse says 20 mm/mV" in w for w in cal.warnings)
 
 
 def test_the_speed_is_voted_by_the_pulses_of_the_pages_gain() -> None:
