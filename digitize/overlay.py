@@ -35,13 +35,19 @@ def draw_overlay(result: DigitizeResult, width_px: int = 1600) -> np.ndarray:
         y = base * scale
         cv2.line(img, (int(axis.x0_px * scale), round(y)),
                  (int(axis.x1_px * scale), round(y)), BASELINE_RGB, 1, cv2.LINE_AA)
-        ok = np.isfinite(trace.y_px)
-        xs, ys = trace.x_px * scale, trace.y_px * scale
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+        # the trace the record is built from: the sub-column one where it was computed
+        if trace.fine_x_px is not None and trace.fine_y_px is not None:
+            line_x, line_y = trace.fine_x_px, trace.fine_y_px
+        else:
+            line_x, line_y = trace.x_px, trace.y_px
+        drawn = np.isfinite(line_y)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], drawn.astype(np.int8), [0]])))
         for a, b in zip(edges[::2], edges[1::2], strict=True):
-            pts = np.stack([xs[a:b], ys[a:b]], axis=1)
+            pts = np.stack([line_x[a:b] * scale, line_y[a:b] * scale], axis=1)
             pts = np.round(pts * 16).astype(np.int32).reshape(-1, 1, 2)
             cv2.polylines(img, [pts], False, TRACE_RGB, thick, cv2.LINE_AA, 4)
+        ok = np.isfinite(trace.y_px)
+        xs = trace.x_px * scale
         lost = np.flatnonzero(~ok)
         if len(lost):
             yy = round(y)
