@@ -81,21 +81,15 @@ def test_thin_spike_tips_of_an_ecg_image_kit_page_are_read(shared_data) -> None:
     one or two columns wide; the path stayed beside the first one's tip and it was read at
     -0.70 mV for -1.00 (after the best lag and offset). Each beat's extreme within 0.12 mV."""
     from scipy.signal import find_peaks
-    from signal_match import eik_lead_pair, read_eik_page
+    from signal_match import best_lag, eik_lead_pair, read_eik_page
 
     result = read_eik_page(shared_data, "eik00054_1")
     truth, read = eik_lead_pair(shared_data, "eik00054_1", result, "aVR")
     n = min(len(truth), len(read))
     truth, read = truth[:n], read[:n]
     finite = np.isfinite(truth)
-
-    def misfit(lag: int) -> float:
-        shifted = np.roll(read, -lag)
-        both = finite & np.isfinite(shifted)
-        err = truth[both] - shifted[both]
-        return float(np.mean((err - err.mean()) ** 2)) if both.sum() > 500 else np.inf
-
-    lag = min(range(-15, 16), key=misfit)
+    printed = np.flatnonzero(finite)
+    _r, lag = best_lag(truth, read, int(printed[0]) + 15, len(printed) - 30, 15)
     shifted = np.roll(read, -lag)
     both = finite & np.isfinite(shifted)
     shifted = shifted + float(np.mean(truth[both] - shifted[both]))
