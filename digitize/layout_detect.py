@@ -32,6 +32,13 @@ right side instead, 250 mm long. Measured on the stored reads of every family at
 real images 1.8-3.6 mm (one at 9.6), photos −3.6-−0.6 (one at 25.5 mm, its cells a column
 late); ECG-Image-Kit −3.9-1.7 mm, and 18 pages at 4.5-15 mm whose every lead scored late by
 exactly that gap (lag 100-250 samples, or unaligned and below 0 dB)."""
+AXIS_EDGE_MM = 1.0
+"""Rows whose common right end lies this close to the image's right edge (mm) run off the
+image. Stored reads of every family at ``8de26b4`` whose axis came out shorter than 9.8 s:
+six real images end 0.1-0.4 mm from the edge (each graded WRONG for columns drifting early
+by up to 0.3-0.6 s: a 9.2-9.6 s span cut into four); the nearest others 0.9 mm (a rectified
+real image), 1.5 mm (a real image at 50 mm/s read as 25), ECG-Image-Kit 7.2 mm and more,
+photos 26 mm and more."""
 END_SAMPLES = 1.31
 END_PX = -0.22
 """Where the time axis ends relative to a row's last inked column ``c`` (a line ``w`` px wide,
@@ -548,13 +555,17 @@ def _merge_close(rows: list[tuple[float, float, int, int]], min_gap: float
 def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: float,
                    speed_mm_s: float, fs: float = 500.0, line_width_px: float = 0.0,
                    last_ink_px: list[float] | None = None,
-                   max_gap_mm: float | None = AXIS_MAX_GAP_MM) -> TimeAxis:
+                   max_gap_mm: float | None = AXIS_MAX_GAP_MM,
+                   image_width_px: int | None = None) -> TimeAxis:
     """The printed time axis: it ends at the rows' common right end (the last inked column
     less half a line width, plus one sample period; see :data:`END_SAMPLES`); it starts
     250 mm earlier (a standard 10-s page at 25 mm/s) when that is right of the pulse, else
     just after it. Where that start lies more than ``max_gap_mm`` (default
     :data:`AXIS_MAX_GAP_MM`) after the pulses, the axis is the 250 mm after them; None skips
-    that check (a scale from the pulses alone, refined on the rows' span afterwards)."""
+    that check (a scale from the pulses alone, refined on the rows' span afterwards). Where
+    the axis so found is shorter than the standard and the rows end within
+    :data:`AXIS_EDGE_MM` of the image's right edge (``image_width_px``), the image cut the
+    printout: the axis is the standard 250 mm from the start."""
     ends = np.array(last_ink_px if last_ink_px else [r.x_last_px for r in rows.rows],
                     dtype=float)
     starts = np.array([r.x_first_px for r in rows.rows], dtype=float)
@@ -587,6 +598,16 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
     if abs(duration - standard_s) < 0.02 * standard_s:
         duration = standard_s
         x0 = x1 - STANDARD_AXIS_MM * px_per_mm_x
+    elif (image_width_px is not None and duration < standard_s
+          and image_width_px - float(np.median(ends)) < AXIS_EDGE_MM * px_per_mm_x):
+        # the rows run into the image's right edge: the printout goes on past the image, so
+        # the columns are 2.5 s apart from the start, and the rest is not in the image
+        x1 = x0 + STANDARD_AXIS_MM * px_per_mm_x
+        return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(standard_s, 4),
+                        n_samples=round(standard_s * fs),
+                        source=f"{source}; the rows run into the image's right edge after "
+                               f"{duration:.2f} s: the standard {STANDARD_AXIS_MM:g} mm from "
+                               "their start")
     return TimeAxis(x0_px=x0, x1_px=x1, duration_s=round(duration, 4),
                     n_samples=round(duration * fs), source=source)
 

@@ -98,6 +98,12 @@ VERSION = "0.1.0"
 RETRY_PULSE_SEARCH_MM = 30.0
 """Width of each row's pulse search strip on the second reads (40 mm on the first,
 :data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
+PULSE_CLEAR_MM = 1.0
+"""Columns after the calibration pulses' right side (mm) left unread: the pulse's falling
+leg."""
+BOUNDARY_GUARD_PENS = 1.0
+"""Half width (pen widths, + 1 px) of the columns left unread at each inner cell boundary of
+a row: the separator bar and the jump from one lead to the next."""
 MAP_RESCALE = 0.1
 """Relative change of the page's scale (px/mm) after the trace map was made (a page without
 a grid, scaled by its pulses) beyond which the map is made again at the new scale."""
@@ -1127,7 +1133,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     x_ranges = []
     for row in rows.rows:
         # read from just right of the pulse (or the row's first ink) to its last ink
-        start = pulse_right + 1.0 * ppmm_x if pulse_right is not None else row.x_first_px
+        start = (pulse_right + PULSE_CLEAR_MM * ppmm_x if pulse_right is not None
+                 else row.x_first_px)
         x_ranges.append((max(int(start), 0), min(int(row.x_last_px) + 2, page.shape[1])))
     baselines0 = [pulse_of[r.index].baseline_px if r.index in pulse_of else r.centre_px
                   for r in rows.rows]
@@ -1172,7 +1179,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     scale_from_pulses_only = getattr(grid2, "source", "") == "pulses"
     axis = find_time_axis(rows, pulse_right, ppmm_x, cal.speed_mm_s,
                           line_width_px=traces.line_width_px, last_ink_px=last_ink,
-                          max_gap_mm=None if scale_from_pulses_only else AXIS_MAX_GAP_MM)
+                          max_gap_mm=None if scale_from_pulses_only else AXIS_MAX_GAP_MM,
+                          image_width_px=page.shape[1])
     if scale_from_pulses_only and pulse_right is not None:
         # a pulse's height is known to a few per cent (pen caps); the rows' span from the
         # pulse to their common end, where it is the standard 250 mm, is known to a pixel
@@ -1257,7 +1265,7 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                                     "producer": f"ecglens digitize {VERSION}",
                                     "layout": layout.name, "gain_mm_mv": cal.gain_mm_mv,
                                     "speed_mm_s": cal.speed_mm_s},
-                        guard_px=traces.line_width_px + 1.0)
+                        guard_px=BOUNDARY_GUARD_PENS * traces.line_width_px + 1.0)
     for name, value in conv.einthoven.items():
         if math.isfinite(value) and value > 0.35:
             warnings.append(f"Einthoven check ({name}) residual {value:.2f} of signal rms: "

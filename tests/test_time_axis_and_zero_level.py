@@ -43,6 +43,23 @@ def test_rows_ending_too_late_for_the_pulse_start_the_axis_at_the_pulse() -> Non
     assert "pulses' right side" in axis.source
 
 
+def test_rows_cut_by_the_image_edge_keep_their_columns_2_5_s_apart() -> None:
+    # a cropped 3x4 scan without pulses: the rows start at 3 mm and run into the image's
+    # right edge after 236 mm (9.44 s); the last column is cut by the image, not shorter
+    start, end = 3.0 * PPMM, (3.0 + 236.0) * PPMM
+    width = int(end) + 1
+    axis = find_time_axis(_rows(start, end), None, PPMM, 25.0, last_ink_px=[end] * 4,
+                          image_width_px=width)
+    assert axis.duration_s == 10.0 and axis.n_samples == 5000
+    assert abs(axis.x0_px - start) < 2
+    assert abs(axis.x1_px - (axis.x0_px + STANDARD_AXIS_MM * PPMM)) < 1e-6
+    assert "right edge" in axis.source
+    # the same rows ending 10 mm before the edge: their end is the printout's
+    inside = find_time_axis(_rows(start, end), None, PPMM, 25.0, last_ink_px=[end] * 4,
+                            image_width_px=width + int(10 * PPMM))
+    assert inside.duration_s < 9.6
+
+
 def _first_window_lag(truth: np.ndarray, read: np.ndarray, window: int = 500,
                       max_lag: int = 300) -> int:
     finite = np.flatnonzero(np.isfinite(truth))
