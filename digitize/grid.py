@@ -53,6 +53,12 @@ import scipy.fft
 
 log = logging.getLogger(__name__)
 
+SQUARE_MIN_SNR = 2.0
+SQUARE_FREQ_TOL = 0.005
+SQUARE_THETA_TOL_DEG = 0.5
+"""A one-level lattice (no 1/5 mm structure) is a grid where its periodicity (the weaker
+family's snr) exceeds 3, or :data:`SQUARE_MIN_SNR` where both families have the same line
+frequency (within :data:`SQUARE_FREQ_TOL`) and angle (within :data:`SQUARE_THETA_TOL_DEG`)."""
 GRID_COLOURS = ("red", "pink", "orange", "green", "blue", "grey", "bw", "none")
 #: minimum long side (px) of the copy used for the coarse spectral analysis
 COARSE_LONG_SIDE = 1024
@@ -1097,7 +1103,12 @@ def find_grid(image_rgb: np.ndarray, dpi_prior: float | None = None,
         # no 1/5 mm structure anywhere: accept only a square lattice seen in both directions
         # with clear periodicity (text lines and character pitch are not a grid)
         lat_ratio = lattice_px["h"] / lattice_px["v"]
-        if not (0.87 < lat_ratio < 1.15 and snr > 3.0 and coh > 0.4):
+        # the same line frequency and angle in both directions is a square lattice even
+        # where one direction's lines are faint (a folded photo)
+        square = (abs(fits["h"].freq / fits["v"].freq - 1) < SQUARE_FREQ_TOL
+                  and abs(fits["h"].theta_deg - fits["v"].theta_deg) < SQUARE_THETA_TOL_DEG)
+        min_snr = SQUARE_MIN_SNR if square else 3.0
+        if not (0.87 < lat_ratio < 1.15 and snr > min_snr and coh > 0.4):
             found = False
             notes.append(f"one-level periodic pattern only (lattice h/v {lat_ratio:.2f})")
     if not found and snr > 3.0 and 0.9 < px_x / px_y < 1.11 and all(two_levels):

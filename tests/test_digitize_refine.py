@@ -963,3 +963,19 @@ def test_a_wide_pulse_on_one_row_does_not_set_the_paper_speed() -> None:
     every = [dataclasses.replace(_pulse(k, 10.0, 10.0), width_mm=10.0, speed_mm_s=50.0)
              for k in range(4)]
     assert decide_calibration(every, 4, None).speed_mm_s == 50.0
+
+
+def test_a_folded_photos_square_one_level_lattice_is_a_grid(shared_data) -> None:
+    """A phone photo of a folded page (only 5 mm lines printed, rotated ~16 deg): the lines
+    across the fold are faint (periodicity 2.65 < 3), but both directions show the same line
+    frequency and angle, so it is a grid; without it the page was read without its grid's
+    colour and refused."""
+    from ecglens.digitize import grid
+
+    path = shared_data / "real_photos" / "paper2pulse" / "images" / "03825_hr.jpg"
+    if not path.exists():
+        pytest.skip("photo not available")
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    found = grid.find_grid(image)
+    assert found.found and found.grid_colour == "red"
+    assert 5.3 < found.px_per_mm_x < 5.8 and 15.0 < found.rotation_deg < 17.0
