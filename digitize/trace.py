@@ -470,7 +470,8 @@ def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndar
                                   and b[nxt] >= exit_y - reach_px):
                 continue
             chain: list[tuple[int, int, int]] = []
-            cur_a, cur_b, cur_exit = int(a[x]), int(b[x]), exit_y
+            cur_a, cur_b = int(a[x]), int(b[x])
+            cur_exit: int | None = exit_y
             c, rejoined = nxt, False
             while 0 <= c < n_cols and len(chain) < max_cols:
                 touching = [(r0, r1) for r0, r1 in runs(c) if r0 <= cur_b + 1 and r1 >= cur_a - 1]
@@ -553,11 +554,12 @@ TAIL_CLEAR_MM = 1.0
 this length (mm): where grid remains or texture lies beyond, faint pixels are not a stroke's
 end."""
 TAIL_MIN_PX = 2
-"""Fewest faint pixels that make a stroke end (one pixel is within a line's blur)."""
+"""Fewest faint pixels that make a stroke end (at least the pen width + 1 px: a blurred
+line's edge fades over about a pen width)."""
 
 
 def faint_tail_px(column: np.ndarray, end: int, step: int, threshold: float, max_px: int,
-                  clear_px: int, level: float = TAIL_LEVEL) -> int:
+                  clear_px: int, level: float = TAIL_LEVEL, min_px: int = TAIL_MIN_PX) -> int:
     """Length (px) of the faint end of a stroke beyond the ink run ending at ``end`` in
     ``column`` (darkness), walking ``step`` (+1 down, -1 up); 0 if there is none.
 
@@ -565,7 +567,7 @@ def faint_tail_px(column: np.ndarray, end: int, step: int, threshold: float, max
     rest of the stroke, so the run at the ink threshold stops short of it (a real phone
     photo's deep S waves read ~0.3 mV short). The end counts where every pixel from the run on
     is at least ``level`` but below ``threshold`` (darker ink again is another object), it is
-    ``TAIL_MIN_PX`` to ``max_px`` long, and ``clear_px`` pixels of paper follow it.
+    ``min_px`` to ``max_px`` long, and ``clear_px`` pixels of paper follow it.
     """
     n = len(column)
     length = 0
@@ -575,7 +577,7 @@ def faint_tail_px(column: np.ndarray, end: int, step: int, threshold: float, max
             return 0
         length += 1
         y += step
-    if length < TAIL_MIN_PX:
+    if length < min_px:
         return 0
     beyond = column[y:y + step * clear_px:step] if step > 0 else \
         column[max(y - clear_px + 1, 0):y + 1]
@@ -697,10 +699,13 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         if px_per_mm is not None and TAIL_ENDS:
             max_px = round(TAIL_MAX_MM * px_per_mm)
             clear_px = max(2, round(TAIL_CLEAR_MM * px_per_mm))
-            for x, step in [(x, -1) for x in np.flatnonzero(up_apex & ~down_apex)] + \
-                    [(x, 1) for x in np.flatnonzero(down_apex)]:
+            # a blurred edge fades over about a pen width; a faint stroke end is longer
+            min_px = max(TAIL_MIN_PX, int(np.ceil(line_width_px)) + 1)
+            for x, step in [(int(x), -1) for x in np.flatnonzero(up_apex & ~down_apex)] + \
+                    [(int(x), 1) for x in np.flatnonzero(down_apex)]:
                 end = int(page_runs[k, x, 0 if step < 0 else 1] - tops[k])
-                tail = max(faint_tail_px(bands[k, c], end, step, threshold, max_px, clear_px)
+                tail = max(faint_tail_px(bands[k, c], end, step, threshold, max_px, clear_px,
+                                         min_px=min_px)
                            for c in range(max(0, x - 1), min(n_cols, x + 2)))
                 if tail:
                     values[k, x] = end + step * tail
