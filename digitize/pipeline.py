@@ -98,12 +98,16 @@ VERSION = "0.1.0"
 RETRY_PULSE_SEARCH_MM = 30.0
 """Width of each row's pulse search strip on the second reads (40 mm on the first,
 :data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
-PULSE_CLEAR_MM = 1.0
+PULSE_CLEAR_MM = 0.4
 """Columns after the calibration pulses' right side (mm) left unread: the pulse's falling
-leg."""
+leg. On the first 80 ECG-Image-Kit tune pages and every 8th own seed-0 page, 0.4 mm against
+1.0 mm: 2024 SNR ECG-Image-Kit 12.89 -> 12.92 dB (Kaggle 13.70 -> 13.80; their first column
+lost ~22 samples), own renders 20.28 -> 20.28 (Kaggle 17.08 -> 17.07)."""
 BOUNDARY_GUARD_PENS = 1.0
 """Half width (pen widths, + 1 px) of the columns left unread at each inner cell boundary of
-a row: the separator bar and the jump from one lead to the next."""
+a row: the separator bar and the jump from one lead to the next. Half a pen width (with the
+0.4-mm pulse clearance) read more samples but worse ones: 2024 SNR ECG-Image-Kit 12.65 ->
+12.53 dB (Kaggle 13.11 -> 13.29), own 19.75 -> 19.75 (Kaggle 17.07 -> 17.55); not kept."""
 MAP_RESCALE = 0.1
 """Relative change of the page's scale (px/mm) after the trace map was made (a page without
 a grid, scaled by its pulses) beyond which the map is made again at the new scale."""
