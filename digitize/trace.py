@@ -412,7 +412,13 @@ Following every stroke end without the rejoin check (a first version) read 11.87
 a followed run went on along other ink (a label, a neighbouring row) for whole cells."""
 FOLLOW_MAX_MM = 2.5
 """Longest stretch (mm along the row: 0.1 s at 25 mm/s, a wide QRS) over which a followed
-stroke must reach the path's runs again to replace them."""
+stroke must reach the path's runs again to replace them (4 mm read the same subset to the
+hundredth of a dB)."""
+FOLLOW_REACH_PENS = 2.0
+"""How near a stroke's exit (pen widths, at least 2 px) the next column's run must start to
+continue it. Subset (as :data:`FOLLOW_STROKES`, with the 0.4-mm pulse clearance): one pen
+width 12.92 / 20.28 dB, two 12.95 / 20.29 dB (ECG-Image-Kit / own; Kaggle 13.80 -> 13.91),
+no page 1 dB apart."""
 
 
 def _column_runs(column: np.ndarray) -> list[tuple[int, int]]:
@@ -630,7 +636,8 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         found &= ~((a == 0) & (b == band - 1))   # ink edge to edge of the band: a fill
         if FOLLOW_STROKES:
             found, a, b = follow_strokes(bridge_stroke_gaps(bands[k] >= threshold), found, a, b,
-                                         tall, max(1, int(np.ceil(line_width_px))),
+                                         tall, max(2, int(np.ceil(FOLLOW_REACH_PENS
+                                                                  * line_width_px))),
                                          max_cols)
             found &= ~((a == 0) & (b == band - 1))
         x = cols[found]
