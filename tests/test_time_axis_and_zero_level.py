@@ -60,6 +60,20 @@ def test_rows_cut_by_the_image_edge_keep_their_columns_2_5_s_apart() -> None:
     assert inside.duration_s < 9.6
 
 
+def test_the_first_column_is_read_from_just_after_the_pulse(shared_data) -> None:
+    # an ECG-Image-Kit tune page (fold 3, clean) whose traces start at the pulse's falling leg:
+    # the first column is read from ~20 ms on (it lost ~45 ms with 1 mm left unread), and
+    # what is read there is the trace, not the leg
+    result = read_eik_page(shared_data, "eik00001_1")
+    for lead in ("I", "II", "III"):
+        truth, read = eik_lead_pair(shared_data, "eik00001_1", result, lead)
+        first = int(np.flatnonzero(np.isfinite(read))[0])
+        assert first <= 12, (lead, first)
+        both = np.isfinite(truth[:1250]) & np.isfinite(read[:1250])
+        offset = float(np.median(read[:1250][both] - truth[:1250][both]))
+        assert np.max(np.abs(read[first:first + 10] - offset - truth[first:first + 10])) < 0.1
+
+
 def _first_window_lag(truth: np.ndarray, read: np.ndarray, window: int = 500,
                       max_lag: int = 300) -> int:
     finite = np.flatnonzero(np.isfinite(truth))
