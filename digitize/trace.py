@@ -465,15 +465,30 @@ def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndar
             runs_of[c] = _column_runs(ink[c])
         return runs_of[c]
 
+    def left_strokes(step: int, after: int) -> list[int]:
+        """The columns (in walking order, past ``after``) whose steep stroke's exit the next
+        column's run does not reach: :func:`_exit_end` and the reach test, for all at once."""
+        x = np.arange(1, n_cols - 1)
+        prev, nxt = x - step, x + step
+        top, bottom = a[x].astype(float), b[x].astype(float)
+        third = (bottom - top) / 3.0
+        centre_prev = 0.5 * (a[prev] + b[prev])
+        leaves_low = centre_prev < top + third
+        leaves_high = ~leaves_low & (centre_prev > bottom - third)
+        exit_y = np.where(leaves_low, bottom, top)
+        reached = found[nxt] & (a[nxt] <= exit_y + reach_px) & (b[nxt] >= exit_y - reach_px)
+        left = (found[x] & found[prev] & (b[x] - a[x] + 1 > tall_px)
+                & (leaves_low | leaves_high) & ~reached)
+        picked = x[left] if step > 0 else x[left][::-1]
+        return [int(c) for c in picked if (c - after) * step > 0]
+
     for step in (1, -1):
-        order = range(1, n_cols - 1) if step > 0 else range(n_cols - 2, 0, -1)
-        for x in order:
+        todo = left_strokes(step, 0 if step > 0 else n_cols - 1)
+        while todo:
+            x = todo.pop(0)
             prev, nxt = x - step, x + step
-            if not (found[x] and found[prev]) or b[x] - a[x] + 1 <= tall_px:
-                continue
             exit_y = _exit_end(int(a[x]), int(b[x]), int(a[prev]), int(b[prev]))
-            if exit_y is None or (found[nxt] and a[nxt] <= exit_y + reach_px
-                                  and b[nxt] >= exit_y - reach_px):
+            if exit_y is None:
                 continue
             chain: list[tuple[int, int, int]] = []
             cur_a, cur_b = int(a[x]), int(b[x])
@@ -496,9 +511,10 @@ def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndar
                 cur_exit = _exit_end(r0, r1, cur_a, cur_b) if r1 - r0 + 1 > tall_px else None
                 cur_a, cur_b = r0, r1
                 c += step
-            if rejoined:
+            if rejoined and chain:
                 for c, r0, r1 in chain:
                     found[c], a[c], b[c] = True, r0, r1
+                todo = left_strokes(step, x)     # the runs changed: look again from here
     return found, a, b
 
 
