@@ -564,50 +564,6 @@ def estimate_line_width(bands: np.ndarray, path: np.ndarray, threshold: float) -
     return float(max(1.0, np.median(heights)))
 
 
-TAIL_ENDS = False
-"""Whether a peak's tip is read at its stroke's faint end (:func:`faint_tail_px`)."""
-TAIL_LEVEL = 0.15
-"""Darkness from which a pixel beyond a peak's ink run counts as the faint end of its stroke
-(:func:`faint_tail_px`)."""
-TAIL_MAX_MM = 3.0
-"""Longest faint stroke end (mm) added to a peak's tip."""
-TAIL_CLEAR_MM = 1.0
-"""Paper (darkness below :data:`TAIL_LEVEL`) that must follow a faint stroke end for at least
-this length (mm): where grid remains or texture lies beyond, faint pixels are not a stroke's
-end."""
-TAIL_MIN_PX = 2
-"""Fewest faint pixels that make a stroke end (at least the pen width + 1 px: a blurred
-line's edge fades over about a pen width)."""
-
-
-def faint_tail_px(column: np.ndarray, end: int, step: int, threshold: float, max_px: int,
-                  clear_px: int, level: float = TAIL_LEVEL, min_px: int = TAIL_MIN_PX) -> int:
-    """Length (px) of the faint end of a stroke beyond the ink run ending at ``end`` in
-    ``column`` (darkness), walking ``step`` (+1 down, -1 up); 0 if there is none.
-
-    A QRS spike is drawn fast and thin: on a photo or a poor print its tip is lighter than the
-    rest of the stroke, so the run at the ink threshold stops short of it (a real phone
-    photo's deep S waves read ~0.3 mV short). The end counts where every pixel from the run on
-    is at least ``level`` but below ``threshold`` (darker ink again is another object), it is
-    ``min_px`` to ``max_px`` long, and ``clear_px`` pixels of paper follow it.
-    """
-    n = len(column)
-    length = 0
-    y = end + step
-    while 0 <= y < n and column[y] >= level:
-        if column[y] >= threshold or length >= max_px:
-            return 0
-        length += 1
-        y += step
-    if length < min_px:
-        return 0
-    beyond = column[y:y + step * clear_px:step] if step > 0 else \
-        column[max(y - clear_px + 1, 0):y + 1]
-    if len(beyond) < clear_px or (beyond >= level).any():
-        return 0
-    return length
-
-
 def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshold: float,
                  line_width_px: float, px_per_mm: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -627,9 +583,9 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     the sub-pixel top and bottom edges of each column's run (band px, NaN where none);
     ``merged`` the shared columns no row's line explains, ``bridged`` those a row's line was
     read straight across; ``apex`` (int8) +1 at an upward peak's tip column, -1 at a
-    downward one's, 0 elsewhere. With ``px_per_mm``, a tip whose stroke goes on faint beyond
-    the run (:func:`faint_tail_px`, in the tip's column or a neighbour) is read at the faint
-    stroke's end.
+    downward one's, 0 elsewhere. A steep stroke the path left for a shortcut is read from its
+    own runs (:func:`follow_strokes`, over at most :data:`FOLLOW_MAX_MM` at ``px_per_mm``;
+    4 px/mm where not given).
     """
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
@@ -719,19 +675,6 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
         for x in np.flatnonzero(down_apex):
             values[k, x] = lo[x] - radius
             near[max(0, x - reach):x + reach + 1] = True
-        if px_per_mm is not None and TAIL_ENDS:
-            max_px = round(TAIL_MAX_MM * px_per_mm)
-            clear_px = max(2, round(TAIL_CLEAR_MM * px_per_mm))
-            # a blurred edge fades over about a pen width; a faint stroke end is longer
-            min_px = max(TAIL_MIN_PX, int(np.ceil(line_width_px)) + 1)
-            for x, step in [(int(x), -1) for x in np.flatnonzero(up_apex & ~down_apex)] + \
-                    [(int(x), 1) for x in np.flatnonzero(down_apex)]:
-                end = int(page_runs[k, x, 0 if step < 0 else 1] - tops[k])
-                tail = max(faint_tail_px(bands[k, c], end, step, threshold, max_px, clear_px,
-                                         min_px=min_px)
-                           for c in range(max(0, x - 1), min(n_cols, x + 2)))
-                if tail:
-                    values[k, x] = end + step * tail
         apex[k, up_apex] = 1
         apex[k, down_apex] = -1
         anchor |= up_apex | down_apex | (is_tall & ~near)

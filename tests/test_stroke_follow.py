@@ -1,12 +1,11 @@
-"""A deep, narrow S wave whose path stays on specks at the baseline is read to its bottom, and a
-peak's faint stroke end is read to where the stroke ends."""
+"""A deep, narrow S wave whose path stays on specks at the baseline is read to its bottom."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ecglens.digitize import trace
-from ecglens.digitize.trace import faint_tail_px, follow_strokes, read_columns
+from ecglens.digitize.trace import follow_strokes, read_columns
 
 
 def _s_wave_under_a_shortcut() -> tuple[np.ndarray, np.ndarray]:
@@ -47,17 +46,3 @@ def test_a_flat_trace_keeps_its_runs() -> None:
     a, b = np.full(10, 20), np.full(10, 22)
     f2, a2, b2 = follow_strokes(ink, found, a, b, tall_px=4.5, reach_px=2, max_cols=10)
     assert f2.all() and (a2 == 20).all() and (b2 == 22).all()
-
-
-def test_a_faint_stroke_end_is_measured() -> None:
-    column = np.zeros(60, dtype=np.float32)
-    column[10:30] = 0.9                            # the run at the ink threshold (0.35)
-    column[30:37] = 0.22                           # the stroke's faint end, 7 px
-    assert faint_tail_px(column, 29, 1, 0.35, max_px=20, clear_px=6) == 7
-    grid = column.copy()
-    grid[40:42] = 0.3                              # more faint ink just beyond: not paper
-    assert faint_tail_px(grid, 29, 1, 0.35, max_px=20, clear_px=6) == 0
-    darker = column.copy()
-    darker[35] = 0.5                               # dark ink again: another object
-    assert faint_tail_px(darker, 29, 1, 0.35, max_px=20, clear_px=6) == 0
-    assert faint_tail_px(column[::-1].copy(), 30, -1, 0.35, max_px=20, clear_px=6) == 7
