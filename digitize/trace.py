@@ -414,6 +414,12 @@ FOLLOW_MAX_MM = 2.5
 """Longest stretch (mm along the row: 0.1 s at 25 mm/s, a wide QRS) over which a followed
 stroke must reach the path's runs again to replace them (4 mm read the same subset to the
 hundredth of a dB)."""
+FOLLOW_MAX_SHARE = 0.03
+"""Largest share of a row's columns the following may change. On captured reads of a phone
+photo, an ECG-Image-Kit page and a real image it changed 0-11 columns per row (<= 0.6 %); on
+a real image whose dark grid lines were read as trace (a page of six limb-lead strips, which
+must be refused) 18-233 of 1061 (1.7-22 %), and the grid lines it followed in every row at
+the same columns made the rows beat together and the page pass the final check."""
 FOLLOW_REACH_PENS = 2.0
 """How near a stroke's exit (pen widths, at least 2 px) the next column's run must start to
 continue it. Subset (as :data:`FOLLOW_STROKES`, with the 0.4-mm pulse clearance): one pen
@@ -442,7 +448,8 @@ def _exit_end(a: int, b: int, prev_a: int, prev_b: int) -> int | None:
 
 
 def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndarray,
-                   tall_px: float, reach_px: int, max_cols: int
+                   tall_px: float, reach_px: int, max_cols: int,
+                   max_share: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs ``[a, b]`` per column (``found``) where the path left a steep stroke for a
     shortcut replaced by the stroke's own runs, in both directions along the row.
@@ -455,7 +462,9 @@ def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndar
     changes. The path search weighs a climb against a few columns of faint specks, and
     across a deep, narrow S wave (its fast strokes printed lighter than its turning point) it
     can stay on specks at the baseline: the column reading then cut the wave (real phone
-    photos)."""
+    photos). Where more than ``max_share`` of the row's columns would change, nothing does:
+    what was followed is not the trace's strokes."""
+    found0, a0, b0 = found, a, b
     found, a, b = found.copy(), a.copy(), b.copy()
     n_cols = len(found)
     runs_of: dict[int, list[tuple[int, int]]] = {}
@@ -515,6 +524,10 @@ def follow_strokes(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndar
                 for c, r0, r1 in chain:
                     found[c], a[c], b[c] = True, r0, r1
                 todo = left_strokes(step, x)     # the runs changed: look again from here
+    if max_share is not None and np.count_nonzero(
+            (found != found0) | (a != a0) | (b != b0)) > max_share * n_cols:
+        # strokes everywhere: ink that is not the trace's (a dark grid's lines) was followed
+        return found0, a0, b0
     return found, a, b
 
 
@@ -610,7 +623,7 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
             found, a, b = follow_strokes(bridge_stroke_gaps(bands[k] >= threshold), found, a, b,
                                          tall, max(2, int(np.ceil(FOLLOW_REACH_PENS
                                                                   * line_width_px))),
-                                         max_cols)
+                                         max_cols, max_share=FOLLOW_MAX_SHARE)
             found &= ~((a == 0) & (b == band - 1))
         x = cols[found]
         a, b = a[found], b[found]
