@@ -317,7 +317,8 @@ def bridge_stroke_gaps(ink: np.ndarray, max_gap_px: int = STROKE_GAP_PX) -> np.n
 
 
 def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float,
-                connect_cols: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                connect_cols: int = 0, ink: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ink run ``[a, b]`` containing the path (or within two pixels of it) in every column
     of one band at once.
 
@@ -325,10 +326,12 @@ def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float,
     ``(found, a, b)``, with ``a``/``b`` meaningless where ``found`` is False. With
     ``connect_cols`` > 0, columns whose path misses ink take the run that touches a
     neighbouring column's run, up to that many columns from the nearest found one
-    (:func:`_connect_runs`).
+    (:func:`_connect_runs`). ``ink``: the band's bridged ink mask where the caller has it
+    (:func:`bridge_stroke_gaps` of ``columns >= threshold``).
     """
     n_cols, band = columns.shape
-    ink = bridge_stroke_gaps(columns >= threshold)
+    if ink is None:
+        ink = bridge_stroke_gaps(columns >= threshold)
     cols = np.arange(n_cols)
     y = np.asarray(path, dtype=np.int64).copy()
     found = ink[cols, y]
@@ -353,6 +356,12 @@ def _runs_under(columns: np.ndarray, path: np.ndarray, threshold: float,
     if connect_cols > 0 and not found.all() and found.any():
         found, a, b = _connect_runs(ink, found, a, b, connect_cols)
     return found, a, b
+
+
+def _column_runs(column: np.ndarray) -> list[tuple[int, int]]:
+    """The ``(first, last)`` pixels of each run of True in a bool column."""
+    edges = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist(), strict=True))
 
 
 CONNECT_COLS = 3
@@ -383,12 +392,8 @@ def _connect_runs(ink: np.ndarray, found: np.ndarray, a: np.ndarray, b: np.ndarr
         new = []
         for c in todo:
             refs = [(int(a[n]), int(b[n])) for n in (c - 1, c + 1) if 0 <= n < n_cols and found[n]]
-            col = ink[c]
-            if not col.any():
-                continue
-            edges = np.flatnonzero(np.diff(np.r_[0, col.astype(np.int8), 0]))
             best = None
-            for lo, hi in zip(edges[::2], edges[1::2] - 1, strict=True):
+            for lo, hi in _column_runs(ink[c]):
                 touch = max(min(hi, rb + 1) - max(lo, ra - 1) + 1 for ra, rb in refs)
                 if touch > 0 and (best is None or touch > best[0]):
                     best = (touch, lo, hi)
@@ -425,12 +430,6 @@ FOLLOW_REACH_PENS = 2.0
 continue it. Subset (as :data:`FOLLOW_STROKES`, with the 0.4-mm pulse clearance): one pen
 width 12.92 / 20.28 dB, two 12.95 / 20.29 dB (ECG-Image-Kit / own; Kaggle 13.80 -> 13.91),
 no page 1 dB apart."""
-
-
-def _column_runs(column: np.ndarray) -> list[tuple[int, int]]:
-    """The ``(first, last)`` pixels of each run of True in a bool column."""
-    edges = np.flatnonzero(np.diff(np.r_[0, column.astype(np.int8), 0]))
-    return list(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist(), strict=True))
 
 
 def _exit_end(a: int, b: int, prev_a: int, prev_b: int) -> int | None:
@@ -617,10 +616,12 @@ def read_columns(bands: np.ndarray, path: np.ndarray, tops: np.ndarray, threshol
     cols = np.arange(n_cols)
     max_cols = round(FOLLOW_MAX_MM * (px_per_mm if px_per_mm is not None else 4.0))
     for k in range(n_rows):
-        found, a, b = _runs_under(bands[k], path[k], threshold, connect_cols=CONNECT_COLS)
+        ink = bridge_stroke_gaps(bands[k] >= threshold)
+        found, a, b = _runs_under(bands[k], path[k], threshold, connect_cols=CONNECT_COLS,
+                                  ink=ink)
         found &= ~((a == 0) & (b == band - 1))   # ink edge to edge of the band: a fill
         if FOLLOW_STROKES:
-            found, a, b = follow_strokes(bridge_stroke_gaps(bands[k] >= threshold), found, a, b,
+            found, a, b = follow_strokes(ink, found, a, b,
                                          tall, max(2, int(np.ceil(FOLLOW_REACH_PENS
                                                                   * line_width_px))),
                                          max_cols, max_share=FOLLOW_MAX_SHARE)
