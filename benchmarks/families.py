@@ -450,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlay", action="store_true",
                         help="also write overlays for the own and eik pages")
     parser.add_argument("--score-only", action="store_true", help="score what is already read")
+    parser.add_argument("--eik-variants", nargs="+", default=None,
+                        choices=("clean", "scan", "wrinkles", "layout"),
+                        help="only ECG-Image-Kit pages of these variants")
     parser.add_argument("--limit", type=int, default=None,
                         help="only the first N pages of each family (a quick check)")
     args = parser.parse_args(argv)
@@ -468,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             found = photo_pages(data / "real_photos" / "paper2pulse")
         else:
             found = real_pages(data)
+        if family == "eik" and args.eik_variants is not None:
+            found = [p for p in found if p.group in args.eik_variants]
         pages += found[: args.limit]
     if not args.score_only:
         run_reading(pages, out, args.jobs, args.fresh, args.overlay)
