@@ -303,7 +303,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         edges = np.flatnonzero(np.diff(np.concatenate([[0], wide.astype(np.int8), [0]])))
         return int(np.max(edges[1::2] - edges[::2])) * f if len(edges) else 0
 
-    rows, by_strokes = [], []
+    rows: list[tuple[float, float, int, int]] = []
+    by_strokes: list[tuple[float, float, int, int]] = []
     for y in peaks:
         ys = min(hs - 1, int(y) // f)
         line = dil[ys].astype(bool)
