@@ -225,8 +225,7 @@ def _last_ink_over_half_pitch(rows: list[tuple[float, float, int, int]], mask: n
 
 
 def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
-              pair_rows: bool = False, page_width_px: float | None = None,
-              stroke_ink: np.ndarray | None = None) -> RowsResult:
+              pair_rows: bool = False, page_width_px: float | None = None) -> RowsResult:
     """Trace rows from the horizontal ink projection.
 
     Parameters
@@ -245,13 +244,6 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     page_width_px
         Width of the paper where it is narrower than the image (a photo): coverage is a
         share of it; None: of the image width.
-    stroke_ink
-        Darkness of other ink that counts as trace in the unbroken-stretch test only (the
-        segmentation network's trace pixels, :func:`digitize.seg_ink.trace_only_ink`): the
-        fast strokes of a low-resolution page can fall under the ink level, and a row whose
-        beats break its line every RR interval then had no stretch of 20 mm (see
-        ``pipeline.STROKE_INK_ROWS``). Rows found only with it complete the rows found
-        without it (none without: none), where no such row lies within 5 mm.
     """
     import cv2
     from scipy.ndimage import gaussian_filter1d, maximum_filter1d
@@ -278,10 +270,6 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     small: np.ndarray = np.asarray(
         mask[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3)), dtype=np.uint8)
     dil_wide = small.astype(bool)
-    with_strokes = None
-    if stroke_ink is not None:
-        strokes = stroke_ink >= 0.3
-        with_strokes = dil_wide | strokes[:hs * f, :ws * f].reshape(hs, f, ws, f).any(axis=(1, 3))
     # specks (a dark grid dot, paper noise) are no trace: on a dotted grid whose darker dots
     # pass the ink level, rows of dots lend every line coverage (header text was taken for
     # trace rows on two own-renderer pages). They stay in for the unbroken-stretch test
@@ -298,13 +286,7 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
     cols_full = mask.any(axis=0)
     if not cols_full.any():
         return RowsResult(rows=(), pitch_px=float("nan"))
-    def longest_stretch(inked_cols: np.ndarray, ys: int) -> int:
-        wide = inked_cols[max(0, ys - reach_wide):ys + reach_wide + 1].any(axis=0)
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], wide.astype(np.int8), [0]])))
-        return int(np.max(edges[1::2] - edges[::2])) * f if len(edges) else 0
-
-    rows: list[tuple[float, float, int, int]] = []
-    by_strokes: list[tuple[float, float, int, int]] = []
+    rows = []
     for y in peaks:
         ys = min(hs - 1, int(y) // f)
         line = dil[ys].astype(bool)
@@ -317,21 +299,17 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         if coverage < min_coverage:
             continue
         # a trace runs unbroken for a long stretch (within ±5 mm); text breaks between words
-        unbroken = longest_stretch(dil_wide, ys) >= 20 * px_per_mm
-        if not unbroken and (with_strokes is None
-                             or longest_stretch(with_strokes, ys) < 20 * px_per_mm):
+        wide = dil_wide[max(0, ys - reach_wide):ys + reach_wide + 1].any(axis=0)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], wide.astype(np.int8), [0]])))
+        longest = int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0
+        if longest * f < 20 * px_per_mm:
             continue
         # exact first/last inked columns near the row, at full resolution
         r0, r1 = max(0, int(y - 2.5 * px_per_mm)), min(h, int(y + 2.5 * px_per_mm) + 1)
         band = mask[r0:r1].any(axis=0)
         xs = np.flatnonzero(band)
-        (rows if unbroken else by_strokes).append((float(y), coverage, int(xs[0]), int(xs[-1])))
+        rows.append((float(y), coverage, int(xs[0]), int(xs[-1])))
     rows = _merge_close(rows, 5 * px_per_mm)
-    # rows unbroken only with the stroke ink complete the rows found without it, where no
-    # such row is within 5 mm; alone they are no rows
-    if rows:
-        rows = sorted(rows + [r for r in _merge_close(by_strokes, 5 * px_per_mm)
-                              if all(abs(r[0] - k[0]) >= 5 * px_per_mm for k in rows)])
     if LAST_INK_HALF_PITCH:
         rows = _last_ink_over_half_pitch(rows, mask, px_per_mm)
     rows = _drop_spurious(rows, darkness, px_per_mm)

@@ -98,17 +98,6 @@ VERSION = "0.1.0"
 RETRY_PULSE_SEARCH_MM = 30.0
 """Width of each row's pulse search strip on the second reads (40 mm on the first,
 :data:`digitize.pulse_rows.PULSE_SEARCH_MM`)."""
-STROKE_INK_ROWS = True
-"""Whether the unbroken-stretch test (20 mm) of rows looked for in the network's trace ink
-(``layout_detect.find_rows``) also counts the colour ink's pixels, to complete rows found
-without them. On a 100-dpi ECG-Image-Kit 6x2+1 page the colour ink lost a rhythm strip's fast
-strokes (its longest stretch 18.5 mm) and the network's a tall-QRS row's (15.5 mm): both inks
-gave six of the seven rows and the page was read as 6x2; with the colour strokes the network's
-ink gives seven, more than the colour ink's six, and the page is read again on them (as
-``_read_upright`` does). Counting the network's strokes in the colour ink's rows instead read
-four dark-gridded tune pages on the colour rows (their own ink alone had found too few, and
-the read on the network's rows was 2-15 dB better). Measured on every family
-(docs/digitize.md)."""
 PULSE_CLEAR_MM = 0.4
 """Columns after the calibration pulses' right side (mm) left unread: the pulse's falling
 leg. On the first 80 ECG-Image-Kit tune pages and every 8th own seed-0 page, 0.4 mm against
@@ -1030,27 +1019,19 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     prob = page_trace_map(page, map_px_per_mm)
     rows_ink = darkness
     network_row_count = None
-    network_ink = (trace_only_ink(darkness, prob, TRACE_RUN_LEVEL) if prob is not None
-                   else None)
-    # where rows are looked for in the network's trace ink, the colour ink's pixels also count
-    # in their unbroken-stretch test (a row whose fast strokes the network misses:
-    # ``layout_detect.find_rows``)
-    stroke_ink = None
-    if network_ink is not None:
+    if prob is not None:
         rows_mode = rows_from_env()
         if rows_mode == "network" or (rows_from_network and rows_mode == "fallback"):
-            rows_ink = network_ink
-            stroke_ink = darkness if STROKE_INK_ROWS else None
+            rows_ink = trace_only_ink(darkness, prob, TRACE_RUN_LEVEL)
         elif rows_mode == "fallback":
             # counted only, to see whether the colour rows missed one (:func:`_read_upright`)
-            network_row_count = len(find_rows(
-                network_ink, ppmm_y, page_width_px=geometry.paper_width_px,
-                stroke_ink=darkness if STROKE_INK_ROWS else None).rows)
+            network_row_count = len(find_rows(trace_only_ink(darkness, prob, TRACE_RUN_LEVEL),
+                                              ppmm_y, page_width_px=geometry.paper_width_px).rows)
     lap("trace model")
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
     rows = find_rows(rows_ink, ppmm_y, pair_rows=pair_rows,
-                     page_width_px=geometry.paper_width_px, stroke_ink=stroke_ink)
+                     page_width_px=geometry.paper_width_px)
     log.debug("rows: %d found in the %s ink", len(rows.rows),
               "colour" if rows_ink is darkness else "network's trace")
     if rows_from_pulses and not rows.rows:
