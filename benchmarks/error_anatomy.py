@@ -10,7 +10,8 @@ For every lead read on a page with truth (after the Challenge scorer's shift and
 * **regions**: the mean 2024 SNR per lead as read, and as it would be if one region's error
   were zero and its unread samples read (``start``: the first 0.3 s of each printed window,
   where lead names, pulses and cell separators are; ``end``: the last 0.1 s; ``qrs``: samples
-  whose truth spans more than 0.4 mV within 40 ms; ``rest``), and with every sample read;
+  whose truth spans more than 0.4 mV within 40 ms; ``rest``), and with every unread sample read
+  exactly;
 * **peaks**: read / truth amplitude of every truth R and S peak (> 0.5 mV from the lead's
   median) against the read's extreme within ±20 ms;
 * **transfer**: the read's gain against truth per frequency (Welch, 0.51-s Hann windows over
@@ -36,6 +37,9 @@ QRS_WINDOW_S, QRS_SPAN_MV = 0.04, 0.4
 PEAK_MV, PEAK_WINDOW_S = 0.5, 0.02
 WELCH_N = 256
 GOOD_LEAD_DB = 8.0
+SNR_CAP_DB = 25.0
+"""A lead whose remaining error is (nearly) nil counts this much, not the scorer's 120 dB:
+removing one region's error must not let a single lead dominate the mean."""
 
 
 def truth_path(family: str, stem: str, data: Path, own_set: Path) -> Path:
@@ -87,14 +91,12 @@ def region_labels(reference: np.ndarray, fs: float) -> np.ndarray:
     return labels
 
 
-def lead_snr(reference: np.ndarray, error: np.ndarray, read: np.ndarray) -> float:
-    """2024 SNR of one lead (dB × read share) from its error where ``read``."""
-    printed = np.isfinite(reference)
-    if not read.any():
-        return 0.0
-    signal, noise = np.mean(reference[read] ** 2), np.mean(error[read] ** 2)
-    snr = 25.0 if noise <= 0 else min(25.0, 10 * math.log10(signal / noise))
-    return snr * read.sum() / printed.sum()
+def lead_snr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """2024 SNR of one lead, already aligned (:func:`ecglens.score.metrics.score_lead`)."""
+    from ecglens.score.metrics import score_lead
+
+    return float(score_lead(reference, estimate, 500.0, shift=False,
+                            max_snr_db=SNR_CAP_DB).snr_db)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,15 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                                                     Path(args.data), Path(args.own_set)):
         printed = np.isfinite(reference)
         read = printed & np.isfinite(estimate)
-        error = np.where(read, reference - np.nan_to_num(estimate), 0.0)
         labels = region_labels(reference, fs)
-        base = lead_snr(reference, error, read)
+        base = lead_snr(reference, estimate)
         snrs["as read"].append(base)
-        for k, name in enumerate(REGIONS):
-            inside = labels == k
-            snrs[name].append(lead_snr(reference, np.where(inside, 0.0, error),
-                                       read | (printed & inside)))
-        snrs["all read"].append(lead_snr(reference, error, printed))
+        for k, name in enumerate(REGIONS):   # that region read exactly
+            snrs[name].append(lead_snr(reference, np.where(labels == k, reference, estimate)))
+        # every unread sample read exactly
+        snrs["all read"].append(lead_snr(reference, np.where(read, estimate, reference)))
         median = float(np.nanmedian(reference))
         half = int(PEAK_WINDOW_S * fs)
         for sign, kind in ((1, "R"), (-1, "S")):
