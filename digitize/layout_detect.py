@@ -612,6 +612,79 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
                     n_samples=round(duration * fs), source=source)
 
 
+ROW_SPAN_RULE_SHARE = 0.8
+"""A column inked over this share of the rows' height is a vertical rule (a page frame or a
+border), not a trace: it is left out of the rows' span (:func:`scale_from_row_span`)."""
+ROW_SPAN_GAP = 0.01
+"""Largest gap (share of the image width) inside one row's run of inked columns; a wider gap
+parts the trace from a page frame or text beside it. On the gridless ECG-Image-Kit tune
+pages (100 px per inch) the frame lies 9-40 px from the traces, the traces themselves
+have no gap: 1 % of a 1100-1500 px page is 11-15 px."""
+ROW_SPAN_AGREE = 0.03
+"""Rows whose span is within this share of the median span agree on it; at least half the
+rows (and :data:`ROW_SPAN_MIN_ROWS`) must, or the rows' span gives no scale."""
+ROW_SPAN_MIN_ROWS = 3
+ROW_SPAN_PX_PER_MM = (1.5, 40.0)
+"""Scales a printout is scanned or photographed at (about 40-1000 dpi)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSpanScale:
+    """A page's scale from its trace rows' common span taken as the standard 250 mm (10 s at
+    25 mm/s), for a page with neither a grid nor a dpi: ``span_px`` the median span,
+    ``n_agree`` the rows within :data:`ROW_SPAN_AGREE` of it."""
+
+    px_per_mm: float
+    span_px: float
+    n_rows: int
+    n_agree: int
+
+
+def _longest_run(inked: np.ndarray, max_gap_px: int) -> tuple[int, int] | None:
+    """First and last column of the longest run of ``inked`` columns that bridges gaps of up
+    to ``max_gap_px``; None where nothing is inked."""
+    cols = np.flatnonzero(inked)
+    if not len(cols):
+        return None
+    breaks = np.flatnonzero(np.diff(cols) > max_gap_px + 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(cols) - 1]))
+    best = int(np.argmax(cols[ends] - cols[starts]))
+    return int(cols[starts[best]]), int(cols[ends[best]])
+
+
+def scale_from_row_span(darkness: np.ndarray, rows: RowsResult) -> RowSpanScale | None:
+    """px/mm of a page printed without a grid and given without a dpi, from the span of its
+    trace rows (``rows`` found at any assumed scale): a 12-lead printout's rows run 10 s at
+    25 mm/s, the standard 250 mm, whatever their layout. Vertical rules (a page frame) and
+    ink parted from a row's trace by a gap are left out. None where fewer than
+    :data:`ROW_SPAN_MIN_ROWS` rows, or fewer than half of them, agree on the span."""
+    if len(rows.rows) < ROW_SPAN_MIN_ROWS or not np.isfinite(rows.pitch_px):
+        return None
+    mask = darkness >= 0.3
+    h, w = mask.shape
+    half = 0.5 * rows.pitch_px
+    top = max(int(rows.rows[0].centre_px - half), 0)
+    bottom = min(int(rows.rows[-1].centre_px + half) + 1, h)
+    rules = mask[top:bottom].mean(axis=0) > ROW_SPAN_RULE_SHARE
+    max_gap_px = max(1, round(ROW_SPAN_GAP * w))
+    spans = []
+    for row in rows.rows:
+        band = mask[max(int(row.centre_px - half), 0):min(int(row.centre_px + half) + 1, h)]
+        run = _longest_run(band.any(axis=0) & ~rules, max_gap_px)
+        if run is not None:
+            spans.append(run[1] - run[0] + 1)
+    if len(spans) < ROW_SPAN_MIN_ROWS:
+        return None
+    span_px = float(np.median(spans))
+    n_agree = int(np.sum(np.abs(np.asarray(spans) / span_px - 1.0) <= ROW_SPAN_AGREE))
+    px_per_mm = span_px / STANDARD_AXIS_MM
+    if (n_agree < max(ROW_SPAN_MIN_ROWS, 0.5 * len(rows.rows))
+            or not ROW_SPAN_PX_PER_MM[0] <= px_per_mm <= ROW_SPAN_PX_PER_MM[1]):
+        return None
+    return RowSpanScale(px_per_mm=px_per_mm, span_px=span_px, n_rows=len(rows.rows),
+                        n_agree=n_agree)
+
 def tick_evidence(darkness: np.ndarray, baselines_px: list[float], axis: TimeAxis,
                   px_per_mm: float) -> list[dict[float, float]]:
     """For each row, how much a separator tick (a short vertical stroke through the 0 mV line,

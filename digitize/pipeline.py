@@ -60,6 +60,7 @@ from ecglens.digitize.layout_detect import (
     complete_rows,
     find_rows,
     find_time_axis,
+    scale_from_row_span,
     strip_matcher,
     tick_evidence,
 )
@@ -856,6 +857,16 @@ scale for the span to set the scale of a page without a grid (see the module's m
 note in ``docs/digitize.md``)."""
 ASSUMED_SCALE_NOTE = "no grid and no dpi: scale assumed 200 dpi"
 """Start of the warning of a page read at the fallback scale."""
+ROW_SPAN_NOTE = "no grid and no dpi: scale from the rows' span"
+"""Start of the warning of a page whose scale came from its rows' span."""
+ROW_SPAN_SOURCE = "row span"
+"""Grid source of a page whose scale came from its rows' span
+(:func:`digitize.layout_detect.scale_from_row_span`) before its pulses were looked for. On
+the ECG-Image-Kit tune part's gridless layout-variant pages the 200-dpi guess read them at
+about twice their scale (pulses, where printed, not found; the time axis half as long):
+refused or near 0 dB. Whether the span or the guess comes first was measured on the 53 tune
+layout-variant pages: span first 9.90 dB, span only where the pulses give no scale 8.41,
+guess alone 7.66 (see ``docs/digitize.md``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -943,9 +954,6 @@ def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = No
         # no grid and no dpi: assume a 200-dpi scan and say so
         ppmm_x = ppmm_y = 200.0 / 25.4
         warnings.append(f"{ASSUMED_SCALE_NOTE} (low confidence)")
-    if not getattr(grid2, "found", False):
-        warnings.append(f"grid not found ({getattr(grid2, 'reason', '')}); px/mm from "
-                        f"{getattr(grid2, 'source', 'dpi')}")
     page = desk.image
     ink = (find_ink(page, grid2, subtract_grid=True) if subtract_grid
            else find_ink(page, grid2, cap_at_grid_lines=ink_at_grid_lines))
@@ -969,6 +977,23 @@ def page_ink(image: np.ndarray, dpi_prior: float | None, grid_override: Any = No
         columns = np.flatnonzero(on_paper.any(axis=0))
         darkness = np.where(on_paper, darkness, np.float32(0.0))
         paper_width_px = float(columns[-1] - columns[0] + 1)
+    if getattr(grid2, "source", "") == "none":
+        # no grid and no dpi: the rows' span, the standard 250 mm, gives the scale the 200-dpi
+        # guess does not (the rows are found at that guess; the calibration pulses, looked for
+        # at the span's scale, may still set it)
+        span = scale_from_row_span(darkness, find_rows(darkness, ppmm_y,
+                                                       page_width_px=paper_width_px))
+        if span is not None:
+            ppmm_x = ppmm_y = span.px_per_mm
+            grid2 = dataclasses.replace(grid2, px_per_mm_x=ppmm_x, px_per_mm_y=ppmm_y,
+                                        source=ROW_SPAN_SOURCE)
+            warnings = [w for w in warnings if not w.startswith(ASSUMED_SCALE_NOTE)]
+            warnings.append(f"{ROW_SPAN_NOTE}: {ppmm_x:.2f} px/mm, {span.n_agree} of "
+                            f"{span.n_rows} rows spanning {span.span_px:.0f} px taken as the "
+                            "standard 250 mm (10 s at 25 mm/s); low confidence")
+    if not getattr(grid2, "found", False):
+        warnings.append(f"grid not found ({getattr(grid2, 'reason', '')}); px/mm from "
+                        f"{getattr(grid2, 'source', 'dpi')}")
     lap("ink")
     return PageInk(grid, grid2, desk, ink, darkness, ppmm_x, ppmm_y, tuple(warnings), timings,
                    paper_width_px)
@@ -1118,15 +1143,17 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         warnings.append(f"pulse-like strokes on row(s) {', '.join(map(str, stray))} lie off the "
                         "page's column of calibration pulses: not used as pulses")
         pulses = column
-    if getattr(grid2, "source", "") == "none":
-        # no grid and no dpi: the 200-dpi fallback gives way to the pulses' own height
+    if getattr(grid2, "source", "") in ("none", ROW_SPAN_SOURCE):
+        # no grid and no dpi: the 200-dpi guess or the rows' span gives way to the pulses'
+        # own height
         pulse_scale = scale_from_pulses(pulses, ppmm_x, ppmm_y)
         if pulse_scale is not None:
             ppmm_x = ppmm_y = pulse_scale.px_per_mm
             pulses = list(pulse_scale.pulses)
             grid2 = dataclasses.replace(grid2, px_per_mm_x=ppmm_x, px_per_mm_y=ppmm_y,
                                         source="pulses")
-            warnings = [w for w in warnings if not w.startswith(ASSUMED_SCALE_NOTE)]
+            warnings = [w for w in warnings if not w.startswith((ASSUMED_SCALE_NOTE,
+                                                                    ROW_SPAN_NOTE))]
             warnings.append(
                 f"no grid: scale {ppmm_x:.2f} px/mm from {pulse_scale.n_agree} calibration "
                 "pulses taken as the standard 1 mV at 10 mm/mV (their shape says "
