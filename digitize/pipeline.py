@@ -1051,12 +1051,14 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         elif rows_mode == "fallback":
             # counted only, to see whether the colour rows missed one (:func:`_read_upright`)
             network_row_count = len(find_rows(trace_only_ink(darkness, prob, TRACE_RUN_LEVEL),
-                                              ppmm_y, page_width_px=geometry.paper_width_px).rows)
+                                              ppmm_y, page_width_px=geometry.paper_width_px,
+                                              bridge_single_gaps=True).rows)
     lap("trace model")
     # the third read (a page whose rows were not found twice) also takes thin lines split over
     # two pixel rows for rows
     rows = find_rows(rows_ink, ppmm_y, pair_rows=pair_rows,
-                     page_width_px=geometry.paper_width_px)
+                     page_width_px=geometry.paper_width_px,
+                     bridge_single_gaps=rows_ink is not darkness)
     log.debug("rows: %d found in the %s ink", len(rows.rows),
               "colour" if rows_ink is darkness else "network's trace")
     if rows_from_pulses and not rows.rows:

@@ -93,3 +93,35 @@ def test_dark_grid_page_is_read_on_the_networks_rows(shared_data, monkeypatch) -
     assert len(result.rows.rows) == 7
     assert result.layout.name == "6x2+1"
     assert any("segmentation network calls trace" in w for w in result.warnings)
+
+
+BROKEN_TRACE_PAGE = "eik00284_1"
+"""A tune-fold (strat_fold 1-8) ECG-Image-Kit 3x4+1 page, dark blue grid, 100 px per inch, no
+lead names: in the network's trace ink its thin traces lose single columns every few mm."""
+
+
+def test_single_column_gaps_do_not_break_a_row_in_the_networks_ink(shared_data) -> None:
+    import cv2
+
+    from ecglens.digitize.layout_detect import find_rows
+    from ecglens.digitize.pipeline import page_ink
+    from ecglens.digitize.segment import trace_probability
+    from ecglens.digitize.trace import RUN_LEVEL
+
+    root = shared_data / "ecg_image_kit" / "synthetic"
+    image = cv2.cvtColor(cv2.imread(str(root / "images" / f"{BROKEN_TRACE_PAGE}.jpg")),
+                         cv2.COLOR_BGR2RGB)
+    geometry = page_ink(image, None)
+    prob = trace_probability(geometry.deskew.image,
+                             0.5 * (geometry.px_per_mm_x + geometry.px_per_mm_y))
+    ink = trace_only_ink(geometry.darkness, prob, RUN_LEVEL)
+    with gzip.open(root / "geometry" / f"{BROKEN_TRACE_PAGE}.json.gz") as handle:
+        leads = json.loads(handle.read())["eikdev"]["leads"]
+    truth = sorted({round(lead["row_coef"][0], 1) for lead in leads})   # printed 0 mV rows
+    assert len(truth) == 4
+    # measured: the two lower rows' longest stretches 19.6 and 18.3 mm, under the 20 mm
+    assert len(find_rows(ink, geometry.px_per_mm_y).rows) == 2
+    bridged = find_rows(ink, geometry.px_per_mm_y, bridge_single_gaps=True)
+    found = np.array([row.centre_px for row in bridged.rows])
+    assert len(found) == 4
+    assert np.max(np.abs(found - np.array(truth))) < 2 * geometry.px_per_mm_y
