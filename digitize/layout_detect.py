@@ -307,7 +307,8 @@ def find_rows(darkness: np.ndarray, px_per_mm: float, min_coverage: float = 0.6,
         if coverage < min_coverage:
             continue
         # a trace runs unbroken for a long stretch (within ±5 mm); text breaks between words
-        wide = dil_wide[max(0, ys - reach_wide):ys + reach_wide + 1].any(axis=0)
+        wide: np.ndarray = np.asarray(
+            dil_wide[max(0, ys - reach_wide):ys + reach_wide + 1].any(axis=0), dtype=bool)
         if bridge_single_gaps:
             wide[1:-1] |= wide[:-2] & wide[2:]
         edges = np.flatnonzero(np.diff(np.concatenate([[0], wide.astype(np.int8), [0]])))
@@ -627,9 +628,10 @@ ROW_SPAN_RULE_SHARE = 0.8
 border), not a trace: it is left out of the rows' span (:func:`scale_from_row_span`)."""
 ROW_SPAN_GAP = 0.01
 """Largest gap (share of the image width) inside one row's run of inked columns; a wider gap
-parts the trace from a page frame or text beside it. On the gridless ECG-Image-Kit tune
-pages (100 px per inch) the frame lies 9-40 px from the traces, the traces themselves
-have no gap: 1 % of a 1100-1500 px page is 11-15 px."""
+parts the trace from a page frame or text beside it (1 % is 11-15 px on the 1100-1500 px
+ECG-Image-Kit pages). On the gridless ECG-Image-Kit pages read at this scale (tune and
+validation, 100 px per inch = 3.937 px/mm) the span gave 3.94 px/mm on every page printed
+without a pulse, the frame left out; 4.02 where an unfound pulse started the rows."""
 ROW_SPAN_AGREE = 0.03
 """Rows whose span is within this share of the median span agree on it; at least half the
 rows (and :data:`ROW_SPAN_MIN_ROWS`) must, or the rows' span gives no scale."""
@@ -694,6 +696,7 @@ def scale_from_row_span(darkness: np.ndarray, rows: RowsResult) -> RowSpanScale 
         return None
     return RowSpanScale(px_per_mm=px_per_mm, span_px=span_px, n_rows=len(rows.rows),
                         n_agree=n_agree)
+
 
 def tick_evidence(darkness: np.ndarray, baselines_px: list[float], axis: TimeAxis,
                   px_per_mm: float) -> list[dict[float, float]]:
