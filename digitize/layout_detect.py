@@ -635,22 +635,19 @@ def rows_started_in_ink(rows: RowsResult, darkness: np.ndarray, px_per_mm: float
     """``rows`` found in the ink the segmentation network calls trace, each starting where its
     run of page ink (``darkness``, within ±2.5 mm of the row) reaches left without a gap over
     :data:`ROW_START_GAP_MM`: the network does not call a calibration pulse trace, and the
-    pulse search starts at the rows' first ink (a dark-gridded ECG-Image-Kit tune page read on
-    the network's rows took a QRS complex 25 mm right of its pulses for them)."""
+    pulse search starts at the rows' first ink (an ECG-Image-Kit tune page read on the
+    network's rows took a QRS complex 25 mm right of its pulses for them)."""
     mask = darkness >= 0.3
     h = mask.shape[0]
     max_gap = max(1, round(ROW_START_GAP_MM * px_per_mm))
     out = []
     for row in rows.rows:
-        band = mask[max(0, int(row.centre_px - 2.5 * px_per_mm)):
-                    min(h, int(row.centre_px + 2.5 * px_per_mm) + 1)].any(axis=0)
-        first = row.x_first_px
-        inked = np.flatnonzero(band[:first])
-        for x in inked[::-1]:
-            if first - x > max_gap:
-                break
-            first = int(x)
-        out.append(dataclasses.replace(row, x_first_px=first))
+        band: np.ndarray = np.asarray(mask[max(0, int(row.centre_px - 2.5 * px_per_mm)):
+                                           min(h, int(row.centre_px + 2.5 * px_per_mm) + 1)
+                                           ].any(axis=0), dtype=bool)
+        cols = np.append(np.flatnonzero(band[:row.x_first_px]), row.x_first_px)
+        starts, _ = _run_bounds(cols, max_gap)
+        out.append(dataclasses.replace(row, x_first_px=int(cols[starts[-1]])))
     return dataclasses.replace(rows, rows=tuple(out))
 
 ROW_SPAN_RULE_SHARE = 0.8
@@ -682,15 +679,20 @@ class RowSpanScale:
     n_agree: int
 
 
+def _run_bounds(cols: np.ndarray, max_step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of the ascending columns ``cols`` (at least one) that part where two neighbours
+    lie more than ``max_step`` apart: the indices into ``cols`` of each run's first and last."""
+    breaks = np.flatnonzero(np.diff(cols) > max_step)
+    return np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(cols) - 1]))
+
+
 def _longest_run(inked: np.ndarray, max_gap_px: int) -> tuple[int, int] | None:
     """First and last column of the longest run of ``inked`` columns that bridges gaps of up
     to ``max_gap_px``; None where nothing is inked."""
     cols = np.flatnonzero(inked)
     if not len(cols):
         return None
-    breaks = np.flatnonzero(np.diff(cols) > max_gap_px + 1)
-    starts = np.concatenate(([0], breaks + 1))
-    ends = np.concatenate((breaks, [len(cols) - 1]))
+    starts, ends = _run_bounds(cols, max_gap_px + 1)
     best = int(np.argmax(cols[ends] - cols[starts]))
     return int(cols[starts[best]]), int(cols[ends[best]])
 
