@@ -623,33 +623,6 @@ def find_time_axis(rows: RowsResult, pulse_right_px: float | None, px_per_mm_x: 
                     n_samples=round(duration * fs), source=source)
 
 
-ROW_START_GAP_MM = 11.0
-"""Largest gap (mm) in the page ink, within ±2.5 mm of a row, between its first column in the
-network's trace ink and ink further left that still belongs to the row
-(:func:`rows_started_in_ink`): near its 0 mV line a pulse is two strokes up to 10 mm apart
-(0.2 s at 50 mm/s), and a lead name left of it only widens the pulse search."""
-
-
-def rows_started_in_ink(rows: RowsResult, darkness: np.ndarray, px_per_mm: float
-                        ) -> RowsResult:
-    """``rows`` found in the ink the segmentation network calls trace, each starting where its
-    run of page ink (``darkness``, within ±2.5 mm of the row) reaches left without a gap over
-    :data:`ROW_START_GAP_MM`: the network does not call a calibration pulse trace, and the
-    pulse search starts at the rows' first ink (an ECG-Image-Kit tune page read on the
-    network's rows took a QRS complex 25 mm right of its pulses for them)."""
-    mask = darkness >= 0.3
-    h = mask.shape[0]
-    max_gap = max(1, round(ROW_START_GAP_MM * px_per_mm))
-    out = []
-    for row in rows.rows:
-        band: np.ndarray = np.asarray(mask[max(0, int(row.centre_px - 2.5 * px_per_mm)):
-                                           min(h, int(row.centre_px + 2.5 * px_per_mm) + 1)
-                                           ].any(axis=0), dtype=bool)
-        cols = np.append(np.flatnonzero(band[:row.x_first_px]), row.x_first_px)
-        starts, _ = _run_bounds(cols, max_gap)
-        out.append(dataclasses.replace(row, x_first_px=int(cols[starts[-1]])))
-    return dataclasses.replace(rows, rows=tuple(out))
-
 ROW_SPAN_RULE_SHARE = 0.8
 """A column inked over this share of the rows' height is a vertical rule (a page frame or a
 border), not a trace: it is left out of the rows' span (:func:`scale_from_row_span`)."""

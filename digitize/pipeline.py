@@ -60,7 +60,6 @@ from ecglens.digitize.layout_detect import (
     complete_rows,
     find_rows,
     find_time_axis,
-    rows_started_in_ink,
     scale_from_row_span,
     strip_matcher,
     tick_evidence,
@@ -1062,8 +1061,6 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                      bridge_single_gaps=rows_ink is not darkness)
     log.debug("rows: %d found in the %s ink", len(rows.rows),
               "colour" if rows_ink is darkness else "network's trace")
-    if rows_ink is not darkness:
-        rows = rows_started_in_ink(rows, darkness, ppmm_x)
     if rows_from_pulses and not rows.rows:
         rows = _rows_from_pulses_only(darkness, ppmm_x, ppmm_y) or rows
         if rows.rows:

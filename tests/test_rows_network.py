@@ -126,29 +126,3 @@ def test_single_column_gaps_do_not_break_a_row_in_the_networks_ink(shared_data) 
     assert len(found) == 4
     assert np.max(np.abs(found - np.array(truth))) < 2 * geometry.px_per_mm_y
 
-
-def test_a_row_from_the_networks_ink_starts_at_its_pulse_not_at_the_page_edge() -> None:
-    from ecglens.digitize.layout_detect import Row, RowsResult, rows_started_in_ink
-
-    dark = np.zeros((200, 600), dtype=np.float32)
-    dark[100, 88:560] = 1.0        # the trace the network calls trace, from column 88
-    dark[60:101, 60] = dark[60:101, 85] = dark[60, 60:86] = 1.0   # the pulse, 2 px before it
-    dark[100, 0:8] = 1.0           # a page edge 52 px (13 mm) further left
-    rows = RowsResult(rows=(Row(0, 100.0, 0.9, 88, 559),), pitch_px=80.0)
-    started = rows_started_in_ink(rows, dark, px_per_mm=4.0)
-    assert started.rows[0].x_first_px == 60
-    assert started.rows[0].x_last_px == 559
-
-
-def test_a_page_read_on_the_networks_rows_finds_its_pulses(shared_data) -> None:
-    """Tune-fold page eik00363_1 (3x4+1, green grid, 100 px per inch): read on the network's
-    four rows, whose first ink lay right of the pulses, a QRS complex was taken for them
-    (50 mm/s, a 4.4-s axis, -0.8 dB); from the rows' first page ink the pulses are found."""
-    from ecglens.digitize.pipeline import digitize_file
-
-    path = shared_data / "ecg_image_kit" / "synthetic" / "images" / "eik00363_1.jpg"
-    result = digitize_file(path, use_ocr=False)[0]
-    assert len(result.rows.rows) == 4 and result.layout.name == "3x4+1"
-    assert result.calibration.speed_mm_s == 25.0
-    assert result.time_axis.duration_s == pytest.approx(10.0, abs=0.05)
-    assert all(p.x_right_px < 100 for p in result.calibration.pulses)
