@@ -48,3 +48,21 @@ def eik_lead_pair(shared_data: Path, stem: str, result: Any, lead: str
     read = result.record
     return (truth.p_signal[:, truth.sig_name.index(lead)],
             np.asarray(read.signal[:, list(read.leads).index(lead)], dtype=float))
+
+
+def lead_correlations(record: Any, truth_path: Path, min_samples: int = 500) -> list[float]:
+    """Pearson r of each lead of a read ``record`` with the truth record at ``truth_path``
+    (WFDB, NaN outside its printed windows), over the samples both hold, for leads with more
+    than ``min_samples`` of them."""
+    import wfdb
+
+    truth = wfdb.rdrecord(str(truth_path))
+    names = list(truth.sig_name)
+    correlations = []
+    for lead in record.leads:
+        x = truth.p_signal[:, names.index(lead)]
+        y = record.lead(lead)[: len(x)]
+        ok = np.isfinite(x[: len(y)]) & np.isfinite(y)
+        if ok.sum() > min_samples:
+            correlations.append(float(np.corrcoef(x[: len(y)][ok], y[ok])[0, 1]))
+    return correlations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from signal_match import lead_correlations
 
 from ecglens.digitize.layout_detect import Row, RowsResult, scale_from_row_span
 
@@ -53,8 +54,6 @@ def test_gridless_pulseless_ecg_image_kit_page_is_read_at_its_true_scale(shared_
     """An ECG-Image-Kit page of the tune folds printed with neither a grid nor a pulse (100 px
     per inch, a V5 rhythm strip): before, read at the 200-dpi guess, twice its scale (a 5.2-s
     axis, -0.1 dB); now the rows' span gives its scale and every lead follows the truth."""
-    import wfdb
-
     from ecglens.digitize.pipeline import ROW_SPAN_SOURCE, digitize_file
 
     root = shared_data / "ecg_image_kit" / "synthetic"
@@ -63,15 +62,6 @@ def test_gridless_pulseless_ecg_image_kit_page_is_read_at_its_true_scale(shared_
     assert result.grid.source == ROW_SPAN_SOURCE
     assert result.grid.px_per_mm_x == pytest.approx(TRUE_PX_PER_MM, rel=0.01)
     assert result.time_axis.duration_s == pytest.approx(10.0, abs=0.05)
-    truth = wfdb.rdrecord(str(root / "truth" / page))
-    read = result.record
-    names = list(truth.sig_name)
-    correlations = []
-    for lead in read.leads:
-        x = truth.p_signal[:, names.index(lead)]
-        y = read.lead(lead)[: len(x)]
-        ok = np.isfinite(x[: len(y)]) & np.isfinite(y)
-        if ok.sum() > 500:
-            correlations.append(float(np.corrcoef(x[: len(y)][ok], y[ok])[0, 1]))
+    correlations = lead_correlations(result.record, root / "truth" / page)
     assert len(correlations) >= 10
     assert float(np.median(correlations)) > 0.8
