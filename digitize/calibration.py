@@ -13,7 +13,9 @@ Some printers draw a narrower pulse (2–4 mm, no foot lines; four real phone ph
 ECG-Image-Kit): its height still gives the gain, but its width is no 0.2 s at either speed,
 so it says nothing of the speed (``speed_mm_s`` None), which then comes from the settings line
 or is assumed, with a warning. Such a pulse needs its three sides only and must beat every
-standard-width match by :data:`NARROW_PULSE_PENALTY`.
+standard-width match by :data:`NARROW_PULSE_PENALTY`. A standard-width pulse may have no foot
+lines either (the trace starts beside it at its first sample's level): it is matched on its
+three sides the same way, less :data:`FOOTLESS_PULSE_PENALTY`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ NARROW_PULSE_PENALTY = 0.15
 check: the label "I" and a QRS upstroke beside a narrow pulse matched as a 5-mm/mV, 50-mm/s
 pulse on a real phone photo, score 0.65, where the true narrow pulse's three sides score
 ~0.9)."""
+
+FOOTLESS_PULSE_PENALTY = 0.1
+"""Score a standard-width pulse matched on its three sides, with no foot line at its bottom,
+gives up against one with its foot lines: it is checked like a narrow pulse (sides ending at
+its bottom, hollow inside). ECG-Image-Kit's layout-variant pages start the trace at the first
+sample's level beside the pulse, not at its bottom: no lead-out, and a QRS complex next to the
+pulse's falling side matched as a footed 5-mm/mV, 50-mm/s pulse at 0.62-0.67, where the
+footless pulses' three sides match at 0.87-0.89."""
 
 HALF_PULSE_SIDES = 0.7
 """A pulse read as the upper half of one twice as tall (gain 5 → 10, 10 → 20 mm/mV) where
@@ -232,7 +242,7 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
         a, b = np.clip(a, 0, n_y), np.clip(b, 0, n_y)
         return np.where(ok, (cum[b, xi] - cum[a, xi]) / np.maximum(b - a, 1), 0.0)
 
-    best: tuple[float, float, float, int, float, float | None, float, float] | None = None
+    best: tuple[float, float, float, int, float, float | None, float, float, bool] | None = None
     centre = row_centre_px - y_lo
     bottoms_all = np.arange(int(centre - half_pitch), int(centre + half_pitch) + 1)
     for i, xl in enumerate(strokes):
@@ -258,32 +268,36 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                 sides = [vmean(xl, tops + 2, bottoms - 2),
                          hmean(tops, xl + inset, xr - inset),
                          vmean(xr, tops + 2, bottoms - 2)]
-                if narrow:
-                    # ...with no foot lines to end it, its sides must end at its bottom (the
-                    # upper half of a 10-mm pulse is no 5-mm one), and it is hollow (ink inside
-                    # is text or a complex)
-                    below = np.maximum(vmean(xl, bottoms + 3, bottoms + 0.5 * height),
-                                       vmean(xr, bottoms + 3, bottoms + 0.5 * height))
-                    inside = np.array([hmean(tops + k, xl + 3, xr - 3)
-                                       for k in (0.25 * height, 0.5 * height, 0.75 * height)]
-                                      ).max(axis=0)
-                    scores = np.minimum.reduce(sides) - np.maximum(below, inside)
-                else:
-                    scores = np.minimum.reduce([*sides, hmean(bottoms, xr + 2, xr + lead)])
-                # the lead-in is optional (some printers start the row with the pulse)
-                scores = scores + 0.01 * lead_in
+                # with no foot lines to end it (a narrow pulse; a footless one), its sides
+                # must end at its bottom (the upper half of a 10-mm pulse is no 5-mm one), and
+                # it is hollow (ink inside is text or a complex); a footless pulse's sides
+                # must not both run on (a lead name may stand under one of them)
+                below_each = (vmean(xl, bottoms + 3, bottoms + 0.5 * height),
+                              vmean(xr, bottoms + 3, bottoms + 0.5 * height))
+                below = (np.maximum if narrow else np.minimum)(*below_each)
+                inside = np.array([hmean(tops + k, xl + 3, xr - 3)
+                                   for k in (0.25 * height, 0.5 * height, 0.75 * height)]
+                                  ).max(axis=0)
+                sides_only = np.minimum.reduce(sides) - np.maximum(below, inside)
+                penalty = NARROW_PULSE_PENALTY if narrow else FOOTLESS_PULSE_PENALTY
+                footed = (np.full(len(bottoms), -np.inf) if narrow else
+                          np.minimum.reduce([*sides, hmean(bottoms, xr + 2, xr + lead)]))
+                # candidates are ranked with the three-sided match's penalty; a pulse's score
+                # is its match (the lead-in is optional: some printers start the row with the
+                # pulse)
+                ranks = np.maximum(footed, sides_only - penalty) + 0.01 * lead_in
                 # the first of near-equal maxima (the topmost line of a thick pulse base)
-                k = int(np.flatnonzero(scores >= scores.max() - 1e-6)[0])
-                # candidates are ranked with a narrow pulse's penalty; its score is its match
-                rank = float(scores[k]) - (NARROW_PULSE_PENALTY if narrow else 0.0)
-                if best is None or rank > best[0] + 1e-6:
-                    best = (rank, xl, xr, int(bottoms[k]), gain, speed, width_mm,
-                            float(scores[k]))
+                k = int(np.flatnonzero(ranks >= ranks.max() - 1e-6)[0])
+                footless = not narrow and sides_only[k] - penalty > footed[k]
+                if best is None or ranks[k] > best[0] + 1e-6:
+                    score = (sides_only[k] if narrow or footless else footed[k]) + 0.01 * lead_in[k]
+                    best = (float(ranks[k]), xl, xr, int(bottoms[k]), gain, speed, width_mm,
+                            float(score), footless)
     if best is None or best[0] < 0.5:
         return None
-    _, xl, xr, b, gain, speed, width_mm, score = best
-    bare_pulse = False
-    if speed is not None and 2 * gain in GAINS_MM_MV:
+    _, xl, xr, b, gain, speed, width_mm, score, footless = best
+    bare_pulse = footless
+    if speed is not None and not footless and 2 * gain in GAINS_MM_MV:
         # the upper half of a footless pulse twice as tall: both sides run on, drawn, for
         # the whole height again below the bottom (a major grid line through the pulse's
         # middle passes the ink level and gave the half a foot line)
@@ -465,8 +479,12 @@ STANDARD_SPEED_ROWS = 0.5
 """Least share of the rows with a pulse as wide as a speed other than 25 mm/s for that speed to be
 read (where the settings line does not say it): the same offline re-vote moved one
 ECG-Image-Kit page to 25 mm/s (266 → 267 of 272) and no own render (240 of 240 before and after);
-footless ECG-Image-Kit pulses whose lead-out is the trace measure 10 mm wide on every row and
-keep reading 50 mm/s."""
+footless ECG-Image-Kit pulses whose lead-out is the trace measured 10 mm wide on every row and
+kept reading 50 mm/s (until they were matched footless, :data:`FOOTLESS_PULSE_PENALTY`). Where
+the pulses' own gain is overruled, only the pulses of the page's gain count here: re-voted on
+the stored pulses of every family's reads after that match (ECG-Image-Kit 285, own every 4th 59,
+photos 34, real images 42), one ECG-Image-Kit page read at 50 mm/s from one 10-mm/mV "pulse"
+among QRS complexes of 5 and 20 mm/mV goes to 25 mm/s (right), no other read changes."""
 
 
 ROW_GAIN_MIN_ROWS = 2
@@ -520,7 +538,10 @@ def decide_calibration(pulses: list[Pulse], n_rows: int, text: SettingsText | No
         pulse_speed = max(sorted(set(speeds)), key=speeds.count) if speeds else None
         if (pulse_speed is not None and pulse_speed != DEFAULT_SPEED_MM_S
                 and text_speed != pulse_speed):
-            rows_of_speed = {p.row for p in pulses if p.speed_mm_s == pulse_speed}
+            # (where the pulses' own gain was overruled, most of them are no pulses: only
+            # those of the page's gain show the speed)
+            rows_of_speed = {p.row for p in (same_gain if overruled else pulses)
+                             if p.speed_mm_s == pulse_speed}
             if (len(rows_of_speed) < STANDARD_SPEED_ROWS * n_rows
                     or any(p.speed_mm_s == DEFAULT_SPEED_MM_S for p in same_gain)):
                 warnings.append(f"pulses {pulse_speed:g} mm/s wide on {len(rows_of_speed)} of "

@@ -972,6 +972,23 @@ def test_a_wide_pulse_on_one_row_does_not_set_the_paper_speed() -> None:
     assert decide_calibration(every, 4, None).speed_mm_s == 50.0
 
 
+def test_pulses_whose_gain_is_overruled_do_not_set_the_paper_speed() -> None:
+    # a tune-fold ECG-Image-Kit page at 150 bpm without pulses (25 mm/s, 10 mm/mV): QRS
+    # complexes 10 mm apart on six of seven rows matched as 50-mm/s pulses of 5, 10 and 20
+    # mm/mV; the gain went back to the standard, and the one 10-mm/mV "pulse" set 50 mm/s
+    measured = ((5.0, 4.94), (5.0, 5.75), (20.0, 20.53), (10.0, 10.08), (20.0, 20.21),
+                (5.0, 4.75))   # (gain, height mm) as read
+    qrs = [dataclasses.replace(_pulse(k, g, h), width_mm=9.8, speed_mm_s=50.0)
+           for k, (g, h) in enumerate(measured)]
+    cal = decide_calibration(qrs, 7, None)
+    assert (cal.gain_mm_mv, cal.speed_mm_s) == (10.0, 25.0)
+    assert any("read at 25 mm/s" in w for w in cal.warnings)
+    # pulses of one gain at 50 mm/s on most rows keep their speed
+    wide = [dataclasses.replace(_pulse(k, 10.0, 10.0), width_mm=10.0, speed_mm_s=50.0)
+            for k in range(5)]
+    assert decide_calibration([*wide, *qrs[:1]], 7, None).speed_mm_s == 50.0
+
+
 def test_a_folded_photos_square_one_level_lattice_is_a_grid(shared_data) -> None:
     """A phone photo of a folded page (only 5 mm lines printed, rotated ~16 deg): the lines
     across the fold are faint (periodicity 2.65 < 3), but both directions show the same line

@@ -77,6 +77,36 @@ def test_narrow_pulse_with_no_feet_gives_the_gain_but_no_speed(gain: float) -> N
     assert decide_calibration([pulse], 1, parse_settings_text("50 mm/s")).speed_mm_s == 50.0
 
 
+def test_footless_pulse_beside_a_trace_at_another_level_is_found() -> None:
+    # ECG-Image-Kit's layout variants: the pulse has no foot lines, the trace starts beside it
+    # at its first sample's level (here 1.5 mm up), a lead name stands under its falling side,
+    # and a QRS complex 5 mm on made the falling side and the QRS a footed 50-mm/s "pulse"
+    mask = _canvas(60, 60)
+    base_mm, level_mm = 45.0, 43.5
+    _draw(mask, _narrow_pulse_xy(8, base_mm, 10, 5))
+    _draw(mask, np.array([(13, level_mm), (18, level_mm), (18.5, 38), (19, 50), (19.5, level_mm),
+                          (60, level_mm)]) * PPMM)
+    for x_mm in (12.5, 13.5):   # a label "II" under the pulse's falling side
+        _draw(mask, np.array([(x_mm, 47.0), (x_mm, 51.0)]) * PPMM)
+    pulse = find_pulse(mask / 255.0, 0, base_mm * PPMM - 3, (0, 45 * PPMM), PPMM, PPMM,
+                       30 * PPMM)
+    assert pulse is not None
+    assert (pulse.gain_mm_mv, pulse.speed_mm_s) == (10.0, 25.0)
+    assert abs(pulse.x_left_px - 8 * PPMM) < 1.5 and abs(pulse.x_right_px - 13 * PPMM) < 1.5
+    assert abs(pulse.baseline_px - base_mm * PPMM) < 1.0
+
+
+def test_the_upper_half_of_a_footless_pulse_is_no_pulse_of_half_its_gain() -> None:
+    # the trace starts beside the pulse 5 mm up, where a 5-mm/mV pulse's foot would be; both
+    # sides run on below that candidate's bottom: the 10-mm/mV pulse is read
+    mask = _canvas(60, 60)
+    _draw(mask, _narrow_pulse_xy(8, 45.0, 10, 5))
+    _draw(mask, np.array([(13, 40.0), (60, 40.0)]) * PPMM)
+    pulse = find_pulse(mask / 255.0, 0, 42 * PPMM, (0, 45 * PPMM), PPMM, PPMM, 30 * PPMM)
+    assert pulse is not None and pulse.gain_mm_mv == 10.0
+    assert abs(pulse.baseline_px - 45 * PPMM) < 1.0
+
+
 def test_a_label_iii_is_no_narrow_pulse() -> None:
     # three 5-mm strokes 1.5 mm apart: the outer two and the middle one's top looked like a
     # 5-mm/mV pulse 3 mm wide (real scan ecg00007) until the top and the inside were checked
