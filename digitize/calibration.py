@@ -45,6 +45,13 @@ check: the label "I" and a QRS upstroke beside a narrow pulse matched as a 5-mm/
 pulse on a real phone photo, score 0.65, where the true narrow pulse's three sides score
 ~0.9)."""
 
+TRACE_BEFORE_PULSE_MM = 10.0
+"""Most inked columns (mm) near a row's centre line, in the searched strip left of a candidate
+pulse (less 2 mm of lead-in), for it to be the row's pulse: a lead name before the pulse or a
+scanner's dark edge strip is a few mm; more is the row's trace, and the candidate a QRS complex
+further along it (ECG-Image-Kit layout variants without pulses, whose rows start at the page's
+pulse column: a QRS 27 mm in was taken for a pulse and the time axis started there)."""
+
 FOOTLESS_PULSE_PENALTY = 0.1
 """Score a standard-width pulse matched on its three sides, with no foot line at its bottom,
 gives up against one with its foot lines: it is checked like a narrow pulse (sides ending at
@@ -219,6 +226,16 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     row_cum = np.hstack([np.zeros((thick.shape[0], 1)), np.cumsum(thick, axis=1)])
 
     n_y, n_x = thick.shape
+    # columns where the row's trace runs (a thin line of ink near its centre line, not a dark
+    # blotch over most of it: a desk or shading beside the page): a pulse starts its row, so a
+    # candidate with a stretch of trace before it is a complex (see TRACE_BEFORE_PULSE_MM)
+    centre_band = max(0.25 * row_pitch_px, 3 * px_per_mm_y)
+    c0 = round(row_centre_px - y_lo)
+    near_centre = region[max(0, int(c0 - centre_band)):int(c0 + centre_band) + 1] >= 0.4
+    trace_cols = np.asarray(near_centre.any(axis=0) & (near_centre.mean(axis=0) < 0.5),
+                            dtype=float)
+    trace_cum = np.concatenate([[0.0], np.cumsum(trace_cols)])
+    max_before_px = TRACE_BEFORE_PULSE_MM * px_per_mm_x
 
     def hmean(ys: np.ndarray, xa: float, xb: float) -> np.ndarray:
         """Mean ink along rows ``ys`` (rounded) between columns ``xa`` and ``xb``."""
@@ -253,6 +270,8 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
                       and xr - xl >= NARROW_PULSE_MIN_PX)
             if speed is None and not narrow:
                 continue
+            if trace_cum[max(0, int(xl - 2 * px_per_mm_x))] > max_before_px:
+                break   # every later candidate starts further right
             lead = max(1.2 * px_per_mm_x, 5.0)
             # a narrow pulse's top is checked across its whole width (the middle stroke of a
             # label "III" tops the central third of its outer strokes: a real image)

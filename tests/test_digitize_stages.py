@@ -107,6 +107,26 @@ def test_the_upper_half_of_a_footless_pulse_is_no_pulse_of_half_its_gain() -> No
     assert abs(pulse.baseline_px - 45 * PPMM) < 1.0
 
 
+def test_a_pulse_shape_along_the_rows_trace_is_no_pulse() -> None:
+    # a row with no pulse: 25 mm of trace, then a square complex 5 mm wide and 10 mm tall
+    # (ECG-Image-Kit layout variants without pulses: a QRS 27 mm in was read as the pulse)
+    mask = _canvas(60, 70)
+    base_mm = 45.0
+    trace = [(2.0, base_mm), (27.0, base_mm), (27.0, base_mm - 10), (32.0, base_mm - 10),
+             (32.0, base_mm), (70.0, base_mm)]
+    _draw(mask, np.array(trace) * PPMM)
+    assert find_pulse(mask / 255.0, 0, base_mm * PPMM, (0, 40 * PPMM), PPMM, PPMM,
+                      30 * PPMM) is None
+    # the same pulse with only a lead name before it is the row's pulse
+    mask = _canvas(60, 70)
+    _draw(mask, np.array(trace[1:]) * PPMM)
+    for x_mm in (23.0, 24.5):
+        _draw(mask, np.array([(x_mm, base_mm - 4), (x_mm, base_mm + 1)]) * PPMM)
+    pulse = find_pulse(mask / 255.0, 0, base_mm * PPMM, (0, 40 * PPMM), PPMM, PPMM, 30 * PPMM)
+    assert pulse is not None and (pulse.gain_mm_mv, pulse.speed_mm_s) == (10.0, 25.0)
+    assert abs(pulse.x_left_px - 27 * PPMM) < 1.5
+
+
 def test_a_label_iii_is_no_narrow_pulse() -> None:
     # three 5-mm strokes 1.5 mm apart: the outer two and the middle one's top looked like a
     # 5-mm/mV pulse 3 mm wide (real scan ecg00007) until the top and the inside were checked
