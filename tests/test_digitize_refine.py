@@ -634,13 +634,18 @@ def test_pulses_far_into_the_rows_do_not_confirm_a_second_read(shared_data: Path
     """Real photo ecg00020 (dark grey grid, its printed pulses cut off at the left edge): on
     the second read grid lines 30 mm into each row passed as pulses (10 and 5 mm/mV, 50 mm/s)
     with a 40-mm search strip, and the page was read with its cells shifted and a trace along
-    a grid line. The second read searches 30 mm: the page is refused."""
+    a grid line. The second read searches 30 mm, and a pulse candidate with more than
+    ``TRACE_BEFORE_PULSE_MM`` of its row's trace before it is no pulse: each alone refuses it."""
+    import ecglens.digitize.calibration as calibration_mod
     import ecglens.digitize.pipeline as pipeline_mod
 
     path = shared_data / "ecg_image_kit" / "real_images" / "ecg00020.jpg"
     with pytest.raises(DigitizeError, match="no ECG trace rows"):
         digitize_file(path)
-    monkeypatch.setattr(pipeline_mod, "RETRY_PULSE_SEARCH_MM", 40.0)  # the test's premise
+    monkeypatch.setattr(pipeline_mod, "RETRY_PULSE_SEARCH_MM", 40.0)
+    with pytest.raises(DigitizeError, match="no ECG trace rows"):
+        digitize_file(path)
+    monkeypatch.setattr(calibration_mod, "TRACE_BEFORE_PULSE_MM", 1e9)  # the test's premise
     assert digitize_file(path)[0].layout.name == "3x4"
 
 
