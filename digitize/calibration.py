@@ -51,6 +51,11 @@ pulse (less 2 mm of lead-in), for it to be the row's pulse: a lead name before t
 scanner's dark edge strip is a few mm; more is the row's trace, and the candidate a QRS complex
 further along it (ECG-Image-Kit layout variants without pulses, whose rows start at the page's
 pulse column: a QRS 27 mm in was taken for a pulse and the time axis started there)."""
+TRACE_LINE_MAX_SHARE = 0.5
+"""...counting a column as trace only where ink covers less than this share of the band near
+the row's centre line (a thin line, not a blotch): counting any ink there, the desk's dark
+shading left of a wrinkled ECG-Image-Kit tune page hid its true pulses (14.47 → −4.94 dB) and a
+refused photo without truth was read at a wrong scale; with it both read as before."""
 
 FOOTLESS_PULSE_PENALTY = 0.1
 """Score a standard-width pulse matched on its three sides, with no foot line at its bottom,
@@ -232,8 +237,8 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     centre_band = max(0.25 * row_pitch_px, 3 * px_per_mm_y)
     c0 = round(row_centre_px - y_lo)
     near_centre = region[max(0, int(c0 - centre_band)):int(c0 + centre_band) + 1] >= 0.4
-    trace_cols = np.asarray(near_centre.any(axis=0) & (near_centre.mean(axis=0) < 0.5),
-                            dtype=float)
+    trace_cols = np.asarray(near_centre.any(axis=0)
+                            & (near_centre.mean(axis=0) < TRACE_LINE_MAX_SHARE), dtype=float)
     trace_cum = np.concatenate([[0.0], np.cumsum(trace_cols)])
     max_before_px = TRACE_BEFORE_PULSE_MM * px_per_mm_x
 
