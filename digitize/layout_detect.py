@@ -652,20 +652,15 @@ class RowSpanScale:
     n_agree: int
 
 
-def _run_bounds(cols: np.ndarray, max_step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of the ascending columns ``cols`` (at least one) that part where two neighbours
-    lie more than ``max_step`` apart: the indices into ``cols`` of each run's first and last."""
-    breaks = np.flatnonzero(np.diff(cols) > max_step)
-    return np.concatenate(([0], breaks + 1)), np.concatenate((breaks, [len(cols) - 1]))
-
-
 def _longest_run(inked: np.ndarray, max_gap_px: int) -> tuple[int, int] | None:
     """First and last column of the longest run of ``inked`` columns that bridges gaps of up
     to ``max_gap_px``; None where nothing is inked."""
     cols = np.flatnonzero(inked)
     if not len(cols):
         return None
-    starts, ends = _run_bounds(cols, max_gap_px + 1)
+    breaks = np.flatnonzero(np.diff(cols) > max_gap_px + 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(cols) - 1]))
     best = int(np.argmax(cols[ends] - cols[starts]))
     return int(cols[starts[best]]), int(cols[ends[best]])
 

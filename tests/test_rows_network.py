@@ -125,4 +125,3 @@ def test_single_column_gaps_do_not_break_a_row_in_the_networks_ink(shared_data) 
     found = np.array([row.centre_px for row in bridged.rows])
     assert len(found) == 4
     assert np.max(np.abs(found - np.array(truth))) < 2 * geometry.px_per_mm_y
-
