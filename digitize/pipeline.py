@@ -76,6 +76,7 @@ from ecglens.digitize.pulse_rows import (
     rows_start_px,
 )
 from ecglens.digitize.seg_ink import (
+    inked_pixels,
     page_trace_map,
     path_from_env,
     path_ink,
@@ -1179,13 +1180,15 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     if prob is not None and abs(trace_px_per_mm / map_px_per_mm - 1.0) > MAP_RESCALE:
         # the scale came from the pulses after the map was made (no grid): made again
         prob = page_trace_map(page, trace_px_per_mm)
-    raised = (trace_stage_ink(page, clean, trace_px_per_mm, TRACE_RUN_LEVEL, prob)
+    inked = inked_pixels(page, clean) if prob is not None else None
+    raised = (trace_stage_ink(page, clean, trace_px_per_mm, TRACE_RUN_LEVEL, prob, inked)
               if prob is not None else None)
     trace_ink = clean if raised is None else raised
     lap("trace model")
     coverage = (tuple(row_trace_coverage(prob, baselines0, x_ranges, ppmm_y))
                 if prob is not None else None)
-    path_dark = path_ink(clean, prob) if prob is not None and path_from_env() else None
+    path_dark = (path_ink(clean, prob, inked=inked) if prob is not None and path_from_env()
+                 else None)
     traces = extract_traces(trace_ink, baselines0, x_ranges, ppmm_y, threshold=TRACE_RUN_LEVEL,
                             max_excursion_px=reach, path_darkness=path_dark)
     traces = dataclasses.replace(traces, network_runs=raised is not None,
