@@ -209,7 +209,11 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
 
     On a page whose grid is dark, the grid level is above the darkness of a thin stroke
     (anti-aliased and JPEG-blurred at 100 dpi), which is then paper to ``darkness``: the runs
-    and the path went along the baseline under the spike.
+    and the path went along the baseline under the spike. Only a line's own pixels count
+    (no lighter than both neighbours across it, along x or y): with the blurred edge beside a
+    thick scanned line counted too, every run grew by a pixel each side, and an own-renderer
+    scan pinned in the tests (a 12x1 page at 5 mm/mV, 118 dpi) fell from 10.45 to 3.62 dB
+    (9.53 with the edge left out).
     """
     from ecglens.digitize.grid import normalised_u8
 
@@ -219,7 +223,11 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
         np.repeat(image_rgb[..., None], 3, axis=2))
     lightest = cv2.max(cv2.max(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
     paper_level = round(255 * (1.0 - PAPER_INK_LEVEL))
-    return (lightest <= paper_level) | (darkness >= faint_level)
+    # a line's own pixels, not the blurred edge beside it: no lighter than both neighbours
+    # across it, along x or along y
+    ridge = ((lightest <= cv2.erode(lightest, np.ones((1, 3), np.uint8)))
+             | (lightest <= cv2.erode(lightest, np.ones((3, 1), np.uint8))))
+    return ((lightest <= paper_level) & ridge) | (darkness >= faint_level)
 
 
 def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
