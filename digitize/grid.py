@@ -196,6 +196,13 @@ def normalised_u8(image_rgb: np.ndarray) -> np.ndarray:
     return cv2.divide(image_rgb, bg, scale=255.0)
 
 
+def lightest_channel(norm_rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel lightest of the three channels of a :func:`normalised_u8` image, uint8
+    ``(H, W)`` (paper ~255): a coloured grid line stays light in at least one channel, ink is
+    dark in all three."""
+    return cv2.max(cv2.max(norm_rgb[:, :, 0], norm_rgb[:, :, 1]), norm_rgb[:, :, 2])
+
+
 def normalised_darkness(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel darkness ``1 - I / paper`` (float32 planes R, G, B; paper ~ 0, ink ~ 1)."""
     bg = paper_background(image_rgb)
@@ -208,7 +215,7 @@ def normalised_darkness(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 def _evidence_maps(image_rgb: np.ndarray) -> _Maps:
     norm = normalised_u8(image_rgb)  # paper ~255
-    n_max = np.maximum(np.maximum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
+    n_max = lightest_channel(norm)
     n_min = np.minimum(np.minimum(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
     k = np.float32(1.0 / 255.0)
     spread = (n_max - n_min).astype(np.float32) * k  # = dmax - dmin

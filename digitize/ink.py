@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ecglens.digitize.grid import GridResult, normalised_u8
+from ecglens.digitize.grid import GridResult, lightest_channel, normalised_u8
 from ecglens.digitize.seg_ink import gate_darkness, resolve
 
 log = logging.getLogger(__name__)
@@ -179,11 +179,8 @@ def find_ink(image_rgb: np.ndarray, grid: GridResult, cap_at_grid_lines: bool = 
     """
     norm = normalised_u8(image_rgb)  # paper ~255
     coloured = grid.grid_colour in ("red", "pink", "orange", "green", "blue")
-    if coloured:
-        # coloured grid lines stay bright in at least one channel; ink is dark in all
-        light = cv2.max(cv2.max(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
-    else:
-        light = cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
+    # coloured grid lines stay bright in at least one channel; ink is dark in all
+    light = lightest_channel(norm) if coloured else cv2.cvtColor(norm, cv2.COLOR_RGB2GRAY)
     if subtract_grid:
         raw = (255 - light).astype(np.float32) * np.float32(1.0 / 255.0)
         above = raw

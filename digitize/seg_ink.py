@@ -215,19 +215,24 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
     scan pinned in the tests (a 12x1 page at 5 mm/mV, 118 dpi) fell from 10.45 to 3.62 dB
     (9.53 with the edge left out).
     """
-    from ecglens.digitize.grid import normalised_u8
+    from ecglens.digitize.grid import lightest_channel, normalised_u8
 
-    if image_rgb.shape[:2] != darkness.shape:
-        raise ValueError(f"image {image_rgb.shape[:2]} and darkness {darkness.shape} differ")
-    norm = normalised_u8(image_rgb) if image_rgb.ndim == 3 else normalised_u8(
-        np.repeat(image_rgb[..., None], 3, axis=2))
-    lightest = cv2.max(cv2.max(norm[:, :, 0], norm[:, :, 1]), norm[:, :, 2])
+    if image_rgb.ndim != 3 or image_rgb.shape[:2] != darkness.shape:
+        raise ValueError(f"image {image_rgb.shape} is not an RGB image of the darkness's "
+                         f"shape {darkness.shape}")
+    lightest = lightest_channel(normalised_u8(image_rgb))
     paper_level = round(255 * (1.0 - PAPER_INK_LEVEL))
     # a line's own pixels, not the blurred edge beside it: no lighter than both neighbours
     # across it, along x or along y
     ridge = ((lightest <= cv2.erode(lightest, np.ones((1, 3), np.uint8)))
              | (lightest <= cv2.erode(lightest, np.ones((3, 1), np.uint8))))
     return ((lightest <= paper_level) & ridge) | (darkness >= faint_level)
+
+
+def _holds_ink(darkness: np.ndarray, faint_level: float,
+               inked: np.ndarray | None) -> np.ndarray:
+    """``inked`` where given (see :func:`inked_pixels`), else darkness above the grid level."""
+    return darkness >= faint_level if inked is None else inked
 
 
 def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
@@ -245,9 +250,7 @@ def raise_faint_trace(darkness: np.ndarray, prob: np.ndarray, run_level: float,
     """
     if darkness.shape != prob.shape:
         raise ValueError(f"darkness {darkness.shape} and probability {prob.shape} differ")
-    if inked is None:
-        inked = darkness >= faint_level
-    lift = (prob > PROB_LEVEL) & inked
+    lift = (prob > PROB_LEVEL) & _holds_ink(darkness, faint_level, inked)
     return np.where(lift, np.maximum(darkness, np.float32(run_level)),
                     darkness).astype(np.float32, copy=False)
 
@@ -378,9 +381,8 @@ def path_ink(darkness: np.ndarray, prob: np.ndarray,
     """
     if darkness.shape != prob.shape:
         raise ValueError(f"darkness {darkness.shape} and probability {prob.shape} differ")
-    if inked is None:
-        inked = darkness >= faint_level
-    return np.where(inked, np.maximum(prob, np.float32(PATH_COLOUR_SHARE) * darkness),
+    return np.where(_holds_ink(darkness, faint_level, inked),
+                    np.maximum(prob, np.float32(PATH_COLOUR_SHARE) * darkness),
                     np.float32(0.0)).astype(np.float32, copy=False)
 
 
