@@ -6,7 +6,8 @@ by the number of rows, the separator ticks at cell boundaries, the positions and
 lead labels read by OCR, and — between templates that only differ in lead order (12x1 vs
 Cabrera) — Einthoven's law on the read signals. A page whose evidence fits no template is
 reported as unknown, never silently forced into one. A rhythm strip prints the lead whose name
-is read at its start, else (with a warning) the template's default (:func:`strip_leads`).
+is read at its start, else the lead whose cell its trace copies, else (with a warning) the
+template's default (:func:`strip_leads`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ lead II strips "I"; their II cells beat the I cells by 0.10-0.25. Of the 6 strip
 StripMatch = Callable[[Layout, int, str], "float | None"]
 """``match(layout, strip_row, lead)``: correlation of a strip's trace with the cell(s) of
 ``lead`` over the same samples (None where it cannot be measured); see :func:`strip_matcher`."""
+
+StripDistance = Callable[[Layout, int, str], "float | None"]
+"""``distance(layout, strip_row, lead)``: how far a strip's trace is from the cell of ``lead``
+over the same samples (None where it cannot be measured); see :func:`strip_distances`."""
+
+STRIP_COPY_DISTANCE = 0.25
+"""A rhythm strip with no name read at its start prints the lead whose cell its trace copies:
+the rms of their difference (means removed) at most this share of the larger of their standard
+deviations, and the next nearest lead's cell at least :data:`STRIP_COPY_CONTRAST` times as far
+(:func:`strip_leads`). On the 46 strips read on the ECG-Image-Kit tune pages (folds 1-8,
+layout variant; measured with a script on the page reads, not kept): where the nearest cell was
+another lead's (6 strips: an aVF strip near II, a V5 strip near V6, misread strips) it lay at
+0.32-0.76 and the next within 1.32 times that; the 32 strips the two bounds name are all named
+right (printed lead at 0.01-0.23, the next 1.6-72 times as far); the 14 others (neighbours
+alike: V5/V6, II/aVF within 1.15-1.45 times; or the cell at 0.29-0.38) keep the template's
+lead or the name read, as before."""
+STRIP_COPY_CONTRAST = 1.5
+SAME_INK_DISTANCE = 0.005
+"""A strip read at this distance from a cell or nearer is the very ink of that cell's row read
+twice (two rows' paths on one stroke), not a copy printed apart: that cell is not a candidate.
+On the tune pages, two 12x1+1 strips (V1) lay at 0.000 from their III cells; every copy
+printed apart at 0.013 or more."""
 
 STRIP_NAMES = frozenset({"I", "II", "III", "aVR", "aVL", "aVF", "-aVR",
                          "V1", "V2", "V3", "V4", "V5", "V6"})
@@ -135,8 +158,9 @@ class StripLead:
     lead
         The lead it prints.
     source
-        ``"label"``: the name read at the strip's start; ``"template"``: the template's default
-        (no usable name read).
+        ``"label"``: the name read at the strip's start; ``"trace"``: the lead whose cell the
+        strip's trace copies (no usable name read; :data:`STRIP_COPY_DISTANCE`);
+        ``"template"``: the template's default (neither).
     label_x
         Where the name that decided it was read (fraction of the time axis), or None.
     label_lead
@@ -144,6 +168,9 @@ class StripLead:
     r_label, r_template
         Correlation of the strip's trace with the cell of ``label_lead`` and of the template's
         lead (None where not measured).
+    copy_distance
+        With source ``"trace"``: the strip's distance from the cell it copies
+        (:func:`strip_distances`).
     """
 
     row: int
@@ -153,6 +180,7 @@ class StripLead:
     label_lead: str | None = None
     r_label: float | None = None
     r_template: float | None = None
+    copy_distance: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -727,7 +755,8 @@ def _template_boundaries(layout: Layout, row: int) -> set[float]:
 
 
 def strip_leads(layout: Layout, labels: list[tuple[int, float, str]],
-                match: StripMatch | None = None) -> tuple[tuple[StripLead, ...], list[str]]:
+                match: StripMatch | None = None, distance: StripDistance | None = None
+                ) -> tuple[tuple[StripLead, ...], list[str]]:
     """The lead each rhythm strip of ``layout`` prints, and warnings.
 
     A strip prints the lead whose name is read at its start (``STRIP_LABEL_X``). A name there
@@ -737,7 +766,9 @@ def strip_leads(layout: Layout, labels: list[tuple[int, float, str]],
     With ``match``, a name other than the template's lead is kept only where the strip's
     trace does not match the template lead's cell better (``STRIP_MATCH_MARGIN``): OCR reads
     a II as I now and then. With no name, two different ones, or a name the trace refutes,
-    the template's lead is kept and a warning says that it was assumed.
+    the template's lead is kept and a warning says that it was assumed, unless ``distance``
+    shows the lead whose cell the strip's trace copies (:data:`STRIP_COPY_DISTANCE`; source
+    ``"trace"``).
     """
     strips = []
     warnings = []
@@ -765,6 +796,11 @@ def strip_leads(layout: Layout, labels: list[tuple[int, float, str]],
             why = (f"{lead} read at its start, but its trace matches the {default} cell "
                    f"(r {r_default:.2f}) better than the {lead} cell (r {r_label:.2f})")
         else:
+            copied = _copied_lead(layout, row, distance) if distance is not None else None
+            if copied is not None:
+                strips.append(StripLead(row, copied[0], "trace",
+                                        copy_distance=round(copied[1], 3)))
+                continue
             strips.append(StripLead(row, default, "template"))
             why = ("no lead name read at its start" if not names else
                    f"names {', '.join(sorted(names))} read at its start")
@@ -773,33 +809,77 @@ def strip_leads(layout: Layout, labels: list[tuple[int, float, str]],
     return tuple(strips), warnings
 
 
+def _copied_lead(layout: Layout, row: int, distance: StripDistance
+                 ) -> tuple[str, float] | None:
+    """The lead whose cell a strip's trace copies, and its distance (see
+    :data:`STRIP_COPY_DISTANCE`); None where no lead's cell is clearly the one."""
+    found = sorted((d, lead) for lead in {c.stored_lead for c in layout.cells}
+                   if (d := distance(layout, row, lead)) is not None)
+    if not found or found[0][0] > STRIP_COPY_DISTANCE:
+        return None
+    if len(found) > 1 and found[1][0] < STRIP_COPY_CONTRAST * found[0][0]:
+        return None
+    return found[0][1], found[0][0]
+
+
+def _strip_and_cells(traces: tuple, axis: TimeAxis, layout: Layout, row: int, lead: str):
+    """For each cell of ``lead`` on another row: the strip's trace and the cell's, read at the
+    same instants (the middle 90 % of the cell; the strip's cell starts at the axis start),
+    where both are finite (at least 50 samples, neither flat), and whether the cell prints the
+    lead inverted."""
+    span = axis.x1_px - axis.x0_px
+    strip = traces[row]
+    for cell in layout.cells:
+        if (cell.stored_lead != lead.lstrip("-") or cell.row == row
+                or cell.row >= len(traces)):
+            continue
+        a, b = cell.record_span
+        f = np.linspace(a + 0.05 * (b - a), b - 0.05 * (b - a), 400)
+        other = traces[cell.row]
+        ys = np.interp(axis.x0_px + f * span, np.asarray(strip.x_px, float), strip.y_px,
+                       left=np.nan, right=np.nan)
+        yc = np.interp(axis.x0_px + (cell.t0 + f - a) * span, np.asarray(other.x_px, float),
+                       other.y_px, left=np.nan, right=np.nan)
+        ok = np.isfinite(ys) & np.isfinite(yc)
+        if ok.sum() < 50 or np.std(ys[ok]) == 0 or np.std(yc[ok]) == 0:
+            continue
+        yield ys[ok], yc[ok], cell.inverted != lead.startswith("-")
+
+
+def strip_distances(traces: tuple, axis: TimeAxis) -> StripDistance:
+    """:data:`StripDistance` on a page's row traces: the least rms difference (means removed)
+    between a strip row's trace and a cell of the lead, as a share of the larger of their
+    standard deviations (0: the very samples), over the samples of :func:`strip_matcher`; a
+    cell at :data:`SAME_INK_DISTANCE` or nearer is the strip's own ink and is left out."""
+
+    def distance(layout: Layout, row: int, lead: str) -> float | None:
+        if row >= len(traces):
+            return None
+        best = None
+        for ys, yc, inverted in _strip_and_cells(traces, axis, layout, row, lead):
+            if inverted:
+                yc = -yc
+            diff = (ys - ys.mean()) - (yc - yc.mean())
+            d = float(np.sqrt(np.mean(diff ** 2)) / max(np.std(ys), np.std(yc)))
+            if d > SAME_INK_DISTANCE:
+                best = d if best is None else min(best, d)
+        return best
+
+    return distance
+
+
 def strip_matcher(traces: tuple, axis: TimeAxis) -> StripMatch:
     """:data:`StripMatch` on a page's row traces (``RowTrace``: ``x_px``, ``y_px``): the best
     correlation of a strip row's trace with a cell of the lead over that cell's samples (the
     middle 90 %), the strip read at the same instants (its cell starts at the axis start)."""
-    span = axis.x1_px - axis.x0_px
 
     def match(layout: Layout, row: int, lead: str) -> float | None:
         if row >= len(traces):
             return None
-        strip = traces[row]
         best = None
-        for cell in layout.cells:
-            if (cell.stored_lead != lead.lstrip("-") or cell.row == row
-                    or cell.row >= len(traces)):
-                continue
-            a, b = cell.record_span
-            f = np.linspace(a + 0.05 * (b - a), b - 0.05 * (b - a), 400)
-            other = traces[cell.row]
-            ys = np.interp(axis.x0_px + f * span, np.asarray(strip.x_px, float), strip.y_px,
-                           left=np.nan, right=np.nan)
-            yc = np.interp(axis.x0_px + (cell.t0 + f - a) * span, np.asarray(other.x_px, float),
-                           other.y_px, left=np.nan, right=np.nan)
-            ok = np.isfinite(ys) & np.isfinite(yc)
-            if ok.sum() < 50 or np.std(ys[ok]) == 0 or np.std(yc[ok]) == 0:
-                continue
-            r = float(np.corrcoef(ys[ok], yc[ok])[0, 1])
-            if cell.inverted != lead.startswith("-"):
+        for ys, yc, inverted in _strip_and_cells(traces, axis, layout, row, lead):
+            r = float(np.corrcoef(ys, yc)[0, 1])
+            if inverted:
                 r = -r
             best = r if best is None else max(best, r)
         return best
@@ -809,7 +889,8 @@ def strip_matcher(traces: tuple, axis: TimeAxis) -> StripMatch:
 
 def choose_layout(n_rows: int, ticks: list[dict[float, float]],
                   labels: list[tuple[int, float, str]], einthoven: dict[str, float] | None = None,
-                  strip_match: StripMatch | None = None) -> LayoutResult:
+                  strip_match: StripMatch | None = None,
+                  strip_distance: StripDistance | None = None) -> LayoutResult:
     """Score every template against the evidence and pick the best.
 
     Parameters
@@ -825,6 +906,9 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
         differ only in lead order.
     strip_match
         Checks a name read on a rhythm strip against its trace (see :func:`strip_leads`).
+    strip_distance
+        Names a rhythm strip with no name read from the cell its trace copies (see
+        :func:`strip_leads`).
     """
     # a lead is printed once (twice with its rhythm strip): a name read more often is OCR
     # taking strokes for letters ("I" from QRS spikes: a faint own-renderer scan at 110 dpi
@@ -877,7 +961,7 @@ def choose_layout(n_rows: int, ticks: list[dict[float, float]],
         if margin < 0.15:
             warnings.append(f"layout {best} only narrowly preferred to {ranked[1][0]} "
                             f"(scores {best_score:.2f} vs {ranked[1][1]:.2f})")
-    strips, strip_warnings = strip_leads(LAYOUTS[best], labels, strip_match)
+    strips, strip_warnings = strip_leads(LAYOUTS[best], labels, strip_match, strip_distance)
     warnings.extend(strip_warnings)
     evidence["strips"] = [dataclasses.asdict(s) for s in strips]
     return LayoutResult(best, round(confidence, 3), scores, evidence, tuple(warnings), strips)

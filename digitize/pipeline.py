@@ -61,6 +61,7 @@ from ecglens.digitize.layout_detect import (
     find_rows,
     find_time_axis,
     scale_from_row_span,
+    strip_distances,
     strip_matcher,
     tick_evidence,
 )
@@ -1287,7 +1288,8 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
                                      ("layout given by the caller",))
     else:
         layout_result = choose_layout(len(rows.rows), ticks, label_positions, einthoven_scores,
-                                      strip_matcher(traces.rows, axis))
+                                      strip_matcher(traces.rows, axis),
+                                      strip_distances(traces.rows, axis))
     warnings.extend(layout_result.warnings)
     lap("layout")
     layout = layout_result.layout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -54,7 +55,8 @@ def test_strip_takes_the_name_read_at_its_start() -> None:
     assert (strip.row, strip.lead, strip.source, strip.label_x) == (6, "aVF", "label", 0.01)
     assert result.evidence["strips"] == [{"row": 6, "lead": "aVF", "source": "label",
                                           "label_x": 0.01, "label_lead": "aVF",
-                                          "r_label": None, "r_template": None}]
+                                          "r_label": None, "r_template": None,
+                                          "copy_distance": None}]
     assert not any("rhythm strip" in w for w in result.warnings)
 
 
@@ -211,3 +213,52 @@ def test_ecg_image_kit_12x1_strip_page_keeps_its_strip(shared_data) -> None:
     result = digitize_file(page, use_ocr=False)[0]
     assert result.layout.layout is not None and result.layout.layout.name == "12x1+1"
     assert not any("copies no lead" in w for w in result.warnings)
+
+
+def _strip_of(traces, **kw):
+    """The rhythm strip of a 6x2+1 page whose bottom row is ``traces``' last row, no name read."""
+    from ecglens.digitize.layout_detect import TimeAxis, strip_distances
+
+    axis = TimeAxis(x0_px=0.0, x1_px=1000.0, duration_s=10.0, n_samples=5000, source="test")
+    result = choose_layout(7, [MID] * 6 + [NONE], [],
+                           strip_distance=strip_distances(traces.rows, axis), **kw)
+    (strip,) = result.strips
+    return strip, result
+
+
+def test_a_nameless_strip_prints_the_lead_whose_cell_its_trace_copies() -> None:
+    # 6x2+1: row 5 prints III over 0-5 s (its first column); the strip copies it with its own
+    # pen noise
+    strip, result = _strip_of(_row_traces(7, strip_copies=5))
+    assert (strip.lead, strip.source) == ("III", "trace")
+    assert strip.copy_distance is not None and strip.copy_distance < 0.25
+    assert result.layout.row_cells(6)[0].lead == "III"
+    assert not any("rhythm strip" in w for w in result.warnings)
+
+
+def test_a_strip_that_copies_no_cell_or_is_another_row_s_own_ink_keeps_the_template_lead(
+        ) -> None:
+    from ecglens.digitize.trace import TraceResult
+
+    strip, result = _strip_of(_row_traces(7, strip_copies=None))
+    assert (strip.lead, strip.source) == ("II", "template")
+    assert any("rhythm strip (row 6) assumed to be lead II" in w for w in result.warnings)
+    # the bottom row read along row 5's very stroke (the same samples): not a printed copy
+    traces = _row_traces(7, strip_copies=5)
+    same = (*traces.rows[:6], dataclasses.replace(traces.rows[6], y_px=traces.rows[5].y_px))
+    strip, _ = _strip_of(TraceResult(rows=same, ink_threshold=0.35, line_width_px=2.0))
+    assert (strip.lead, strip.source) == ("II", "template")
+
+
+def test_a_strip_near_two_cells_alike_is_not_named_from_its_trace() -> None:
+    from ecglens.digitize.layout_detect import STRIP_COPY_CONTRAST
+
+    def distance(of: dict[str, float]):
+        return lambda layout, row, lead: of.get(lead)
+
+    near = {"V5": 0.10, "V6": 0.10 * STRIP_COPY_CONTRAST * 0.9, "II": 0.6}
+    result = choose_layout(4, [GRID] * 3 + [NONE], [], strip_distance=distance(near))
+    assert (result.strips[0].lead, result.strips[0].source) == ("II", "template")
+    apart = {"V5": 0.10, "V6": 0.10 * STRIP_COPY_CONTRAST * 1.1, "II": 0.6}
+    result = choose_layout(4, [GRID] * 3 + [NONE], [], strip_distance=distance(apart))
+    assert (result.strips[0].lead, result.strips[0].source) == ("V5", "trace")
