@@ -1181,7 +1181,7 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
     if prob is not None and abs(trace_px_per_mm / map_px_per_mm - 1.0) > MAP_RESCALE:
         # the scale came from the pulses after the map was made (no grid): made again
         prob = page_trace_map(page, trace_px_per_mm)
-    inked = inked_pixels(page, clean) if prob is not None else None
+    inked = inked_pixels(page, clean, px_per_mm=trace_px_per_mm) if prob is not None else None
     raised = (trace_stage_ink(page, clean, trace_px_per_mm, TRACE_RUN_LEVEL, prob, inked)
               if prob is not None else None)
     trace_ink = clean if raised is None else raised

@@ -202,8 +202,22 @@ pages; 2024 SNR, before: darkness above the grid level only, 13.80 dB): 0.1 14.4
 (clean 16.87, scan 12.55 -> 14.30), 0.3 14.52 (clean 16.95, scan 13.80)."""
 
 
+PAPER_INK_SPECK_MM = 0.25
+"""Pixels that hold ink only by :data:`PAPER_INK_LEVEL` (not above the grid level) count where
+they form a group (8-connected) of at least ``(PAPER_INK_SPECK_MM * px_per_mm)²`` pixels: none
+is left out at 4 px/mm or less, 1-2 px groups at 6 px/mm, up to 5 px at 10 px/mm. Beside a
+well-inked line at 6-12 px/mm such specks are bits of grid lines in the network's band and the
+light gap between the up- and downstroke of a narrow spike; the path took them for the trace
+(an own-renderer 6x2+1 page, 9.9 px/mm: one R spike read as two, V5 28.3 -> 11.4 dB). Eight
+own seed-0 pages that lost most to the paper-relative ink (18.29 dB before it, 16.53 with it):
+16.62 with a stricter line-pixel test alone, 17.94 with it and a fixed 4-px least group (but
+ECG-Image-Kit tune 14.53 -> 14.18 dB: at 4 px/mm thin strokes break into such groups), 17.91
+with this scaled group."""
+
+
 def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
-                 faint_level: float = FAINT_TRACE_LEVEL) -> np.ndarray:
+                 faint_level: float = FAINT_TRACE_LEVEL,
+                 px_per_mm: float | None = None) -> np.ndarray:
     """Pixels that hold some ink: darker than the paper in their lightest colour channel by
     :data:`PAPER_INK_LEVEL`, or above the page's grid level (``darkness`` >= ``faint_level``).
 
@@ -213,7 +227,8 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
     (no lighter than both neighbours across it, along x or y): with the blurred edge beside a
     thick scanned line counted too, every run grew by a pixel each side, and an own-renderer
     scan pinned in the tests (a 12x1 page at 5 mm/mV, 118 dpi) fell from 10.45 to 3.62 dB
-    (9.53 with the edge left out).
+    (9.53 with the edge left out). With ``px_per_mm``, specks of such pixels smaller than
+    :data:`PAPER_INK_SPECK_MM` squared are left out.
     """
     from ecglens.digitize.grid import lightest_channel, normalised_u8
 
@@ -226,7 +241,17 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
     # across it, along x or along y
     ridge = ((lightest <= cv2.erode(lightest, np.ones((1, 3), np.uint8)))
              | (lightest <= cv2.erode(lightest, np.ones((3, 1), np.uint8))))
-    return ((lightest <= paper_level) & ridge) | (darkness >= faint_level)
+    above_grid = darkness >= faint_level
+    paper_only = (lightest <= paper_level) & ridge & ~above_grid
+    # a group smaller than the pen's cross-section is no stroke
+    least_px = max(1, round((PAPER_INK_SPECK_MM * px_per_mm) ** 2)) if px_per_mm else 1
+    if least_px > 1:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(paper_only.astype(np.uint8),
+                                                               connectivity=8)
+        keep = stats[:, cv2.CC_STAT_AREA] >= least_px
+        keep[0] = False
+        paper_only = keep[labels]
+    return paper_only | above_grid
 
 
 def _holds_ink(darkness: np.ndarray, faint_level: float,

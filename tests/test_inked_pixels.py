@@ -47,6 +47,23 @@ def test_a_stroke_lighter_than_the_grid_holds_ink() -> None:
         inked_pixels(image[:-1], darkness)
 
 
+def test_specks_of_faint_ink_count_only_at_a_scale_where_strokes_break_into_them() -> None:
+    """Beside a well-inked line at 10 px/mm, a 2-px speck only darker than the paper is no
+    stroke; at 4 px/mm (ECG-Image-Kit pages at 100 dpi) a thin stroke breaks into such specks
+    and every one counts. A long faint stroke counts at both scales."""
+    image = np.full((80, 120, 3), 235, np.uint8)
+    image[40, 10:110] = 20                      # the trace's baseline, well inked
+    image[30, 50:52] = 150                      # a 2-px speck in the band above it
+    image[10:30, 90] = 150                      # a faint 20-px stroke
+    darkness = np.zeros((80, 120), np.float32)
+    darkness[40, 10:110] = 1.0
+    fine = inked_pixels(image, darkness, px_per_mm=10.0)
+    assert not fine[30, 50] and fine[20, 90] and fine[40, 60]
+    coarse = inked_pixels(image, darkness, px_per_mm=4.0)
+    assert coarse[30, 50] and coarse[20, 90]
+    assert (inked_pixels(image, darkness) == coarse).all()
+
+
 def test_thin_spikes_on_a_dark_grid_scan_are_read_to_their_tips(shared_data) -> None:
     """An ECG-Image-Kit tune scan (strat_fold 1-8) with a dark grey-teal grid: its thin R and
     S spikes were cut to under half their height (the precordial leads at 3-6 dB)."""
