@@ -237,8 +237,10 @@ def find_pulse(darkness: np.ndarray, row: int, row_centre_px: float, search_x: t
     centre_band = max(0.25 * row_pitch_px, 3 * px_per_mm_y)
     c0 = round(row_centre_px - y_lo)
     near_centre = region[max(0, int(c0 - centre_band)):int(c0 + centre_band) + 1] >= 0.4
+    # (a count, not a mean: the band can lie outside the region, with no rows)
     trace_cols = np.asarray(near_centre.any(axis=0)
-                            & (near_centre.mean(axis=0) < TRACE_LINE_MAX_SHARE), dtype=float)
+                            & (near_centre.sum(axis=0)
+                               < TRACE_LINE_MAX_SHARE * near_centre.shape[0]), dtype=float)
     trace_cum = np.concatenate([[0.0], np.cumsum(trace_cols)])
     max_before_px = TRACE_BEFORE_PULSE_MM * px_per_mm_x
 

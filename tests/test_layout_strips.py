@@ -233,7 +233,7 @@ def test_a_nameless_strip_prints_the_lead_whose_cell_its_trace_copies() -> None:
     assert (strip.lead, strip.source) == ("III", "trace")
     assert strip.copy_distance is not None and strip.copy_distance < 0.25
     assert result.layout.row_cells(6)[0].lead == "III"
-    assert not any("rhythm strip" in w for w in result.warnings)
+    assert any("rhythm strip (row 6) named III from its trace" in w for w in result.warnings)
 
 
 def test_a_strip_that_copies_no_cell_or_is_another_row_s_own_ink_keeps_the_template_lead(
