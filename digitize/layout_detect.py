@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -83,9 +83,10 @@ deviations, and the next nearest lead's cell at least :data:`STRIP_COPY_CONTRAST
 (:func:`strip_leads`). On the 46 strips read on the ECG-Image-Kit tune pages (folds 1-8,
 layout variant; measured with a script on the page reads, not kept): where the nearest cell was
 another lead's (6 strips: an aVF strip near II, a V5 strip near V6, misread strips) it lay at
-0.32-0.76 and the next within 1.32 times that; the strips printed lead at 0.01-0.23 and the
-next 1.6-72 times as far were named right, the 14 others (neighbours alike: V5/V6, II/aVF
-within 1.15-1.45 times; or the cell at 0.29-0.38) keep the template's lead or the name read.
+0.32-0.76 and the next within 1.32 times that; the 32 strips whose printed lead's cell lay at
+0.01-0.23 with the next 1.6-72 times as far were named right; the 14 others (neighbours alike:
+V5/V6, II/aVF within 1.15-1.45 times; or the cell at 0.29-0.38) keep the template's lead or
+the name read.
 With a bound of 0.25, over every ECG-Image-Kit page read (all variants, both parts,
 ``benchmarks/families.py``) 126 strips were named from their trace, 125 right: every strip
 named a lead other than the template's on the tune part lay at 0.013-0.182 (16 strips), the
@@ -832,7 +833,8 @@ def _copied_lead(layout: Layout, row: int, distance: StripDistance
     return found[0][1], found[0][0]
 
 
-def _strip_and_cells(traces: tuple, axis: TimeAxis, layout: Layout, row: int, lead: str):
+def _strip_and_cells(traces: tuple, axis: TimeAxis, layout: Layout, row: int, lead: str
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray, bool]]:
     """For each cell of ``lead`` on another row: the strip's trace and the cell's, read at the
     same instants (the middle 90 % of the cell; the strip's cell starts at the axis start),
     where both are finite (at least 50 samples, neither flat), and whether the cell prints the

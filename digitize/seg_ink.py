@@ -205,7 +205,8 @@ pages; 2024 SNR, before: darkness above the grid level only, 13.80 dB): 0.1 14.4
 PAPER_INK_SPECK_MM = 0.25
 """Pixels that hold ink only by :data:`PAPER_INK_LEVEL` (not above the grid level) count where
 they form a group (8-connected) of at least ``(PAPER_INK_SPECK_MM * px_per_mm)²`` pixels: none
-is left out at 4 px/mm or less, 1-2 px groups at 6 px/mm, up to 5 px at 10 px/mm. Beside a
+is left out at 4 px/mm or less, single pixels at 6 px/mm, groups of up to 3 px at 8 px/mm and
+up to 5 px at 10 px/mm. Beside a
 well-inked line at 6-12 px/mm such specks are bits of grid lines in the network's band and the
 light gap between the up- and downstroke of a narrow spike; the path took them for the trace
 (an own-renderer 6x2+1 page, 9.9 px/mm: one R spike read as two, V5 28.3 -> 11.4 dB). Eight
@@ -227,7 +228,9 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
     (no lighter than both neighbours across it, along x or y): with the blurred edge beside a
     thick scanned line counted too, every run grew by a pixel each side, and an own-renderer
     scan pinned in the tests (a 12x1 page at 5 mm/mV, 118 dpi) fell from 10.45 to 3.62 dB
-    (9.53 with the edge left out). With ``px_per_mm``, specks of such pixels smaller than
+    (9.53 with the edge left out). (Along a straight line, ties let its blurred edge through
+    as well: the test is about the lightness across the line and along it.) With
+    ``px_per_mm``, specks of such pixels smaller than
     :data:`PAPER_INK_SPECK_MM` squared are left out.
     """
     from ecglens.digitize.grid import lightest_channel, normalised_u8
