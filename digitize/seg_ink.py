@@ -35,6 +35,8 @@ import os
 import cv2
 import numpy as np
 
+from ecglens.digitize.grid import lightest_channel, normalised_u8
+
 log = logging.getLogger(__name__)
 
 TRACE_MODEL_ENV = "ECGLENS_TRACE_MODEL"
@@ -203,17 +205,16 @@ pages; 2024 SNR, before: darkness above the grid level only, 13.80 dB): 0.1 14.4
 
 
 PAPER_INK_SPECK_MM = 0.25
-"""Pixels that hold ink only by :data:`PAPER_INK_LEVEL` (not above the grid level) count where
-they form a group (8-connected) of at least ``(PAPER_INK_SPECK_MM * px_per_mm)²`` pixels: none
-is left out at 4 px/mm or less, single pixels at 6 px/mm, groups of up to 3 px at 8 px/mm and
-up to 5 px at 10 px/mm. Beside a
-well-inked line at 6-12 px/mm such specks are bits of grid lines in the network's band and the
-light gap between the up- and downstroke of a narrow spike; the path took them for the trace
-(an own-renderer 6x2+1 page, 9.9 px/mm: one R spike read as two, V5 28.3 -> 11.4 dB). Eight
-own seed-0 pages that lost most to the paper-relative ink (18.29 dB before it, 16.53 with it):
-16.62 with a stricter line-pixel test alone, 17.94 with it and a fixed 4-px least group (but
-ECG-Image-Kit tune 14.53 -> 14.18 dB: at 4 px/mm thin strokes break into such groups), 17.91
-with this scaled group."""
+"""Pixels that hold ink only by :data:`PAPER_INK_LEVEL` (not above the grid level) count where they
+form a group (8-connected) of at least ``(PAPER_INK_SPECK_MM * px_per_mm)²`` pixels: none is
+left out at 4 px/mm or less, single pixels at 6 px/mm, groups of up to 3 px at 8 px/mm and up to
+5 px at 10 px/mm. Beside a well-inked line at 6-12 px/mm such specks are bits of grid lines in
+the network's band and the light gap between the up- and downstroke of a narrow spike; the path
+took them for the trace (an own-renderer 6x2+1 page, 9.9 px/mm: one R spike read as two, V5 28.3
+-> 11.4 dB). Eight own seed-0 pages that lost most to the paper-relative ink (18.29 dB before
+it, 16.53 with it): 16.62 with a stricter line-pixel test alone, 17.94 with it and a fixed 4-px
+least group (but ECG-Image-Kit tune 14.53 -> 14.18 dB: at 4 px/mm thin strokes break into such
+groups), 17.91 with this scaled group."""
 
 
 def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
@@ -230,11 +231,9 @@ def inked_pixels(image_rgb: np.ndarray, darkness: np.ndarray,
     scan pinned in the tests (a 12x1 page at 5 mm/mV, 118 dpi) fell from 10.45 to 3.62 dB
     (9.53 with the edge left out). (Along a straight line, ties let its blurred edge through
     as well: the test is about the lightness across the line and along it.) With
-    ``px_per_mm``, specks of such pixels smaller than
-    :data:`PAPER_INK_SPECK_MM` squared are left out.
+    ``px_per_mm``, specks of such pixels smaller than :data:`PAPER_INK_SPECK_MM` squared are
+    left out.
     """
-    from ecglens.digitize.grid import lightest_channel, normalised_u8
-
     if image_rgb.ndim != 3 or image_rgb.shape[:2] != darkness.shape:
         raise ValueError(f"image {image_rgb.shape} is not an RGB image of the darkness's "
                          f"shape {darkness.shape}")
@@ -304,13 +303,13 @@ def trace_stage_ink(image_rgb: np.ndarray, darkness: np.ndarray, px_per_mm: floa
                     inked: np.ndarray | None = None) -> np.ndarray | None:
     """:func:`raise_faint_trace` on the network's map of the (deskewed) page (``prob``, or
     made here), or None where the network is switched off or its model cannot be run;
-    ``inked``: the page's :func:`inked_pixels` (made here if not given)."""
+    ``inked``: the page's :func:`inked_pixels` (made here at ``px_per_mm`` if not given)."""
     if prob is None:
         prob = page_trace_map(image_rgb, px_per_mm)
     if prob is None:
         return None
     if inked is None:
-        inked = inked_pixels(image_rgb, darkness)
+        inked = inked_pixels(image_rgb, darkness, px_per_mm=px_per_mm)
     return raise_faint_trace(darkness, prob, run_level, inked=inked)
 
 
