@@ -47,8 +47,9 @@ from ecglens.digitize.calibration import (
     parse_settings_text,
     scale_from_pulses,
 )
-from ecglens.digitize.convert import ConvertResult, build_record, einthoven_residual
+from ecglens.digitize.convert import FS_HZ, ConvertResult, build_record, einthoven_residual
 from ecglens.digitize.ecg_check import ReadingCheck, check_reading
+from ecglens.digitize.grid import lightest_channel, normalised_u8
 from ecglens.digitize.labels import TextResult, read_text, trace_pixels
 from ecglens.digitize.layout_detect import (
     AXIS_MAX_GAP_MM,
@@ -86,6 +87,7 @@ from ecglens.digitize.seg_ink import (
     trace_only_ink,
     trace_stage_ink,
 )
+from ecglens.digitize.separators import SeparatorFit, fit_separators, separator_profile
 from ecglens.digitize.trace import (
     MAX_EXCURSION_MV,
     RowTrace,
@@ -200,6 +202,10 @@ class DigitizeResult:
     network_row_count
         How many rows the ink the segmentation network calls trace shows, where the rows were
         found in the colour ink (None otherwise, or without the network).
+    separators
+        The time axis fitted to the printed lead separators
+        (:class:`digitize.separators.SeparatorFit`; ``accepted`` says whether it replaced the
+        axis read from the rows' ends); None where the page has no cell rows.
     """
 
     source: str
@@ -221,6 +227,7 @@ class DigitizeResult:
     orientation: Orientation | None = None
     ecg_check: ReadingCheck | None = None
     network_row_count: int | None = None
+    separators: SeparatorFit | None = None
 
     @property
     def record(self) -> ECGRecord:
@@ -288,6 +295,8 @@ class DigitizeResult:
                                    [round(c, 3) for c in self.traces.row_trace_coverage]),
             "network_row_count": self.network_row_count,
             "time_axis": dataclasses.asdict(self.time_axis),
+            "separators": (None if self.separators is None
+                           else dataclasses.asdict(self.separators)),
             "labels": [{"text": lab.text, "lead": lab.lead, "box": list(lab.box)}
                        for lab in self.text.labels],
             "leads": {lead.lead: {"confidence": lead.confidence, "rows": list(lead.rows),
@@ -1271,6 +1280,20 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         traces = dataclasses.replace(traces, rows=traces.rows[:-1])
         baselines = baselines[:-1]
         cal = dataclasses.replace(cal, row_gain_mm_mv=cal.row_gain_mm_mv[:-1])
+    separators = fit_separators(
+        separator_profile(clean, claimed, baselines, rows.pitch_px, ppmm_x,
+                          lightest=lightest_channel(normalised_u8(page))), axis.x0_px,
+        axis.x1_px, ppmm_x, strip_rows=_known_strip_rows(len(rows.rows)))
+    if separators is not None and separators.accepted:
+        # four columns between the separators' lattice ends: the standard 250 mm, which sets
+        # the scale along x too (a row read from a late first ink, or a grid's px/mm a few
+        # per cent off, gave a shorter axis; its length is not kept)
+        ppmm_x = (separators.x1_px - separators.x0_px) / STANDARD_AXIS_MM
+        standard_s = STANDARD_AXIS_MM / cal.speed_mm_s
+        axis = TimeAxis(x0_px=separators.x0_px, x1_px=separators.x1_px,
+                        duration_s=round(standard_s, 4), n_samples=round(standard_s * FS_HZ),
+                        source=f"{axis.source}; fitted to the lead separators "
+                               f"({separators.reason})")
     ticks = tick_evidence(clean, baselines, axis, ppmm_x)
     label_positions = []
     span = axis.x1_px - axis.x0_px
@@ -1314,7 +1337,14 @@ def _read_geometry(geometry: PageInk, source: str, page_index: int, n_pages: int
         rows=rows, text=text, calibration=cal, time_axis=axis, traces=traces,
         layout=layout_result, convert=conv, baselines_px=tuple(float(b) for b in baselines),
         warnings=tuple(dict.fromkeys(warnings)), timings_s=timings,
-        network_row_count=network_row_count)
+        network_row_count=network_row_count, separators=separators)
+
+
+def _known_strip_rows(n_rows: int) -> tuple[int, ...]:
+    """The rhythm-strip rows every template of ``n_rows`` rows shares (none where the
+    templates of that count differ, e.g. 3x4+3 and 6x2)."""
+    found = {lay.rhythm_rows for lay in LAYOUTS.values() if lay.n_rows == n_rows}
+    return next(iter(found)) if len(found) == 1 else ()
 
 
 def _mode(values: np.ndarray) -> float:
