@@ -11,9 +11,11 @@ inspected on its own:
 6. ``text``     :func:`digitize.labels.read_text`     (labels + settings line, one OCR call)
 7. ``calibration`` :func:`digitize.calibration.find_pulse` / ``decide_calibration``
 8. ``trace``    :func:`digitize.trace.extract_traces`
-9. ``layout``   :func:`digitize.layout_detect.choose_layout` (ticks, labels, Einthoven)
-10. ``convert`` :func:`digitize.convert.build_record`
-11. ``check``   :func:`digitize.ecg_check.check_reading` → ``ReadingCheck`` (is it an ECG?)
+9. ``separators`` :func:`digitize.separators.fit_separators` → ``SeparatorFit`` (the time
+   axis read from the rows' ends, or fitted to the printed lead changes)
+10. ``layout``  :func:`digitize.layout_detect.choose_layout` (ticks, labels, Einthoven)
+11. ``convert`` :func:`digitize.convert.build_record`
+12. ``check``   :func:`digitize.ecg_check.check_reading` → ``ReadingCheck`` (is it an ECG?)
 
 Between ``ink`` and ``rows`` the first read runs the orientation stage
 (:func:`digitize.orient.find_orientation` → ``Orientation``) on the page as given; a page
