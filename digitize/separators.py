@@ -39,14 +39,17 @@ average); on the real images such moves changed no grade."""
 GRID_SQUARE_MM = 5.0
 """Pitch of a grid's major lines (mm); see :func:`fit_separators`."""
 GRID_REPEATS = 4
+"""How many whole squares either side of a column :func:`fit_separators` looks for the same
+thin ink (a grid line's remnants, on an ECG-Image-Kit wrinkled page every 10 mm)."""
 SEPARATOR_MIN_MM = 1.0
 """Thin vertical ink (mm, summed over the band) that shows a separator at a column."""
 SEPARATOR_SHIFT_MM = 25.0
 """Farthest the fitted axis start may lie from the one read from the rows' ends (mm: 1 s
 at 25 mm/s)."""
 SEPARATOR_SCALE = 0.15
-"""Largest relative change of the axis pitch the separators may make (a grid's px/mm is
-known to a few per cent on photos)."""
+"""Largest relative change of the axis pitch the separators may make: a grid's px/mm is
+known to a few per cent on photos, and one real scan (ecg00007 of the real images) prints its
+four columns 13 % wider than its grid's px/mm says."""
 SEPARATOR_FRACTIONS = (0.25, 0.5, 0.75)
 CONFIRMED_WEIGHT = 1000
 """A confirmed boundary outweighs any number of rows seen at unconfirmed ones."""
@@ -57,9 +60,11 @@ class SeparatorFit:
     """The axis start and length the separators give (page px), and what decided it.
 
     ``seen`` counts the (row, boundary) pairs with a separator at the fitted axis,
-    ``seen_before`` those at the axis read from the rows' ends; ``strip_seen`` the
-    boundaries where a rhythm strip (which has no lead changes) shows as much thin ink,
-    i.e. a QRS every row shares. ``accepted`` says whether the fit replaces the axis."""
+    ``seen_before`` those at the axis read from the rows' ends, ``confirmed`` the fitted
+    boundaries most cell rows confirm, ``n_pairs`` all (row, boundary) pairs; ``strip_seen``
+    the fitted boundaries where a rhythm strip (which has no lead changes) shows thin ink.
+    ``shift_mm`` and ``scale`` give the fitted start and length against the read axis;
+    ``accepted`` says whether the fit replaces it (see :func:`fit_separators`)."""
 
     x0_px: float
     x1_px: float
@@ -113,9 +118,10 @@ def fit_separators(profile: np.ndarray, x0_px: float, x1_px: float, px_per_mm: f
 
     Searches starts within :data:`SEPARATOR_SHIFT_MM` of ``x0_px`` and lengths within
     :data:`SEPARATOR_SCALE` of ``x1_px - x0_px``; a (row, quarter point) pair is seen where
-    the profile holds :data:`SEPARATOR_MIN_MM` within a pixel of it. Rows in ``strip_rows``
-    (rhythm strips: no lead changes) count against a fit where they show as much ink: QRS
-    complexes line up over every row of a simultaneous printout and are not separators.
+    the profile holds :data:`SEPARATOR_MIN_MM` within a pixel of it, unless the row holds as
+    much at two or more whole grid squares along it (:data:`GRID_REPEATS`: a grid's lines).
+    Rows in ``strip_rows`` (rhythm strips: no lead changes) rule a column out where they show
+    any: QRS complexes line up over every row of a simultaneous printout.
     A boundary is confirmed where most cell rows (at least two) show a separator at it; the
     fit is accepted where it confirms all three, more than the read axis does, and moves a
     lead change by at least :data:`SEPARATOR_MIN_MOVE_MM`. None where there are no cell rows."""
