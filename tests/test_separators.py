@@ -69,6 +69,20 @@ def test_qrs_columns_shared_with_the_strip_are_not_separators() -> None:
     assert fit is not None and not fit.accepted
 
 
+def test_a_fit_moving_no_lead_change_by_1_mm_keeps_the_axis() -> None:
+    # the read axis 0.5 mm late: the separators confirm all three boundaries half a
+    # millimetre earlier, within what the axis from the ends is right to; it is kept. The
+    # same axis 3 mm late is moved onto them.
+    true_x0, length = 20 * PX_PER_MM, 250 * PX_PER_MM
+    dark, mask, baselines = _page([true_x0 + f * length for f in (0.25, 0.5, 0.75)], qrs_x=[])
+    profile = separator_profile(dark, mask, baselines, PITCH_PX, PX_PER_MM)
+    for late_mm, accepted in ((0.5, False), (3.0, True)):
+        read_x0 = true_x0 + late_mm * PX_PER_MM
+        fit = fit_separators(profile, read_x0, read_x0 + length, PX_PER_MM, strip_rows=(3,))
+        assert fit is not None and fit.confirmed == 3 and fit.accepted is accepted
+        assert abs(fit.x0_px - true_x0) <= 1.0
+
+
 def test_one_boundary_does_not_move_the_axis() -> None:
     # a 6x2+1-like page: a separator at 5 s only on the six cell rows; one boundary could be
     # a grid line or a QRS column as well: the axis read from the ends is kept
