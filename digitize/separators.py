@@ -48,8 +48,8 @@ SEPARATOR_SHIFT_MM = 25.0
 at 25 mm/s)."""
 SEPARATOR_SCALE = 0.15
 """Largest relative change of the axis pitch the separators may make: a grid's px/mm is
-known to a few per cent on photos, and one real scan (ecg00007 of the real images) prints its
-four columns 13 % wider than its grid's px/mm says."""
+known to a few per cent on photos, and the pitches fitted on the real images lay at 0.99-1.13
+of the one their grid's px/mm gives."""
 SEPARATOR_FRACTIONS = (0.25, 0.5, 0.75)
 CONFIRMED_WEIGHT = 1000
 """A confirmed boundary outweighs any number of rows seen at unconfirmed ones."""
@@ -208,8 +208,8 @@ def fit_separators(profile: np.ndarray, x0_px: float, x1_px: float, px_per_mm: f
     confirmed, confirmed_before = total // CONFIRMED_WEIGHT, before // CONFIRMED_WEIGHT
     n = total % CONFIRMED_WEIGHT
     n_pairs = len(cell_rows) * len(SEPARATOR_FRACTIONS)
-    # without a rhythm strip to tell QRS columns from lead changes, every boundary must be
-    # confirmed: QRS spikes the read trace missed line up over the rows too
+    # every boundary must be confirmed (grid remnants and QRS spikes the read trace missed
+    # confirm one or two), and a move within what the axis from the ends is right to is none
     moved_mm = float(np.max(np.abs(start + np.asarray(SEPARATOR_FRACTIONS) * length
                                    - (x0_px + np.asarray(SEPARATOR_FRACTIONS) * span))))
     moved_mm /= px_per_mm
